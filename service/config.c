@@ -1,0 +1,504 @@
+/* config: the table of known keys drives parsing, --help, --dump-config and
+ * the documented default file, so the four cannot disagree. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { KEY_STRING, KEY_INT, KEY_DECIMAL, KEY_ENUM } key_type_t;
+
+typedef struct key_def {
+    const char *name;
+    key_type_t type;
+    const char *default_value;
+    int64_t min, max;       /* KEY_INT bounds, inclusive */
+    const char *choices;    /* KEY_ENUM: '|'-separated */
+    size_t offset;          /* where the value lives in config_t */
+    const char *doc;
+} key_def_t;
+
+#define FIELD(f) offsetof(config_t, f)
+
+static const key_def_t KEYS[] = {
+    {"input.topic", KEY_STRING, "payments", 0, 0, NULL, FIELD(input_topic),
+     "Topic the payments are consumed from."},
+    {"alert.topic", KEY_STRING, "fraud-alerts", 0, 0, NULL, FIELD(alert_topic),
+     "Topic alerts are produced to, keyed by user id."},
+    {"dlq.topic", KEY_STRING, "payments-dlq", 0, 0, NULL, FIELD(dlq_topic),
+     "Dead-letter topic: every message that is not a valid payment, with its reason in headers."},
+    {"group.id", KEY_STRING, "fraud-detector", 0, 0, NULL, FIELD(group_id),
+     "Kafka consumer group shared by all instances."},
+    {"redis.url", KEY_STRING, "redis://127.0.0.1:6379", 0, 0, NULL, FIELD(redis_url),
+     "Redis holding the state: redis://[[user]:password@]host[:port][/db]."},
+    {"redis.key.prefix", KEY_STRING, "fraud:", 0, 0, NULL, FIELD(redis_key_prefix),
+     "Prefix of every Redis key the service writes."},
+    {"redis.connect.timeout.ms", KEY_INT, "2000", 1, 600000, NULL,
+     FIELD(redis_connect_timeout_ms), "Timeout for connecting to Redis."},
+    {"redis.command.timeout.ms", KEY_INT, "5000", 1, 600000, NULL,
+     FIELD(redis_command_timeout_ms), "Timeout for one Redis pipeline round trip."},
+    {"state.ttl.ms", KEY_INT, "0", 0, INT64_MAX / 2, NULL, FIELD(state_ttl_ms),
+     "Time to live of a user's state, in ms of processing time; each write resets it "
+     "(Redis PEXPIRE). 0 means state never expires."},
+    {"state.cache.max.entries", KEY_INT, "1000000", 1, INT64_MAX / 2, NULL,
+     FIELD(state_cache_max_entries),
+     "Users held in the in-process cache; past it the least recently used clean users "
+     "are evicted after each batch."},
+    {"batch.max.messages", KEY_INT, "10000", 1, 1000000, NULL, FIELD(batch_max_messages),
+     "Most messages processed, persisted and committed as one batch."},
+    {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
+     FIELD(amount_jump_threshold),
+     "Alert when amount - previous_amount >= this (exact decimal)."},
+    {"log.level", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", FIELD(log_level),
+     "Least severe level logged."},
+    {"log.format", KEY_ENUM, "text", 0, 0, "text|json", FIELD(log_format),
+     "Log line format on stderr."},
+};
+#define KEY_COUNT (sizeof(KEYS) / sizeof(KEYS[0]))
+
+/* librdkafka settings the service chooses unless the user overrides them. */
+static const struct {
+    const char *name, *value, *doc;
+} KAFKA_DEFAULTS[] = {
+    {"bootstrap.servers", "127.0.0.1:9092", "Kafka brokers."},
+    {"auto.offset.reset", "earliest",
+     "Where a group with no committed offset starts; earliest, as in Kafka Streams, so "
+     "payments produced before the first start are processed."},
+};
+#define KAFKA_DEFAULT_COUNT (sizeof(KAFKA_DEFAULTS) / sizeof(KAFKA_DEFAULTS[0]))
+
+#define KAFKA_PREFIX "kafka."
+
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    va_list ap;
+    if (!errstr || errstr_size == 0) return;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+static const key_def_t *find_key(const char *name) {
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        if (strcmp(KEYS[i].name, name) == 0) return &KEYS[i];
+    return NULL;
+}
+
+static bool enum_allows(const char *choices, const char *value) {
+    size_t len = strlen(value);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0) return true;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static int parse_int(const char *value, int64_t *out) {
+    char *end;
+    long long v;
+    if (!*value || isspace((unsigned char)*value)) return -1;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (errno || *end) return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_known(config_t *cfg, const key_def_t *def, const char *value,
+                     char *errstr, size_t errstr_size) {
+    void *field = (char *)cfg + def->offset;
+    switch (def->type) {
+    case KEY_STRING:
+    case KEY_ENUM: {
+        if (def->type == KEY_ENUM && !enum_allows(def->choices, value)) {
+            set_error(errstr, errstr_size, "%s: invalid value \"%s\": expected one of %s",
+                      def->name, value, def->choices);
+            return -1;
+        }
+        if (def->type == KEY_STRING && !*value) {
+            set_error(errstr, errstr_size, "%s: must not be empty", def->name);
+            return -1;
+        }
+        char *copy = strdup(value);
+        if (!copy) {
+            set_error(errstr, errstr_size, "%s: out of memory", def->name);
+            return -1;
+        }
+        free(*(char **)field);
+        *(char **)field = copy;
+        return 0;
+    }
+    case KEY_INT: {
+        int64_t v;
+        if (parse_int(value, &v) != 0 || v < def->min || v > def->max) {
+            set_error(errstr, errstr_size,
+                      "%s: invalid value \"%s\": expected an integer from %lld to %lld",
+                      def->name, value, (long long)def->min, (long long)def->max);
+            return -1;
+        }
+        *(int64_t *)field = v;
+        return 0;
+    }
+    case KEY_DECIMAL: {
+        decimal_t d;
+        decimal_status_t st = decimal_parse(value, strlen(value), &d);
+        if (st != DECIMAL_OK || d < 0) {
+            set_error(errstr, errstr_size,
+                      "%s: invalid value \"%s\": expected a non-negative decimal with at "
+                      "most 4 digits after the point",
+                      def->name, value);
+            return -1;
+        }
+        *(decimal_t *)field = d;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static int set_kafka(config_t *cfg, const char *name, const char *value, char *errstr,
+                     size_t errstr_size) {
+    if (!*name) {
+        set_error(errstr, errstr_size, "kafka.: missing librdkafka property name");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (strcmp(cfg->kafka[i].name, name) == 0) {
+            char *copy = strdup(value);
+            if (!copy) goto oom;
+            free(cfg->kafka[i].value);
+            cfg->kafka[i].value = copy;
+            return 0;
+        }
+    }
+    config_kafka_prop_t *grown =
+        realloc(cfg->kafka, (cfg->kafka_count + 1) * sizeof(*cfg->kafka));
+    if (!grown) goto oom;
+    cfg->kafka = grown;
+    config_kafka_prop_t *prop = &cfg->kafka[cfg->kafka_count];
+    prop->name = strdup(name);
+    prop->value = strdup(value);
+    if (!prop->name || !prop->value) {
+        free(prop->name);
+        free(prop->value);
+        goto oom;
+    }
+    cfg->kafka_count++;
+    return 0;
+oom:
+    set_error(errstr, errstr_size, "kafka.%s: out of memory", name);
+    return -1;
+}
+
+int config_set(config_t *cfg, const char *key, const char *value, char *errstr,
+               size_t errstr_size) {
+    if (strncmp(key, KAFKA_PREFIX, strlen(KAFKA_PREFIX)) == 0)
+        return set_kafka(cfg, key + strlen(KAFKA_PREFIX), value, errstr, errstr_size);
+    if (strcmp(key, "kafka.group.id") == 0) {
+        set_error(errstr, errstr_size, "kafka.group.id: use group.id instead");
+        return -1;
+    }
+    const key_def_t *def = find_key(key);
+    if (!def) {
+        set_error(errstr, errstr_size,
+                  "unknown configuration key \"%s\" (see fraud-detector --help)", key);
+        return -1;
+    }
+    return set_known(cfg, def, value, errstr, errstr_size);
+}
+
+config_t *config_new(void) {
+    char errstr[256];
+    config_t *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg) return NULL;
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (set_known(cfg, &KEYS[i], KEYS[i].default_value, errstr, sizeof(errstr)) != 0) {
+            config_destroy(cfg);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++) {
+        if (set_kafka(cfg, KAFKA_DEFAULTS[i].name, KAFKA_DEFAULTS[i].value, errstr,
+                      sizeof(errstr)) != 0) {
+            config_destroy(cfg);
+            return NULL;
+        }
+    }
+    return cfg;
+}
+
+void config_destroy(config_t *cfg) {
+    if (!cfg) return;
+    for (size_t i = 0; i < KEY_COUNT; i++)
+        if (KEYS[i].type == KEY_STRING || KEYS[i].type == KEY_ENUM)
+            free(*(char **)((char *)cfg + KEYS[i].offset));
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        free(cfg->kafka[i].name);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    free(cfg);
+}
+
+static char *trim(char *s) {
+    char *end;
+    while (isspace((unsigned char)*s)) s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+    return s;
+}
+
+int config_load_text(config_t *cfg, const char *text, size_t len, const char *origin,
+                     char *errstr, size_t errstr_size) {
+    char line[4096];
+    size_t pos = 0;
+    int lineno = 0;
+    while (pos < len) {
+        size_t start = pos, n;
+        while (pos < len && text[pos] != '\n') pos++;
+        n = pos - start;
+        pos++; /* past the newline */
+        lineno++;
+        if (n >= sizeof(line)) {
+            set_error(errstr, errstr_size, "%s:%d: line longer than %zu bytes", origin,
+                      lineno, sizeof(line) - 1);
+            return -1;
+        }
+        memcpy(line, text + start, n);
+        line[n] = '\0';
+        if (memchr(line, '\0', n)) {
+            set_error(errstr, errstr_size, "%s:%d: NUL byte in line", origin, lineno);
+            return -1;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#') continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            set_error(errstr, errstr_size, "%s:%d: expected key=value, got \"%s\"", origin,
+                      lineno, s);
+            return -1;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        char reason[512];
+        if (config_set(cfg, key, value, reason, sizeof(reason)) != 0) {
+            set_error(errstr, errstr_size, "%s:%d: %s", origin, lineno, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size) {
+    FILE *f = fopen(path, "rb");
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+    if (!f) {
+        set_error(errstr, errstr_size, "cannot open config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        if (len == cap) {
+            size_t new_cap = cap ? cap * 2 : 4096;
+            char *grown = new_cap > (1u << 24) ? NULL : realloc(text, new_cap);
+            if (!grown) {
+                free(text);
+                fclose(f);
+                set_error(errstr, errstr_size, "config file %s: too large", path);
+                return -1;
+            }
+            text = grown;
+            cap = new_cap;
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) break;
+    }
+    if (ferror(f)) {
+        set_error(errstr, errstr_size, "cannot read config file %s", path);
+        free(text);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    rc = config_load_text(cfg, text, len, path, errstr, errstr_size);
+    free(text);
+    return rc;
+}
+
+/* FRAUD_STATE_TTL_MS -> state.ttl.ms, matching known keys first so that a
+ * key with an underscore in it (rule.amount_jump.threshold) maps back. */
+static bool env_name_matches(const char *env_key, const char *key) {
+    for (; *env_key && *key; env_key++, key++) {
+        char want = (*key == '.') ? '_' : (char)toupper((unsigned char)*key);
+        if (*env_key != want) return false;
+    }
+    return *env_key == '\0' && *key == '\0';
+}
+
+int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size) {
+    static const char prefix[] = "FRAUD_";
+    for (; envp && *envp; envp++) {
+        const char *entry = *envp;
+        if (strncmp(entry, prefix, sizeof(prefix) - 1) != 0) continue;
+        const char *eq = strchr(entry, '=');
+        if (!eq) continue;
+        char env_key[256], key[300];
+        size_t n = (size_t)(eq - entry) - (sizeof(prefix) - 1);
+        if (n == 0 || n >= sizeof(env_key)) {
+            set_error(errstr, errstr_size, "environment: bad variable name %.*s",
+                      (int)(eq - entry), entry);
+            return -1;
+        }
+        memcpy(env_key, entry + sizeof(prefix) - 1, n);
+        env_key[n] = '\0';
+
+        const key_def_t *def = NULL;
+        for (size_t i = 0; i < KEY_COUNT && !def; i++)
+            if (env_name_matches(env_key, KEYS[i].name)) def = &KEYS[i];
+        if (def) {
+            snprintf(key, sizeof(key), "%s", def->name);
+        } else if (strncmp(env_key, "KAFKA_", 6) == 0) {
+            size_t k = 0;
+            for (const char *p = env_key; *p && k + 1 < sizeof(key); p++)
+                key[k++] = (*p == '_') ? '.' : (char)tolower((unsigned char)*p);
+            key[k] = '\0';
+        } else {
+            set_error(errstr, errstr_size,
+                      "environment: unknown configuration variable FRAUD_%s", env_key);
+            return -1;
+        }
+        char reason[512];
+        if (config_set(cfg, key, eq + 1, reason, sizeof(reason)) != 0) {
+            set_error(errstr, errstr_size, "environment FRAUD_%s: %s", env_key, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
+    if (strcmp(cfg->input_topic, cfg->alert_topic) == 0 ||
+        strcmp(cfg->input_topic, cfg->dlq_topic) == 0) {
+        set_error(errstr, errstr_size,
+                  "input.topic \"%s\" must differ from alert.topic and dlq.topic",
+                  cfg->input_topic);
+        return -1;
+    }
+    if (strncmp(cfg->redis_url, "redis://", 8) != 0) {
+        set_error(errstr, errstr_size, "redis.url: expected redis://host:port, got \"%.*s\"",
+                  8, cfg->redis_url);
+        return -1;
+    }
+    return 0;
+}
+
+const char *config_kafka_get(const config_t *cfg, const char *name) {
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (strcmp(cfg->kafka[i].name, name) == 0) return cfg->kafka[i].value;
+    return NULL;
+}
+
+bool config_key_is_secret(const char *key) {
+    return strstr(key, "password") || strstr(key, "secret") || strstr(key, "sasl.jaas") ||
+           strstr(key, "ssl.key.pem") || strstr(key, "ssl_key");
+}
+
+void config_mask_url(const char *url, char *out, size_t out_size) {
+    const char *scheme_end = strstr(url, "://");
+    const char *at = strrchr(url, '@');
+    if (!scheme_end || !at || at < scheme_end) {
+        snprintf(out, out_size, "%s", url);
+        return;
+    }
+    const char *userinfo = scheme_end + 3;
+    const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
+    if (colon) /* user:password@ keeps the user */
+        snprintf(out, out_size, "%.*s:***%s", (int)(colon - url), url, at);
+    else /* password-only form redis://secret@host */
+        snprintf(out, out_size, "%.*s***%s", (int)(userinfo - url), url, at);
+}
+
+static void format_value(const config_t *cfg, const key_def_t *def, char *buf, size_t size) {
+    const void *field = (const char *)cfg + def->offset;
+    switch (def->type) {
+    case KEY_STRING:
+    case KEY_ENUM:
+        if (strcmp(def->name, "redis.url") == 0)
+            config_mask_url(*(char *const *)field, buf, size);
+        else
+            snprintf(buf, size, "%s", *(char *const *)field);
+        break;
+    case KEY_INT:
+        snprintf(buf, size, "%lld", (long long)*(const int64_t *)field);
+        break;
+    case KEY_DECIMAL:
+        decimal_format(*(const decimal_t *)field, buf, size);
+        break;
+    }
+}
+
+void config_dump(const config_t *cfg, FILE *out) {
+    char value[1024];
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        format_value(cfg, &KEYS[i], value, sizeof(value));
+        fprintf(out, "%s=%s\n", KEYS[i].name, value);
+    }
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        fprintf(out, "kafka.%s=%s\n", cfg->kafka[i].name,
+                config_key_is_secret(cfg->kafka[i].name) ? "***" : cfg->kafka[i].value);
+}
+
+static void print_wrapped_comment(FILE *out, const char *text) {
+    const int width = 78;
+    const char *p = text;
+    while (*p) {
+        int n = (int)strlen(p);
+        if (n > width - 2) {
+            n = width - 2;
+            while (n > 0 && p[n] != ' ') n--;
+            if (n == 0) n = width - 2;
+        }
+        fprintf(out, "# %.*s\n", n, p);
+        p += n;
+        while (*p == ' ') p++;
+    }
+}
+
+void config_print_defaults_file(FILE *out) {
+    fprintf(out, "# fraud-detector configuration: every key with its default.\n"
+                 "# Generated by `fraud-detector --print-default-config`; a test keeps it in\n"
+                 "# step with the binary. Precedence: this file (-c), then FRAUD_* environment\n"
+                 "# variables (FRAUD_ + key uppercased, dots as underscores), then -X key=value.\n"
+                 "# Keys starting with kafka. go to librdkafka unchanged.\n");
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        fprintf(out, "\n");
+        print_wrapped_comment(out, KEYS[i].doc);
+        fprintf(out, "%s=%s\n", KEYS[i].name, KEYS[i].default_value);
+    }
+    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++) {
+        fprintf(out, "\n");
+        print_wrapped_comment(out, KAFKA_DEFAULTS[i].doc);
+        fprintf(out, "kafka.%s=%s\n", KAFKA_DEFAULTS[i].name, KAFKA_DEFAULTS[i].value);
+    }
+}
+
+void config_print_help(FILE *out) {
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        fprintf(out, "  %-28s (default %s)\n      %s\n", KEYS[i].name,
+                *KEYS[i].default_value ? KEYS[i].default_value : "\"\"", KEYS[i].doc);
+    }
+    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++)
+        fprintf(out, "  kafka.%-22s (default %s)\n      %s\n", KAFKA_DEFAULTS[i].name,
+                KAFKA_DEFAULTS[i].value, KAFKA_DEFAULTS[i].doc);
+    fprintf(out, "  kafka.<property>\n      Any other librdkafka property, passed through.\n");
+}

@@ -1,0 +1,86 @@
+/* config: every setting of the service, from one table of known keys.
+ *
+ * Sources are applied in order, later ones winning: built-in defaults, a
+ * key=value file (-c), FRAUD_* environment variables, then -X key=value
+ * flags. Keys starting with "kafka." pass through untouched to librdkafka
+ * (both the consumer and the producer), as kcat's -X does. Unknown keys and
+ * bad values are errors naming the key, the value and what was expected.
+ *
+ * The config owns every string in it; config_destroy() frees them. */
+#ifndef FRAUD_CONFIG_H
+#define FRAUD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "decimal.h"
+
+typedef struct config_kafka_prop {
+    char *name;  /* librdkafka property, without the "kafka." prefix */
+    char *value;
+} config_kafka_prop_t;
+
+typedef struct config {
+    char *input_topic;
+    char *alert_topic;
+    char *dlq_topic;
+    char *group_id;
+    char *redis_url;
+    char *redis_key_prefix;
+    int64_t redis_connect_timeout_ms;
+    int64_t redis_command_timeout_ms;
+    int64_t state_ttl_ms;
+    int64_t state_cache_max_entries;
+    int64_t batch_max_messages;
+    decimal_t amount_jump_threshold;
+    char *log_level;
+    char *log_format;
+
+    config_kafka_prop_t *kafka;  /* in the order first set */
+    size_t kafka_count;
+} config_t;
+
+/* Returns a config holding the defaults; NULL only when out of memory. */
+config_t *config_new(void);
+void config_destroy(config_t *cfg);
+
+/* Sets one key. Returns 0, or -1 with a reason in errstr. */
+int config_set(config_t *cfg, const char *key, const char *value, char *errstr,
+               size_t errstr_size);
+
+/* Reads a key=value file: '#' starts a comment line, blank lines are skipped,
+ * whitespace around key and value is trimmed. Errors carry path:line. */
+int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size);
+
+/* Parses file text already in memory; `origin` names it in errors. */
+int config_load_text(config_t *cfg, const char *text, size_t len, const char *origin,
+                     char *errstr, size_t errstr_size);
+
+/* Applies every FRAUD_* variable of envp (NULL-terminated, like environ).
+ * FRAUD_STATE_TTL_MS is state.ttl.ms; FRAUD_KAFKA_X_Y is kafka.x.y. */
+int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size);
+
+/* Cross-key checks once all sources are in, e.g. distinct topics. */
+int config_validate(const config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Looks up a kafka.* value by librdkafka name; NULL when not set. */
+const char *config_kafka_get(const config_t *cfg, const char *name);
+
+/* key=value lines of the effective configuration, secrets masked. */
+void config_dump(const config_t *cfg, FILE *out);
+
+/* The documented default config file: what config/fraud-detector.conf holds. */
+void config_print_defaults_file(FILE *out);
+
+/* The key reference for --help. */
+void config_print_help(FILE *out);
+
+/* True for keys whose values must never be shown (passwords, secrets). */
+bool config_key_is_secret(const char *key);
+
+/* Copies a redis:// URL with its password replaced by "***". */
+void config_mask_url(const char *url, char *out, size_t out_size);
+
+#endif

@@ -1,0 +1,244 @@
+/* decode: validation of untrusted payment messages.
+ *
+ * cJSON parses the object; amounts never go through binary floating point
+ * when they arrive as strings, and JSON numbers are read back through their
+ * shortest decimal text (see decimal_from_double). */
+#include "decode.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <cJSON.h>
+
+static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
+    [DECODE_OK] = "ok",
+    [DECODE_EMPTY] = "empty_message",
+    [DECODE_MALFORMED_JSON] = "malformed_json",
+    [DECODE_TRAILING_GARBAGE] = "trailing_garbage",
+    [DECODE_NOT_AN_OBJECT] = "not_an_object",
+    [DECODE_MISSING_USER] = "missing_user",
+    [DECODE_EMPTY_USER] = "empty_user",
+    [DECODE_USER_TOO_LONG] = "user_too_long",
+    [DECODE_BAD_USER] = "bad_user",
+    [DECODE_KEY_MISMATCH] = "key_mismatch",
+    [DECODE_MISSING_AMOUNT] = "missing_amount",
+    [DECODE_NON_NUMERIC_AMOUNT] = "non_numeric_amount",
+    [DECODE_NEGATIVE_AMOUNT] = "negative_amount",
+    [DECODE_NON_FINITE_AMOUNT] = "non_finite_amount",
+    [DECODE_AMOUNT_OUT_OF_RANGE] = "amount_out_of_range",
+    [DECODE_AMOUNT_TOO_PRECISE] = "amount_too_precise",
+    [DECODE_BAD_EVENT_ID] = "bad_event_id",
+    [DECODE_BAD_TIMESTAMP] = "bad_timestamp",
+    [DECODE_CUMULATIVE_OVERFLOW] = "cumulative_overflow",
+};
+
+const char *decode_reason_code(decode_reason_t reason) {
+    if ((unsigned)reason >= DECODE_REASON_COUNT) return "unknown";
+    return REASON_CODES[reason];
+}
+
+static decode_reason_t reject(decode_reason_t reason, char *errstr, size_t errstr_size,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static decode_reason_t reject(decode_reason_t reason, char *errstr, size_t errstr_size,
+                              const char *fmt, ...) {
+    va_list ap;
+    if (errstr && errstr_size) {
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+    }
+    return reason;
+}
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* A user id is 1..256 bytes with no control characters, so it can be a
+ * Redis key, a Kafka key and a JSON string without surprises. */
+static decode_reason_t take_user(const char *user, size_t len, payment_t *out,
+                                 char *errstr, size_t errstr_size) {
+    if (len == 0) return reject(DECODE_EMPTY_USER, errstr, errstr_size, "user_id: empty");
+    if (len > PAYMENT_USER_MAX)
+        return reject(DECODE_USER_TOO_LONG, errstr, errstr_size,
+                      "user_id: %zu bytes, at most %d allowed", len, PAYMENT_USER_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
+            return reject(DECODE_BAD_USER, errstr, errstr_size,
+                          "user_id: control character at byte %zu", i);
+    memcpy(out->user_id, user, len);
+    out->user_id[len] = '\0';
+    out->user_len = len;
+    return DECODE_OK;
+}
+
+static decode_reason_t take_amount_status(decimal_status_t st, decimal_t amount,
+                                          payment_t *out, char *errstr, size_t errstr_size) {
+    switch (st) {
+    case DECIMAL_OK: break;
+    case DECIMAL_ERR_SYNTAX:
+        return reject(DECODE_NON_NUMERIC_AMOUNT, errstr, errstr_size,
+                      "amount: not a decimal number");
+    case DECIMAL_ERR_PRECISION:
+        return reject(DECODE_AMOUNT_TOO_PRECISE, errstr, errstr_size,
+                      "amount: more than 4 digits after the point");
+    case DECIMAL_ERR_RANGE:
+        return reject(DECODE_AMOUNT_OUT_OF_RANGE, errstr, errstr_size,
+                      "amount: out of range 0..1000000000000");
+    }
+    if (amount < 0)
+        return reject(DECODE_NEGATIVE_AMOUNT, errstr, errstr_size, "amount: negative");
+    if (amount > PAYMENT_AMOUNT_MAX)
+        return reject(DECODE_AMOUNT_OUT_OF_RANGE, errstr, errstr_size,
+                      "amount: out of range 0..1000000000000");
+    out->amount = amount;
+    return DECODE_OK;
+}
+
+static bool looks_non_finite(const char *text, size_t len) {
+    while (len && (*text == '-' || *text == '+')) text++, len--;
+    return (len == 3 && strncasecmp(text, "nan", 3) == 0) ||
+           (len == 3 && strncasecmp(text, "inf", 3) == 0) ||
+           (len == 8 && strncasecmp(text, "infinity", 8) == 0);
+}
+
+static decode_reason_t take_amount_text(const char *text, size_t len, payment_t *out,
+                                        char *errstr, size_t errstr_size) {
+    decimal_t amount = 0;
+    if (looks_non_finite(text, len))
+        return reject(DECODE_NON_FINITE_AMOUNT, errstr, errstr_size, "amount: not finite");
+    decimal_status_t st = decimal_parse(text, len, &amount);
+    return take_amount_status(st, amount, out, errstr, errstr_size);
+}
+
+static decode_reason_t decode_bare_number(const char *key, size_t key_len, const char *text,
+                                          size_t len, payment_t *out, char *errstr,
+                                          size_t errstr_size) {
+    decode_reason_t r;
+    if (!key || key_len == 0)
+        return reject(DECODE_MISSING_USER, errstr, errstr_size,
+                      "bare amount without a message key: the key must be the user");
+    if ((r = take_user(key, key_len, out, errstr, errstr_size)) != DECODE_OK) return r;
+    return take_amount_text(text, len, out, errstr, errstr_size);
+}
+
+static decode_reason_t decode_optional_fields(const cJSON *root, payment_t *out,
+                                              char *errstr, size_t errstr_size) {
+    const cJSON *event_id = cJSON_GetObjectItemCaseSensitive(root, "event_id");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
+
+    if (event_id && !cJSON_IsNull(event_id)) {
+        if (cJSON_IsString(event_id)) {
+            size_t n = strlen(event_id->valuestring);
+            if (n > PAYMENT_EVENT_ID_MAX)
+                return reject(DECODE_BAD_EVENT_ID, errstr, errstr_size,
+                              "event_id: longer than %d bytes", PAYMENT_EVENT_ID_MAX);
+            memcpy(out->event_id, event_id->valuestring, n + 1);
+        } else if (cJSON_IsNumber(event_id) && isfinite(event_id->valuedouble) &&
+                   fabs(event_id->valuedouble) < 9e15) {
+            snprintf(out->event_id, sizeof(out->event_id), "%.0f", event_id->valuedouble);
+        } else {
+            return reject(DECODE_BAD_EVENT_ID, errstr, errstr_size,
+                          "event_id: expected a string or an integer");
+        }
+    }
+    if (ts && !cJSON_IsNull(ts)) {
+        double v = cJSON_IsNumber(ts) ? ts->valuedouble : -1;
+        if (!cJSON_IsNumber(ts) || !isfinite(v) || v < 0 || v > 9e15 || v != floor(v))
+            return reject(DECODE_BAD_TIMESTAMP, errstr, errstr_size,
+                          "timestamp: expected milliseconds since the epoch");
+        out->timestamp_ms = (int64_t)v;
+    }
+    return DECODE_OK;
+}
+
+static decode_reason_t decode_object(const char *key, size_t key_len, const cJSON *root,
+                                     payment_t *out, char *errstr, size_t errstr_size) {
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user_id");
+    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(root, "amount");
+    decode_reason_t r;
+
+    if (user && !cJSON_IsNull(user)) {
+        if (!cJSON_IsString(user))
+            return reject(DECODE_BAD_USER, errstr, errstr_size, "user_id: not a string");
+        size_t n = strlen(user->valuestring);
+        if ((r = take_user(user->valuestring, n, out, errstr, errstr_size)) != DECODE_OK)
+            return r;
+        /* Ownership of a user's state follows the partition, and the
+         * partition follows the key: a different key would split the user. */
+        if (key && key_len && (key_len != n || memcmp(key, user->valuestring, n) != 0))
+            return reject(DECODE_KEY_MISMATCH, errstr, errstr_size,
+                          "user_id differs from the message key");
+    } else if (key && key_len) {
+        if ((r = take_user(key, key_len, out, errstr, errstr_size)) != DECODE_OK) return r;
+    } else {
+        return reject(DECODE_MISSING_USER, errstr, errstr_size,
+                      "no user_id field and no message key");
+    }
+
+    if (!amount || cJSON_IsNull(amount))
+        return reject(DECODE_MISSING_AMOUNT, errstr, errstr_size, "amount: missing");
+    if (cJSON_IsString(amount)) {
+        r = take_amount_text(amount->valuestring, strlen(amount->valuestring), out, errstr,
+                             errstr_size);
+    } else if (cJSON_IsNumber(amount)) {
+        decimal_t d = 0;
+        if (!isfinite(amount->valuedouble))
+            return reject(DECODE_NON_FINITE_AMOUNT, errstr, errstr_size,
+                          "amount: not finite");
+        decimal_status_t st = decimal_from_double(amount->valuedouble, &d);
+        r = take_amount_status(st, d, out, errstr, errstr_size);
+    } else {
+        r = reject(DECODE_NON_NUMERIC_AMOUNT, errstr, errstr_size,
+                   "amount: expected a number or a numeric string");
+    }
+    if (r != DECODE_OK) return r;
+    return decode_optional_fields(root, out, errstr, errstr_size);
+}
+
+decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *value_ptr,
+                               size_t value_len, payment_t *out, char *errstr,
+                               size_t errstr_size) {
+    const char *key = key_ptr, *value = value_ptr;
+    size_t start = 0, end = value_len;
+
+    out->user_id[0] = '\0';
+    out->user_len = 0;
+    out->amount = 0;
+    out->event_id[0] = '\0';
+    out->timestamp_ms = -1;
+
+    if (value)
+        while (start < end && is_space(value[start])) start++;
+    if (value)
+        while (end > start && is_space(value[end - 1])) end--;
+    if (!value || start == end)
+        return reject(DECODE_EMPTY, errstr, errstr_size, "empty message value");
+
+    if (value[start] != '{' && value[start] != '[' && value[start] != '"')
+        if (value[start] == '-' || value[start] == '+' || value[start] == '.' ||
+            (value[start] >= '0' && value[start] <= '9') || looks_non_finite(value + start, end - start))
+            return decode_bare_number(key, key_len, value + start, end - start, out, errstr,
+                                      errstr_size);
+
+    const char *parse_end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(value, value_len, &parse_end, 0);
+    if (!root)
+        return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
+                      "malformed or truncated JSON");
+    size_t consumed = parse_end ? (size_t)(parse_end - value) : value_len;
+    while (consumed < value_len && is_space(value[consumed])) consumed++;
+    decode_reason_t r;
+    if (consumed < value_len)
+        r = reject(DECODE_TRAILING_GARBAGE, errstr, errstr_size,
+                   "unexpected bytes after the JSON value at byte %zu", consumed);
+    else if (!cJSON_IsObject(root))
+        r = reject(DECODE_NOT_AN_OBJECT, errstr, errstr_size,
+                   "JSON value is not an object");
+    else
+        r = decode_object(key, key_len, root, out, errstr, errstr_size);
+    cJSON_Delete(root);
+    return r;
+}

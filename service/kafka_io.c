@@ -1,0 +1,219 @@
+#include "kafka_io.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...) {
+    va_list ap;
+    if (!errstr || !errstr_size) return;
+    va_start(ap, fmt);
+    vsnprintf(errstr, errstr_size, fmt, ap);
+    va_end(ap);
+}
+
+static void delivery_report_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
+    kafka_io_t *io = opaque;
+    (void)rk;
+    if (msg->err) {
+        io->delivery_failures++;
+        log_error("kafka", "delivery to %s [%d] failed: %s", rd_kafka_topic_name(msg->rkt),
+                  (int)msg->partition, rd_kafka_err2str(msg->err));
+    } else {
+        io->delivered++;
+    }
+}
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    log_level_t lvl = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
+                                                                                  : LOG_DEBUG;
+    log_msg(lvl, "librdkafka", "%s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)opaque;
+    /* Most errors are transient and already logged by librdkafka, which
+     * retries them itself; only the ones that change what we do are ours. */
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char fatal[512];
+        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+        log_error("kafka", "fatal: %s", fatal);
+    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        log_warn("kafka", "all brokers are down: %s", reason);
+    } else {
+        log_debug("kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    }
+}
+
+/* Producer-only or consumer-only properties are still applied to both
+ * clients; librdkafka ignores the ones that do not apply, with a warning. */
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errstr_size) {
+    char reason[512];
+    if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
+        set_error(errstr, errstr_size, "kafka.%s: %s", name, reason);
+        return -1;
+    }
+    return 0;
+}
+
+static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_consumer,
+                            char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        const char *name = cfg->kafka[i].name;
+        /* Topic-level consumer settings would only warn on the producer. */
+        if (!is_consumer && strcmp(name, "auto.offset.reset") == 0) continue;
+        if (set_prop(conf, name, cfg->kafka[i].value, errstr, errstr_size) != 0) return -1;
+    }
+    return 0;
+}
+
+static rd_kafka_t *new_consumer(const config_t *cfg,
+                                void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                     rd_kafka_topic_partition_list_t *, void *),
+                                void *opaque, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char reason[512];
+    if (set_prop(conf, "group.id", cfg->group_id, errstr, errstr_size) ||
+        set_prop(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
+                 errstr_size) ||
+        set_prop(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
+        set_prop(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
+        set_prop(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
+        apply_user_props(conf, cfg, 1, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* Without a manual offset store, librdkafka would commit offsets of
+     * messages whose state is not yet in Redis. */
+    const char *store = config_kafka_get(cfg, "enable.auto.offset.store");
+    if (store && strcmp(store, "false") != 0) {
+        set_error(errstr, errstr_size,
+                  "kafka.enable.auto.offset.store: must stay false (offsets are stored once "
+                  "state is persisted)");
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
+    if (!rk) {
+        set_error(errstr, errstr_size, "kafka consumer: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
+                                size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char reason[512];
+    if (set_prop(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        set_prop(conf, "linger.ms", "5", errstr, errstr_size) ||
+        apply_user_props(conf, cfg, 0, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, delivery_report_cb);
+    rd_kafka_conf_set_opaque(conf, io);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof(reason));
+    if (!rk) {
+        set_error(errstr, errstr_size, "kafka producer: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return rk;
+}
+
+kafka_io_t *kafka_io_new(const config_t *cfg,
+                         void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                              rd_kafka_topic_partition_list_t *, void *),
+                         void *opaque, char *errstr, size_t errstr_size) {
+    kafka_io_t *io = calloc(1, sizeof(*io));
+    if (!io) {
+        set_error(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    io->producer = new_producer(cfg, io, errstr, errstr_size);
+    if (io->producer)
+        io->consumer = new_consumer(cfg, rebalance_cb, opaque, errstr, errstr_size);
+    if (!io->producer || !io->consumer) {
+        if (io->producer) rd_kafka_destroy(io->producer);
+        free(io);
+        return NULL;
+    }
+    return io;
+}
+
+int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(io->consumer, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        set_error(errstr, errstr_size, "subscribe to %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const char *const *headers,
+                     char *errstr, size_t errstr_size) {
+    for (;;) {
+        rd_kafka_headers_t *hdrs = NULL;
+        if (headers) {
+            size_t n = 0;
+            while (headers[n]) n += 2;
+            hdrs = rd_kafka_headers_new(n / 2);
+            for (size_t i = 0; headers[i]; i += 2)
+                rd_kafka_header_add(hdrs, headers[i], -1, headers[i + 1], -1);
+        }
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            io->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (!err) return 0; /* the record now owns hdrs */
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            /* Serve delivery reports to make room, then try again. */
+            rd_kafka_poll(io->producer, 100);
+            continue;
+        }
+        set_error(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
+        return -1;
+    }
+}
+
+int kafka_io_wait_deliveries(kafka_io_t *io, int timeout_ms) {
+    rd_kafka_resp_err_t err = rd_kafka_flush(io->producer, timeout_ms);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? 0 : -1;
+}
+
+void kafka_io_destroy(kafka_io_t *io) {
+    if (!io) return;
+    if (io->consumer) {
+        rd_kafka_resp_err_t err = rd_kafka_consumer_close(io->consumer);
+        if (err) log_warn("kafka", "consumer close: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(io->consumer);
+    }
+    if (io->producer) {
+        if (rd_kafka_flush(io->producer, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_error("kafka", "%d records still undelivered at shutdown",
+                      rd_kafka_outq_len(io->producer));
+        rd_kafka_destroy(io->producer);
+    }
+    free(io);
+}

@@ -1,0 +1,53 @@
+/* kafka_io: the service's two librdkafka clients and how it writes to Kafka.
+ *
+ * The consumer joins group.id with the cooperative-sticky assignor, manual
+ * offset store (offsets are stored only once a batch is durable) and
+ * auto-commit of what was stored. The producer is idempotent; its delivery
+ * reports are counted so a batch can wait until every alert and dead-letter
+ * record it produced is acknowledged.
+ *
+ * kafka_io owns both handles; kafka_io_destroy() closes the consumer (leaving
+ * the group, which runs the rebalance callback) and flushes the producer. */
+#ifndef FRAUD_KAFKA_IO_H
+#define FRAUD_KAFKA_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+
+typedef struct kafka_io {
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    /* Written by the delivery report callback, which runs on the thread
+     * that polls or flushes the producer: ours. */
+    uint64_t delivered;
+    uint64_t delivery_failures;
+} kafka_io_t;
+
+/* Creates both clients with cfg's kafka.* settings. rebalance_cb and opaque
+ * go to the consumer. Returns NULL with a reason naming the bad property. */
+kafka_io_t *kafka_io_new(const config_t *cfg,
+                         void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                              rd_kafka_topic_partition_list_t *, void *),
+                         void *opaque, char *errstr, size_t errstr_size);
+
+/* Subscribes the consumer to one topic. */
+int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size);
+
+/* Produces one record (copied) with optional headers (NULL-terminated
+ * name/value pairs, or NULL). Waits while the local queue is full.
+ * Returns 0, or -1 with errstr for a permanent error. */
+int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const char *const *headers,
+                     char *errstr, size_t errstr_size);
+
+/* Waits until every produced record is acknowledged or failed; gives up
+ * after timeout_ms and returns -1 if some are still in flight. */
+int kafka_io_wait_deliveries(kafka_io_t *io, int timeout_ms);
+
+void kafka_io_destroy(kafka_io_t *io);
+
+#endif

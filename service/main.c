@@ -1,0 +1,160 @@
+/* fraud-detector: command line, configuration sources and signals.
+ *
+ * Everything else lives in the pipeline; main only decides what runs. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "config.h"
+#include "log.h"
+#include "pipeline.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t stop_flag = 0;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: fraud-detector [-c FILE] [-X key=value]... [--dump-config]\n"
+            "\n"
+            "Consumes payments from Kafka, keeps per-user state in Redis and produces\n"
+            "fraud alerts. Settings come from FILE, then FRAUD_* environment variables,\n"
+            "then -X flags; later sources win.\n"
+            "\n"
+            "Options:\n"
+            "  -c FILE                 read key=value settings from FILE\n"
+            "  -X key=value            set one key (repeatable)\n"
+            "  --dump-config           print the effective settings (secrets masked), exit\n"
+            "  --print-default-config  print the documented default config file, exit\n"
+            "  --version               print the version, exit\n"
+            "  --help                  print this help, exit\n"
+            "\n"
+            "Keys:\n");
+    config_print_help(out);
+}
+
+typedef enum { RUN_SERVICE, RUN_DUMP_CONFIG, RUN_EXIT_OK, RUN_EXIT_ERROR } run_mode_t;
+
+/* Applies the sources in precedence order: -c first, environment next,
+ * -X flags last, whatever their order on the command line. */
+static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
+    char errstr[1024];
+    run_mode_t mode = RUN_SERVICE;
+    const char *config_file = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            usage(stdout);
+            return RUN_EXIT_OK;
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("fraud-detector %s (librdkafka %s)\n", FRAUD_VERSION, rd_kafka_version_str());
+            return RUN_EXIT_OK;
+        } else if (strcmp(arg, "--print-default-config") == 0) {
+            config_print_defaults_file(stdout);
+            return RUN_EXIT_OK;
+        } else if (strcmp(arg, "--dump-config") == 0) {
+            mode = RUN_DUMP_CONFIG;
+        } else if (strcmp(arg, "-c") == 0 || strcmp(arg, "-X") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "fraud-detector: %s needs an argument\n", arg);
+                return RUN_EXIT_ERROR;
+            }
+            if (arg[1] == 'c') config_file = argv[i + 1];
+            i++;
+        } else {
+            fprintf(stderr, "fraud-detector: unknown argument \"%s\" (see --help)\n", arg);
+            return RUN_EXIT_ERROR;
+        }
+    }
+    if (config_file && config_load_file(cfg, config_file, errstr, sizeof(errstr)) != 0)
+        goto fail;
+    if (config_load_env(cfg, environ, errstr, sizeof(errstr)) != 0) goto fail;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(argv[i], "-X") != 0) continue;
+        const char *kv = argv[++i];
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            snprintf(errstr, sizeof(errstr), "-X %s: expected key=value", kv);
+            goto fail;
+        }
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+        if (config_set(cfg, key, eq + 1, errstr, sizeof(errstr)) != 0) goto fail;
+    }
+    if (config_validate(cfg, errstr, sizeof(errstr)) != 0) goto fail;
+    return mode;
+fail:
+    fprintf(stderr, "fraud-detector: %s\n", errstr);
+    return RUN_EXIT_ERROR;
+}
+
+static void log_startup(const config_t *cfg) {
+    char url[512];
+    config_mask_url(cfg->redis_url, url, sizeof(url));
+    log_info("main", "fraud-detector %s starting: input.topic=%s alert.topic=%s dlq.topic=%s "
+             "group.id=%s bootstrap.servers=%s redis.url=%s state.ttl.ms=%lld "
+             "rule.amount_jump.threshold=%lld%s",
+             FRAUD_VERSION, cfg->input_topic, cfg->alert_topic, cfg->dlq_topic, cfg->group_id,
+             config_kafka_get(cfg, "bootstrap.servers"), url, (long long)cfg->state_ttl_ms,
+             (long long)(cfg->amount_jump_threshold / DECIMAL_SCALE),
+             cfg->amount_jump_threshold % DECIMAL_SCALE ? " (fractional)" : "");
+}
+
+int main(int argc, char **argv) {
+    char errstr[1024];
+    config_t *cfg = config_new();
+    if (!cfg) {
+        fprintf(stderr, "fraud-detector: out of memory\n");
+        return 1;
+    }
+    run_mode_t mode = parse_command_line(argc, argv, cfg);
+    if (mode == RUN_EXIT_OK || mode == RUN_EXIT_ERROR) {
+        config_destroy(cfg);
+        return mode == RUN_EXIT_OK ? 0 : 2;
+    }
+    if (mode == RUN_DUMP_CONFIG) {
+        config_dump(cfg, stdout);
+        config_destroy(cfg);
+        return 0;
+    }
+    if (log_configure(cfg->log_level, cfg->log_format) != 0) {
+        fprintf(stderr, "fraud-detector: bad log.level or log.format\n");
+        config_destroy(cfg);
+        return 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    log_startup(cfg);
+    pipeline_t *pipeline = pipeline_new(cfg, errstr, sizeof(errstr));
+    if (!pipeline) {
+        fprintf(stderr, "fraud-detector: %s\n", errstr);
+        config_destroy(cfg);
+        return 1;
+    }
+    int rc = pipeline_run(pipeline, &stop_flag);
+    pipeline_destroy(pipeline);
+    log_info("main", "exiting with status %d", rc);
+    config_destroy(cfg);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* pipeline: consume -> decode -> state -> rule -> persist -> alert -> commit.
+ *
+ * Messages are processed in batches. For each batch: every message is
+ * decoded; all users missing from the cache are loaded from Redis in one
+ * pipelined round trip; payments are applied in offset order, producing
+ * alerts and dead-letter records; the dirty users are written to Redis in
+ * one pipeline; the batch waits for Kafka to acknowledge what it produced;
+ * only then are its offsets stored for commit. A crash anywhere before that
+ * repeats the batch (at least once), it never skips it.
+ *
+ * On a partition revoke the pending batch is finished and committed first,
+ * then the cache forgets the users of those partitions, so their next owner
+ * reads fresh state from Redis.
+ *
+ * The pipeline owns its Kafka clients, Redis store and cache; the config is
+ * borrowed and must outlive it. */
+#ifndef FRAUD_PIPELINE_H
+#define FRAUD_PIPELINE_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "decode.h"
+
+typedef struct pipeline pipeline_t;
+
+typedef struct pipeline_stats {
+    uint64_t consumed;
+    uint64_t valid;
+    uint64_t dead_lettered;
+    uint64_t dead_lettered_by_reason[DECODE_REASON_COUNT];
+    uint64_t alerts;
+    uint64_t batches;
+} pipeline_stats_t;
+
+/* Connects to Redis (failing fast when it is unreachable), creates the
+ * Kafka clients and subscribes. NULL with a reason in errstr. */
+pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Runs until *stop becomes non-zero or a fatal error. Returns 0 after a
+ * clean stop (last batch persisted and committed), 1 on a fatal error. */
+int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop);
+
+pipeline_stats_t pipeline_stats(const pipeline_t *p);
+
+/* Leaves the group (committing what is done) and frees everything. */
+void pipeline_destroy(pipeline_t *p);
+
+#endif

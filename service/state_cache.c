@@ -1,0 +1,204 @@
+/* state_cache: a chained hash table threaded on an LRU list.
+ *
+ * One allocation per user holds the entry and its id, so a cached user costs
+ * sizeof(cache_entry_t) + id length + 1, plus malloc's header and one bucket
+ * pointer (the table is kept at load factor <= 1). */
+#include "state_cache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct state_cache {
+    cache_entry_t **buckets;
+    size_t bucket_count; /* power of two */
+    size_t count;
+    size_t max_entries;
+    cache_entry_t *lru_head, *lru_tail; /* head = most recently used */
+    cache_entry_t **dirty;
+    size_t dirty_count, dirty_cap;
+    state_cache_stats_t stats;
+};
+
+/* FNV-1a: simple, and good enough for user ids in a chained table. */
+static uint32_t hash_user(const char *user, size_t len) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)user[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+state_cache_t *state_cache_new(size_t max_entries) {
+    state_cache_t *cache = calloc(1, sizeof(*cache));
+    if (!cache) return NULL;
+    cache->bucket_count = 1024;
+    cache->buckets = calloc(cache->bucket_count, sizeof(*cache->buckets));
+    if (!cache->buckets) {
+        free(cache);
+        return NULL;
+    }
+    cache->max_entries = max_entries;
+    return cache;
+}
+
+void state_cache_clear(state_cache_t *cache) {
+    cache_entry_t *e = cache->lru_head;
+    while (e) {
+        cache_entry_t *next = e->lru_next;
+        free(e);
+        e = next;
+    }
+    memset(cache->buckets, 0, cache->bucket_count * sizeof(*cache->buckets));
+    cache->lru_head = cache->lru_tail = NULL;
+    cache->count = 0;
+    cache->dirty_count = 0;
+}
+
+void state_cache_destroy(state_cache_t *cache) {
+    if (!cache) return;
+    state_cache_clear(cache);
+    free(cache->buckets);
+    free(cache->dirty);
+    free(cache);
+}
+
+static void lru_unlink(state_cache_t *cache, cache_entry_t *e) {
+    if (e->lru_prev) e->lru_prev->lru_next = e->lru_next;
+    else cache->lru_head = e->lru_next;
+    if (e->lru_next) e->lru_next->lru_prev = e->lru_prev;
+    else cache->lru_tail = e->lru_prev;
+    e->lru_prev = e->lru_next = NULL;
+}
+
+static void lru_push_front(state_cache_t *cache, cache_entry_t *e) {
+    e->lru_prev = NULL;
+    e->lru_next = cache->lru_head;
+    if (cache->lru_head) cache->lru_head->lru_prev = e;
+    cache->lru_head = e;
+    if (!cache->lru_tail) cache->lru_tail = e;
+}
+
+cache_entry_t *state_cache_get(state_cache_t *cache, const char *user, size_t len) {
+    uint32_t h = hash_user(user, len);
+    cache_entry_t *e = cache->buckets[h & (cache->bucket_count - 1)];
+    for (; e; e = e->bucket_next) {
+        if (e->hash == h && e->user_len == len && memcmp(e->user, user, len) == 0) {
+            if (cache->lru_head != e) {
+                lru_unlink(cache, e);
+                lru_push_front(cache, e);
+            }
+            cache->stats.hits++;
+            return e;
+        }
+    }
+    cache->stats.misses++;
+    return NULL;
+}
+
+/* Doubles the table; on allocation failure the old table simply stays, with
+ * longer chains. */
+static void grow_buckets(state_cache_t *cache) {
+    size_t new_count = cache->bucket_count * 2;
+    cache_entry_t **fresh = calloc(new_count, sizeof(*fresh));
+    if (!fresh) return;
+    for (size_t i = 0; i < cache->bucket_count; i++) {
+        cache_entry_t *e = cache->buckets[i];
+        while (e) {
+            cache_entry_t *next = e->bucket_next;
+            size_t slot = e->hash & (new_count - 1);
+            e->bucket_next = fresh[slot];
+            fresh[slot] = e;
+            e = next;
+        }
+    }
+    free(cache->buckets);
+    cache->buckets = fresh;
+    cache->bucket_count = new_count;
+}
+
+cache_entry_t *state_cache_put(state_cache_t *cache, const char *user, size_t len,
+                               int32_t partition) {
+    if (len > UINT16_MAX) return NULL;
+    cache_entry_t *e = calloc(1, sizeof(*e) + len + 1);
+    if (!e) return NULL;
+    memcpy(e->user, user, len);
+    e->user[len] = '\0';
+    e->user_len = (uint16_t)len;
+    e->hash = hash_user(user, len);
+    e->partition = partition;
+    if (cache->count >= cache->bucket_count) grow_buckets(cache);
+    size_t slot = e->hash & (cache->bucket_count - 1);
+    e->bucket_next = cache->buckets[slot];
+    cache->buckets[slot] = e;
+    lru_push_front(cache, e);
+    cache->count++;
+    return e;
+}
+
+void state_cache_mark_dirty(state_cache_t *cache, cache_entry_t *entry) {
+    if (entry->flags & CACHE_ENTRY_DIRTY) return;
+    if (cache->dirty_count == cache->dirty_cap) {
+        size_t cap = cache->dirty_cap ? cache->dirty_cap * 2 : 1024;
+        cache_entry_t **grown = realloc(cache->dirty, cap * sizeof(*grown));
+        /* Without room to track it the entry could be lost: abort loudly. */
+        if (!grown) abort();
+        cache->dirty = grown;
+        cache->dirty_cap = cap;
+    }
+    cache->dirty[cache->dirty_count++] = entry;
+    entry->flags |= CACHE_ENTRY_DIRTY;
+}
+
+cache_entry_t **state_cache_dirty(state_cache_t *cache, size_t *count) {
+    *count = cache->dirty_count;
+    return cache->dirty;
+}
+
+void state_cache_mark_all_clean(state_cache_t *cache) {
+    for (size_t i = 0; i < cache->dirty_count; i++)
+        cache->dirty[i]->flags &= (uint8_t)~CACHE_ENTRY_DIRTY;
+    cache->dirty_count = 0;
+}
+
+static void remove_entry(state_cache_t *cache, cache_entry_t *e) {
+    cache_entry_t **link = &cache->buckets[e->hash & (cache->bucket_count - 1)];
+    while (*link != e) link = &(*link)->bucket_next;
+    *link = e->bucket_next;
+    lru_unlink(cache, e);
+    cache->count--;
+    free(e);
+}
+
+size_t state_cache_evict(state_cache_t *cache) {
+    size_t evicted = 0;
+    cache_entry_t *e = cache->lru_tail;
+    while (e && cache->count > cache->max_entries) {
+        cache_entry_t *more_recent = e->lru_prev;
+        if (!(e->flags & CACHE_ENTRY_DIRTY)) {
+            remove_entry(cache, e);
+            evicted++;
+        }
+        e = more_recent;
+    }
+    cache->stats.evictions += evicted;
+    return evicted;
+}
+
+size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition) {
+    size_t dropped = 0;
+    cache_entry_t *e = cache->lru_head;
+    while (e) {
+        cache_entry_t *next = e->lru_next;
+        if (e->partition == partition && !(e->flags & CACHE_ENTRY_DIRTY)) {
+            remove_entry(cache, e);
+            dropped++;
+        }
+        e = next;
+    }
+    return dropped;
+}
+
+size_t state_cache_count(const state_cache_t *cache) { return cache->count; }
+
+state_cache_stats_t state_cache_stats(const state_cache_t *cache) { return cache->stats; }

@@ -1,0 +1,86 @@
+/* state_cache: the in-process map from user id to that user's state.
+ *
+ * Hot users cost no Redis round trip: the pipeline reads and updates entries
+ * here and persists the dirty ones once per batch. The cache is bounded by
+ * max_entries; state_cache_evict() drops the least recently used clean
+ * entries, and is called between batches, so an entry pointer taken during a
+ * batch stays valid until the batch is persisted. Dirty entries are never
+ * evicted.
+ *
+ * The cache owns its entries. Pointers it returns are borrowed and valid
+ * until the next state_cache_evict(), state_cache_drop_partition() or
+ * state_cache_destroy(). Not thread-safe: only the consumer thread uses it. */
+#ifndef FRAUD_STATE_CACHE_H
+#define FRAUD_STATE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decimal.h"
+
+typedef struct user_state {
+    decimal_t prev;   /* last payment's amount */
+    decimal_t cum;    /* running total */
+    int64_t count;    /* payments so far; 0 means no state */
+} user_state_t;
+
+enum {
+    CACHE_ENTRY_DIRTY = 1 << 0,  /* changed since last persisted */
+    CACHE_ENTRY_LOADED = 1 << 1, /* state known: loaded or created */
+};
+
+typedef struct cache_entry {
+    struct cache_entry *bucket_next;
+    struct cache_entry *lru_prev, *lru_next; /* lru_prev is more recent */
+    user_state_t state;
+    int64_t expires_at_ms; /* processing-time expiry; 0 = none */
+    uint32_t hash;
+    int32_t partition;     /* input partition that last touched the user */
+    uint16_t user_len;
+    uint8_t flags;
+    char user[];           /* user_len bytes, then NUL */
+} cache_entry_t;
+
+typedef struct state_cache state_cache_t;
+
+typedef struct state_cache_stats {
+    uint64_t hits, misses, evictions;
+} state_cache_stats_t;
+
+/* Returns NULL when out of memory. Free with state_cache_destroy(). */
+state_cache_t *state_cache_new(size_t max_entries);
+void state_cache_destroy(state_cache_t *cache);
+
+/* Finds the user and marks it most recently used; NULL when absent. */
+cache_entry_t *state_cache_get(state_cache_t *cache, const char *user, size_t len);
+
+/* Adds an entry with no state yet (flags 0). NULL when out of memory.
+ * The user must not be present already. */
+cache_entry_t *state_cache_put(state_cache_t *cache, const char *user, size_t len,
+                               int32_t partition);
+
+/* Records a change, so the entry is persisted with the batch. */
+void state_cache_mark_dirty(state_cache_t *cache, cache_entry_t *entry);
+
+/* The dirty entries, in the order they became dirty. */
+cache_entry_t **state_cache_dirty(state_cache_t *cache, size_t *count);
+
+/* Call once the dirty entries are persisted: clears every dirty flag. */
+void state_cache_mark_all_clean(state_cache_t *cache);
+
+/* Evicts least recently used clean entries until at most max_entries
+ * remain. Returns how many were evicted. */
+size_t state_cache_evict(state_cache_t *cache);
+
+/* Drops every clean entry last touched from `partition` (on revoke).
+ * Returns how many were dropped. */
+size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition);
+
+/* Drops every entry, dirty or not. */
+void state_cache_clear(state_cache_t *cache);
+
+size_t state_cache_count(const state_cache_t *cache);
+state_cache_stats_t state_cache_stats(const state_cache_t *cache);
+
+#endif

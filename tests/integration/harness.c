@@ -1,0 +1,358 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DIE(...)                                   \
+    do {                                           \
+        fprintf(stderr, "harness: " __VA_ARGS__);  \
+        fprintf(stderr, "\n");                     \
+        abort();                                   \
+    } while (0)
+
+void sleep_ms(int ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int harness_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
+    socklen_t len = sizeof(addr);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0)
+        DIE("cannot find a free port: %s", strerror(errno));
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+static pid_t spawn(const char *const *argv, const char *log_path) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) DIE("fork: %s", strerror(errno));
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(127);
+        int fd = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms) {
+    int status;
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) break;
+        if (mono_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+void redis_server_start(redis_server_t *srv, bool persistent) {
+    char port[16], log_path[300];
+    snprintf(srv->dir, sizeof(srv->dir), "/tmp/fraud-test-redis-XXXXXX");
+    if (!mkdtemp(srv->dir)) DIE("mkdtemp: %s", strerror(errno));
+    srv->port = harness_free_port();
+    snprintf(port, sizeof(port), "%d", srv->port);
+    snprintf(log_path, sizeof(log_path), "%s/redis.log", srv->dir);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                          "--dir", srv->dir, "--save", "",
+                          "--appendonly", persistent ? "yes" : "no",
+                          "--appendfsync", "always", NULL};
+    srv->pid = spawn(argv, log_path);
+    int64_t deadline = mono_ms() + 10000;
+    while (mono_ms() < deadline) {
+        redisContext *c = redisConnect("127.0.0.1", srv->port);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            if (ok) return;
+        } else if (c) {
+            redisFree(c);
+        }
+        sleep_ms(50);
+    }
+    DIE("redis-server did not start on port %d (see %s)", srv->port, log_path);
+}
+
+void redis_server_stop(redis_server_t *srv) {
+    char cmd[400];
+    if (srv->pid > 0) {
+        kill(srv->pid, SIGTERM);
+        wait_exit(srv->pid, 10000);
+        srv->pid = 0;
+    }
+    if (srv->dir[0]) {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", srv->dir);
+        if (system(cmd) != 0) fprintf(stderr, "harness: could not remove %s\n", srv->dir);
+        srv->dir[0] = '\0';
+    }
+}
+
+redisContext *redis_server_connect(const redis_server_t *srv) {
+    redisContext *c = redisConnect("127.0.0.1", srv->port);
+    if (!c || c->err) DIE("connect to redis: %s", c ? c->errstr : "oom");
+    return c;
+}
+
+char *redis_hget(redisContext *c, const char *key, const char *field) {
+    redisReply *r = redisCommand(c, "HGET %s %s", key, field);
+    char *out = NULL;
+    if (!r) DIE("HGET failed: %s", c->errstr);
+    if (r->type == REDIS_REPLY_STRING) out = strdup(r->str);
+    freeReplyObject(r);
+    return out;
+}
+
+bool wait_for_user_field(redisContext *c, const char *user, const char *field,
+                         const char *want, int timeout_ms) {
+    char key[512];
+    snprintf(key, sizeof(key), "fraud:user:%s", user);
+    int64_t deadline = mono_ms() + timeout_ms;
+    do {
+        char *v = redis_hget(c, key, field);
+        bool ok = v && strcmp(v, want) == 0;
+        free(v);
+        if (ok) return true;
+        sleep_ms(50);
+    } while (mono_ms() < deadline);
+    return false;
+}
+
+void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    kc->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!kc->rk) DIE("rd_kafka_new: %s", errstr);
+    kc->mock = rd_kafka_mock_cluster_new(kc->rk, 1);
+    if (!kc->mock) DIE("mock cluster");
+    if (rd_kafka_mock_topic_create(kc->mock, "payments", input_partitions, 1) ||
+        rd_kafka_mock_topic_create(kc->mock, "fraud-alerts", 1, 1) ||
+        rd_kafka_mock_topic_create(kc->mock, "payments-dlq", 1, 1))
+        DIE("topic create");
+    snprintf(kc->bootstrap, sizeof(kc->bootstrap), "%s",
+             rd_kafka_mock_cluster_bootstraps(kc->mock));
+}
+
+void kafka_cluster_stop(kafka_cluster_t *kc) {
+    if (kc->mock) rd_kafka_mock_cluster_destroy(kc->mock);
+    if (kc->rk) rd_kafka_destroy(kc->rk);
+    kc->mock = NULL;
+    kc->rk = NULL;
+}
+
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    if (level <= 3) fprintf(stderr, "test client: %s: %s\n", fac, buf);
+}
+
+void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
+                   const char *const *values, size_t count) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
+    rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "linger.ms", "5", NULL, 0);
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!p) DIE("producer: %s", errstr);
+    for (size_t i = 0; i < count; i++) {
+        for (;;) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                p, RD_KAFKA_V_TOPIC(topic),
+                RD_KAFKA_V_KEY(keys && keys[i] ? keys[i] : NULL,
+                               keys && keys[i] ? strlen(keys[i]) : 0),
+                RD_KAFKA_V_VALUE((void *)values[i], values[i] ? strlen(values[i]) : 0),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (!err) break;
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) DIE("produce: %s", rd_kafka_err2str(err));
+            rd_kafka_poll(p, 50);
+        }
+    }
+    if (rd_kafka_flush(p, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) DIE("produce flush timed out");
+    rd_kafka_destroy(p);
+}
+
+static char *dup_bytes(const void *p, size_t n) {
+    char *out = malloc(n + 1);
+    if (!out) DIE("oom");
+    if (n) memcpy(out, p, n);
+    out[n] = '\0';
+    return out;
+}
+
+record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, size_t expected,
+                               int timeout_ms) {
+    char errstr[512];
+    record_list_t list = {0};
+    size_t cap = 0;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "test-reader", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!c) DIE("consumer: %s", errstr);
+
+    const rd_kafka_metadata_t *md;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
+    if (rd_kafka_metadata(c, 0, rkt, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        DIE("metadata for %s", topic);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(parts, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_assign(c, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+
+    int64_t deadline = mono_ms() + timeout_ms, settle_until = -1;
+    while (mono_ms() < deadline && (settle_until < 0 || mono_ms() < settle_until)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (list.count == cap) {
+                cap = cap ? cap * 2 : 64;
+                list.items = realloc(list.items, cap * sizeof(*list.items));
+                if (!list.items) DIE("oom");
+            }
+            record_t *r = &list.items[list.count++];
+            r->key = m->key ? dup_bytes(m->key, m->key_len) : NULL;
+            r->key_len = m->key_len;
+            r->value = dup_bytes(m->payload, m->len);
+            r->value_len = m->len;
+            r->partition = m->partition;
+            r->offset = m->offset;
+            char hbuf[4096] = "";
+            size_t hlen = 0;
+            rd_kafka_headers_t *hdrs;
+            if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                const char *name;
+                const void *val;
+                size_t vlen;
+                for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen); i++)
+                    hlen += (size_t)snprintf(hbuf + hlen, sizeof(hbuf) - hlen, "%s=%.*s\n", name,
+                                             (int)vlen, (const char *)val);
+            }
+            r->headers = strdup(hbuf);
+            /* Once the expected count is in, wait briefly for duplicates. */
+            if (list.count >= expected && settle_until < 0) settle_until = mono_ms() + 500;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    return list;
+}
+
+void record_list_free(record_list_t *list) {
+    for (size_t i = 0; i < list->count; i++) {
+        free(list->items[i].key);
+        free(list->items[i].value);
+        free(list->items[i].headers);
+    }
+    free(list->items);
+    list->items = NULL;
+    list->count = 0;
+}
+
+void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_server_t *rs,
+                   const char *const *extra) {
+    static char args[64][512];
+    const char *argv[140];
+    int n = 0, a = 0;
+    snprintf(svc->log_path, sizeof(svc->log_path), "%s/service-%d.log", rs->dir,
+             harness_free_port());
+    argv[n++] = FRAUD_DETECTOR_BIN;
+    snprintf(args[a], sizeof(args[a]), "kafka.bootstrap.servers=%s", kc->bootstrap);
+    argv[n++] = "-X";
+    argv[n++] = args[a++];
+    snprintf(args[a], sizeof(args[a]), "redis.url=redis://127.0.0.1:%d", rs->port);
+    argv[n++] = "-X";
+    argv[n++] = args[a++];
+    /* Fast rejoin in tests; production keeps librdkafka's defaults. */
+    argv[n++] = "-X";
+    argv[n++] = "kafka.session.timeout.ms=6000";
+    argv[n++] = "-X";
+    argv[n++] = "kafka.heartbeat.interval.ms=500";
+    argv[n++] = "-X";
+    argv[n++] = "kafka.topic.metadata.refresh.interval.ms=1000";
+    for (size_t i = 0; extra && extra[i] && n < 136; i++) {
+        argv[n++] = "-X";
+        argv[n++] = extra[i];
+    }
+    argv[n] = NULL;
+    svc->pid = spawn(argv, svc->log_path);
+}
+
+int service_stop(service_proc_t *svc) {
+    if (svc->pid <= 0) return -1;
+    kill(svc->pid, SIGTERM);
+    int rc = wait_exit(svc->pid, 60000);
+    svc->pid = 0;
+    return rc;
+}
+
+void service_kill(service_proc_t *svc) {
+    if (svc->pid <= 0) return;
+    kill(svc->pid, SIGKILL);
+    wait_exit(svc->pid, 10000);
+    svc->pid = 0;
+}
+
+int service_run_once(const char *const *args, char *stderr_buf, size_t stderr_size) {
+    char path[] = "/tmp/fraud-test-run-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) DIE("mkstemp");
+    close(fd);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = FRAUD_DETECTOR_BIN;
+    for (size_t i = 0; args[i] && n < 63; i++) argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = spawn(argv, path);
+    int rc = wait_exit(pid, 30000);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(stderr_buf, 1, stderr_size - 1, f) : 0;
+    stderr_buf[got] = '\0';
+    if (f) fclose(f);
+    unlink(path);
+    return rc;
+}

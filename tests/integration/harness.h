@@ -1,0 +1,95 @@
+/* harness: real servers for integration tests, started and stopped by the
+ * test itself on 127.0.0.1.
+ *
+ * - redis-server on a free port, in a temporary directory;
+ * - librdkafka's mock cluster (the Kafka protocol over TCP), in-process;
+ * - the real fraud-detector binary as a child process.
+ * Children get PR_SET_PDEATHSIG, so a crashed test leaves nothing behind. */
+#ifndef FRAUD_TEST_HARNESS_H
+#define FRAUD_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+typedef struct redis_server {
+    pid_t pid;
+    int port;
+    char dir[256];
+} redis_server_t;
+
+typedef struct kafka_cluster {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mock;
+    char bootstrap[256];
+} kafka_cluster_t;
+
+typedef struct service_proc {
+    pid_t pid;
+    char log_path[512];
+} service_proc_t;
+
+typedef struct record {
+    char *key;
+    size_t key_len;
+    char *value;
+    size_t value_len;
+    int32_t partition;
+    int64_t offset;
+    char *headers; /* "name=value\n" lines */
+} record_t;
+
+typedef struct record_list {
+    record_t *items;
+    size_t count;
+} record_list_t;
+
+/* A free TCP port on 127.0.0.1 (bound then released). */
+int harness_free_port(void);
+
+/* Starts redis-server and waits until it answers PING. */
+void redis_server_start(redis_server_t *srv, bool persistent);
+void redis_server_stop(redis_server_t *srv);
+redisContext *redis_server_connect(const redis_server_t *srv);
+
+/* Creates the mock cluster with the service's three topics. */
+void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions);
+void kafka_cluster_stop(kafka_cluster_t *kc);
+
+/* Produces key/value records and waits for every acknowledgement. */
+void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
+                   const char *const *values, size_t count);
+
+/* Reads a whole topic from the beginning until `expected` records have
+ * arrived (or timeout_ms passed), and a little longer to catch extras. */
+record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, size_t expected,
+                               int timeout_ms);
+void record_list_free(record_list_t *list);
+
+/* Starts build/fraud-detector with -X flags for the given servers plus
+ * extra NULL-terminated "key=value" strings. */
+void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_server_t *rs,
+                   const char *const *extra);
+/* SIGTERM, wait; returns the exit status (or 128+signal). */
+int service_stop(service_proc_t *svc);
+/* SIGKILL, wait. */
+void service_kill(service_proc_t *svc);
+/* Runs the binary to completion with argv; returns exit status, stderr in buf. */
+int service_run_once(const char *const *args, char *stderr_buf, size_t stderr_size);
+
+/* Waits until the HASH field of a user reaches `want`. True when it did. */
+bool wait_for_user_field(redisContext *c, const char *user, const char *field,
+                         const char *want, int timeout_ms);
+
+/* HGET as a malloc'd string (NULL when absent); caller frees. */
+char *redis_hget(redisContext *c, const char *key, const char *field);
+
+void sleep_ms(int ms);
+int64_t mono_ms(void);
+
+#endif

@@ -1,0 +1,160 @@
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decode.h"
+
+static payment_t pay;
+static char err[256];
+
+static const char *shown(const char *value) { return value ? value : "(null)"; }
+
+static decode_reason_t run(const char *key, const char *value) {
+    err[0] = '\0';
+    return decode_payment(key, key ? strlen(key) : 0, value, value ? strlen(value) : 0, &pay,
+                          err, sizeof(err));
+}
+
+#define ACCEPTS(key, value, user, amount_units)                 \
+    do {                                                        \
+        ck_assert_msg(run(key, value) == DECODE_OK, "%s", err); \
+        ck_assert_str_eq(pay.user_id, user);                    \
+        ck_assert_int_eq(pay.amount, amount_units);             \
+    } while (0)
+
+#define REJECTS(key, value, reason)                                                   \
+    do {                                                                              \
+        decode_reason_t r_ = run(key, value);                                         \
+        ck_assert_msg(r_ == reason, "%s: got %s (%s)", shown(value),      \
+                      decode_reason_code(r_), err);                                   \
+        ck_assert(strlen(err) > 0);                                                   \
+    } while (0)
+
+START_TEST(test_json_object_with_user_and_number_amount) {
+    ACCEPTS(NULL, "{\"user_id\":\"user1\",\"amount\":5000}", "user1", 50000000);
+    ACCEPTS("user1", "{\"user_id\":\"user1\",\"amount\":5000}", "user1", 50000000);
+    ACCEPTS(NULL, " {\"user_id\":\"u\",\"amount\":0.1}\n", "u", 1000);
+    ACCEPTS(NULL, "{\"user_id\":\"u\",\"amount\":0}", "u", 0);
+    ACCEPTS(NULL, "{\"user_id\":\"u\",\"amount\":1e12}", "u", 1000000000000LL * 10000);
+}
+END_TEST
+
+START_TEST(test_json_amount_as_numeric_string_is_exact) {
+    ACCEPTS(NULL, "{\"user_id\":\"u\",\"amount\":\"999999999999.9999\"}", "u",
+            9999999999999999LL);
+    ACCEPTS(NULL, "{\"user_id\":\"u\",\"amount\":\"12.50\"}", "u", 125000);
+}
+END_TEST
+
+START_TEST(test_json_without_user_takes_the_key) {
+    ACCEPTS("user7", "{\"amount\":12}", "user7", 120000);
+}
+END_TEST
+
+START_TEST(test_optional_event_id_and_timestamp) {
+    ck_assert_int_eq(
+        run(NULL, "{\"user_id\":\"u\",\"amount\":1,\"event_id\":\"e-9\",\"timestamp\":1700000000123}"),
+        DECODE_OK);
+    ck_assert_str_eq(pay.event_id, "e-9");
+    ck_assert_int_eq(pay.timestamp_ms, 1700000000123LL);
+    ck_assert_int_eq(run(NULL, "{\"user_id\":\"u\",\"amount\":1,\"event_id\":42}"), DECODE_OK);
+    ck_assert_str_eq(pay.event_id, "42");
+    ck_assert_int_eq(run(NULL, "{\"user_id\":\"u\",\"amount\":1}"), DECODE_OK);
+    ck_assert_int_eq(pay.timestamp_ms, -1);
+    ck_assert_str_eq(pay.event_id, "");
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1,\"timestamp\":\"now\"}", DECODE_BAD_TIMESTAMP);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1,\"timestamp\":-5}", DECODE_BAD_TIMESTAMP);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1,\"event_id\":[1]}", DECODE_BAD_EVENT_ID);
+}
+END_TEST
+
+START_TEST(test_bare_number_with_key_is_the_kcat_form) {
+    ACCEPTS("user1", "5000", "user1", 50000000);
+    ACCEPTS("user1", " 7.25\n", "user1", 72500);
+    REJECTS(NULL, "5000", DECODE_MISSING_USER);
+    REJECTS("user1", "-5", DECODE_NEGATIVE_AMOUNT);
+    REJECTS("user1", "5000abc", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("user1", "NaN", DECODE_NON_FINITE_AMOUNT);
+    REJECTS("user1", "inf", DECODE_NON_FINITE_AMOUNT);
+    REJECTS("user1", "1.00001", DECODE_AMOUNT_TOO_PRECISE);
+    REJECTS("user1", "1000000000000.0001", DECODE_AMOUNT_OUT_OF_RANGE);
+}
+END_TEST
+
+START_TEST(test_malformed_json_and_non_objects_are_rejected) {
+    REJECTS("u", "", DECODE_EMPTY);
+    REJECTS("u", NULL, DECODE_EMPTY);
+    REJECTS("u", "   ", DECODE_EMPTY);
+    REJECTS("u", "{\"user_id\":\"u\",\"amount\":5", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{bad", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"user_id\":\"u\",\"amount\":5} trailing", DECODE_TRAILING_GARBAGE);
+    REJECTS("u", "{\"user_id\":\"u\",\"amount\":5}{}", DECODE_TRAILING_GARBAGE);
+    REJECTS("u", "[1,2]", DECODE_NOT_AN_OBJECT);
+    REJECTS("u", "\"5000\"", DECODE_NOT_AN_OBJECT);
+    REJECTS("u", "true", DECODE_NOT_AN_OBJECT);
+}
+END_TEST
+
+START_TEST(test_user_must_be_present_sized_and_consistent) {
+    char long_user[400], json[600];
+    memset(long_user, 'x', 257);
+    long_user[257] = '\0';
+    snprintf(json, sizeof(json), "{\"user_id\":\"%s\",\"amount\":1}", long_user);
+    REJECTS(NULL, json, DECODE_USER_TOO_LONG);
+    long_user[256] = '\0';
+    snprintf(json, sizeof(json), "{\"user_id\":\"%s\",\"amount\":1}", long_user);
+    ck_assert_int_eq(run(NULL, json), DECODE_OK);
+    ck_assert_int_eq(pay.user_len, 256);
+    REJECTS(NULL, "{\"amount\":1}", DECODE_MISSING_USER);
+    REJECTS(NULL, "{\"user_id\":\"\",\"amount\":1}", DECODE_EMPTY_USER);
+    REJECTS(NULL, "{\"user_id\":5,\"amount\":1}", DECODE_BAD_USER);
+    REJECTS(NULL, "{\"user_id\":\"a\\nb\",\"amount\":1}", DECODE_BAD_USER);
+    REJECTS("other", "{\"user_id\":\"u\",\"amount\":1}", DECODE_KEY_MISMATCH);
+}
+END_TEST
+
+START_TEST(test_amount_must_be_present_numeric_and_in_range) {
+    REJECTS(NULL, "{\"user_id\":\"u\"}", DECODE_MISSING_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":null}", DECODE_MISSING_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":\"abc\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":true}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":{}}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":-1}", DECODE_NEGATIVE_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":\"-0.5\"}", DECODE_NEGATIVE_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1e999}", DECODE_NON_FINITE_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":\"Infinity\"}", DECODE_NON_FINITE_AMOUNT);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1e13}", DECODE_AMOUNT_OUT_OF_RANGE);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":0.00001}", DECODE_AMOUNT_TOO_PRECISE);
+    REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":\"1.23456\"}", DECODE_AMOUNT_TOO_PRECISE);
+}
+END_TEST
+
+START_TEST(test_every_reason_has_a_stable_code) {
+    for (int r = 0; r < DECODE_REASON_COUNT; r++) {
+        ck_assert_ptr_nonnull(decode_reason_code((decode_reason_t)r));
+        ck_assert_str_ne(decode_reason_code((decode_reason_t)r), "unknown");
+    }
+    ck_assert_str_eq(decode_reason_code(DECODE_AMOUNT_TOO_PRECISE), "amount_too_precise");
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("decode");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_json_object_with_user_and_number_amount);
+    tcase_add_test(tc, test_json_amount_as_numeric_string_is_exact);
+    tcase_add_test(tc, test_json_without_user_takes_the_key);
+    tcase_add_test(tc, test_optional_event_id_and_timestamp);
+    tcase_add_test(tc, test_bare_number_with_key_is_the_kcat_form);
+    tcase_add_test(tc, test_malformed_json_and_non_objects_are_rejected);
+    tcase_add_test(tc, test_user_must_be_present_sized_and_consistent);
+    tcase_add_test(tc, test_amount_must_be_present_numeric_and_in_range);
+    tcase_add_test(tc, test_every_reason_has_a_stable_code);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
