@@ -9,7 +9,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev \
             check redis-server kcat procps
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test demo bench clean
 
 all: build
 
@@ -39,6 +39,9 @@ test: build
 
 demo: build
 	tests/demo.sh $(BUILD_DIR)
+
+bench: build
+	tests/bench/run_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

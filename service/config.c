@@ -35,13 +35,30 @@ static const key_def_t KEYS[] = {
      "Redis holding the state: redis://[[user]:password@]host[:port][/db]."},
     {"redis.key.prefix", KEY_STRING, "fraud:", 0, 0, NULL, FIELD(redis_key_prefix),
      "Prefix of every Redis key the service writes."},
+    {"redis.password.file", KEY_STRING, "", 0, 0, NULL, FIELD(redis_password_file),
+     "File holding the Redis password (its first line); overrides a password in redis.url. "
+     "Empty: none. Env: FRAUD_REDIS_PASSWORD_FILE."},
     {"redis.connect.timeout.ms", KEY_INT, "2000", 1, 600000, NULL,
      FIELD(redis_connect_timeout_ms), "Timeout for connecting to Redis."},
     {"redis.command.timeout.ms", KEY_INT, "5000", 1, 600000, NULL,
      FIELD(redis_command_timeout_ms), "Timeout for one Redis pipeline round trip."},
+    {"state.backend", KEY_ENUM, "redis", 0, 0, "redis|memory", FIELD(state_backend),
+     "Where state lives: redis (durable, the default), or memory (in this process only, "
+     "lost on exit: for demos and tests)."},
     {"state.ttl.ms", KEY_INT, "0", 0, INT64_MAX / 2, NULL, FIELD(state_ttl_ms),
-     "Time to live of a user's state, in ms of processing time; each write resets it "
-     "(Redis PEXPIRE). 0 means state never expires."},
+     "Time to live of a user's state, in ms of processing time, carried by the Redis key "
+     "itself (PEXPIRE). 0 means state never expires."},
+    {"state.ttl.update", KEY_ENUM, "on_create_and_write", 0, 0,
+     "on_create_and_write|on_read_and_write", FIELD(state_ttl_update),
+     "What refreshes the TTL, as Flink's StateTtlConfig.UpdateType: writes only, or reads "
+     "(a state query) too."},
+    {"state.ttl.visibility", KEY_ENUM, "never_return_expired", 0, 0,
+     "never_return_expired|return_expired_if_not_cleaned_up", FIELD(state_ttl_visibility),
+     "Whether expired state still in the local cache may be used, as Flink's "
+     "StateTtlConfig.StateVisibility."},
+    {"state.ttl.cleanup.interval.ms", KEY_INT, "1000", 1, INT64_MAX / 2, NULL,
+     FIELD(state_ttl_cleanup_interval_ms),
+     "How often the local cache drops expired users, so idle users do not keep memory."},
     {"state.cache.max.entries", KEY_INT, "1000000", 1, INT64_MAX / 2, NULL,
      FIELD(state_cache_max_entries),
      "Users held in the in-process cache; past it the least recently used clean users "
@@ -123,7 +140,7 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
                       def->name, value, def->choices);
             return -1;
         }
-        if (def->type == KEY_STRING && !*value) {
+        if (def->type == KEY_STRING && !*value && *def->default_value) {
             set_error(errstr, errstr_size, "%s: must not be empty", def->name);
             return -1;
         }

@@ -29,9 +29,14 @@ typedef struct config {
     char *group_id;
     char *redis_url;
     char *redis_key_prefix;
+    char *redis_password_file;
     int64_t redis_connect_timeout_ms;
     int64_t redis_command_timeout_ms;
+    char *state_backend;
     int64_t state_ttl_ms;
+    char *state_ttl_update;
+    char *state_ttl_visibility;
+    int64_t state_ttl_cleanup_interval_ms;
     int64_t state_cache_max_entries;
     int64_t batch_max_messages;
     decimal_t amount_jump_threshold;

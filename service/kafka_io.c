@@ -51,8 +51,8 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     }
 }
 
-/* Producer-only or consumer-only properties are still applied to both
- * clients; librdkafka ignores the ones that do not apply, with a warning. */
+/* kafka.X goes to both clients (librdkafka ignores, with a warning, what
+ * does not apply); kafka.consumer.X and kafka.producer.X go to one only. */
 static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
                     size_t errstr_size) {
     char reason[512];
@@ -67,9 +67,25 @@ static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_c
                             char *errstr, size_t errstr_size) {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const char *name = cfg->kafka[i].name;
+        if (strncmp(name, "consumer.", 9) == 0) {
+            if (!is_consumer) continue;
+            name += 9;
+        } else if (strncmp(name, "producer.", 9) == 0) {
+            if (is_consumer) continue;
+            name += 9;
+        }
         /* Topic-level consumer settings would only warn on the producer. */
         if (!is_consumer && strcmp(name, "auto.offset.reset") == 0) continue;
-        if (set_prop(conf, name, cfg->kafka[i].value, errstr, errstr_size) != 0) return -1;
+        if (set_prop(conf, name, cfg->kafka[i].value, errstr, errstr_size) != 0) {
+            /* Name the key as the user wrote it. */
+            if (name != cfg->kafka[i].name) {
+                char reason[512];
+                snprintf(reason, sizeof(reason), "%s", errstr);
+                set_error(errstr, errstr_size, "kafka.%s: %s", cfg->kafka[i].name,
+                          strchr(reason, ' ') ? strchr(reason, ' ') + 1 : reason);
+            }
+            return -1;
+        }
     }
     return 0;
 }

@@ -15,11 +15,13 @@
 #include "log.h"
 #include "rules.h"
 #include "state_cache.h"
+#include "state_ttl.h"
 #include "store_redis.h"
 
 #define POLL_TIMEOUT_MS 100
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
+#define EXPIRY_SCAN_MAX 1000 /* entries examined per cleanup pass */
 
 typedef struct batch_item {
     rd_kafka_message_t *msg; /* owned until the batch is released */
@@ -37,6 +39,8 @@ struct pipeline {
     batch_item_t *items;
     size_t item_count, item_cap;
     cache_entry_t **misses;
+    ttl_policy_t ttl;
+    int64_t next_cleanup_ms;
     volatile sig_atomic_t *stop;
     int fatal;
     pipeline_stats_t stats;
@@ -72,18 +76,37 @@ static void decode_batch(pipeline_t *p) {
  * only when a stop is requested. */
 typedef int (*redis_step_fn)(pipeline_t *p, size_t n, char *errstr, size_t errstr_size);
 
+/* Pauses (or resumes) fetching for every assigned partition, so nothing
+ * piles up while Redis is away. */
+static void set_consumption_paused(pipeline_t *p, int paused) {
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    if (rd_kafka_assignment(p->io->consumer, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(p->io->consumer, assignment)
+                                     : rd_kafka_resume_partitions(p->io->consumer, assignment);
+    if (err) log_warn("kafka", "%s partitions: %s", paused ? "pause" : "resume",
+                      rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(assignment);
+}
+
 static int retry_redis_step(pipeline_t *p, redis_step_fn step, size_t n, const char *what) {
     char errstr[512];
     int64_t backoff = BACKOFF_START_MS;
     int failing = 0;
     for (;;) {
         if (step(p, n, errstr, sizeof(errstr)) == 0) {
-            if (failing) log_info("redis", "%s succeeded again; resuming", what);
+            if (failing) {
+                log_info("redis", "%s succeeded again; resuming consumption", what);
+                set_consumption_paused(p, 0);
+            }
             return 0;
         }
-        if (!failing)
-            log_error("redis", "%s failed: %s; retrying with backoff, offsets are not "
-                      "committed meanwhile", what, errstr);
+        if (!failing) {
+            log_error("redis", "%s failed: %s; consumption paused, retrying with backoff "
+                      "up to %d ms, nothing is committed meanwhile", what, errstr,
+                      BACKOFF_MAX_MS);
+            set_consumption_paused(p, 1);
+        }
         failing = 1;
         if (stop_requested(p)) {
             log_error("redis", "stop requested while Redis is unavailable: the batch is not "
@@ -128,6 +151,10 @@ static int attach_user_state(pipeline_t *p) {
         it->entry = e;
     }
     if (miss_count == 0) return 0;
+    if (!p->store) { /* memory backend: a user not cached has no state */
+        for (size_t i = 0; i < miss_count; i++) p->misses[i]->flags |= CACHE_ENTRY_LOADED;
+        return 0;
+    }
     return retry_redis_step(p, load_step, miss_count, "loading user state");
 }
 
@@ -176,12 +203,6 @@ static int produce_alert(pipeline_t *p, const batch_item_t *it, const alert_t *a
     return 0;
 }
 
-/* Expired state behaves as absent: Redis has dropped the key too. */
-static void forget_if_expired(const pipeline_t *p, cache_entry_t *e, int64_t now) {
-    if (p->cfg->state_ttl_ms > 0 && e->expires_at_ms && now >= e->expires_at_ms)
-        memset(&e->state, 0, sizeof(e->state));
-}
-
 static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     cache_entry_t *e = it->entry;
     const payment_t *pay = &it->payment;
@@ -189,7 +210,7 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     int64_t now = now_ms();
     decimal_t diff = 0, cum;
 
-    forget_if_expired(p, e, now);
+    ttl_on_read(&p->ttl, e, now); /* expired state may read as absent */
     if (!decimal_add(e->state.cum, pay->amount, &cum)) {
         it->reason = DECODE_CUMULATIVE_OVERFLOW;
         snprintf(it->reason_text, sizeof(it->reason_text),
@@ -202,7 +223,7 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     e->state.prev = pay->amount;
     e->state.cum = cum;
     e->state.count++;
-    e->expires_at_ms = p->cfg->state_ttl_ms > 0 ? now + p->cfg->state_ttl_ms : 0;
+    ttl_on_write(&p->ttl, e, now);
     state_cache_mark_dirty(p->cache, e);
     p->stats.valid++;
     if (!fires) return 0;
@@ -245,7 +266,8 @@ static int flush_dirty_users_to_redis(pipeline_t *p) {
     size_t dirty_count;
     state_cache_dirty(p->cache, &dirty_count);
     if (dirty_count == 0) return 0;
-    if (retry_redis_step(p, write_step, dirty_count, "writing user state") != 0) return -1;
+    if (p->store && retry_redis_step(p, write_step, dirty_count, "writing user state") != 0)
+        return -1;
     state_cache_mark_all_clean(p->cache);
     return 0;
 }
@@ -395,12 +417,24 @@ static void gather_batch(pipeline_t *p) {
     }
 }
 
+/* Idle users must not keep memory: drop expired cache entries now and
+ * then, a bounded number per pass, like Redis's active expiry. */
+static void clean_up_expired_users(pipeline_t *p) {
+    if (p->ttl.ttl_ms <= 0) return;
+    int64_t now = now_ms();
+    if (now < p->next_cleanup_ms) return;
+    p->next_cleanup_ms = now + p->cfg->state_ttl_cleanup_interval_ms;
+    size_t dropped = state_cache_drop_expired(p->cache, now, EXPIRY_SCAN_MAX);
+    if (dropped) log_debug("state", "dropped %zu expired user(s) from the cache", dropped);
+}
+
 int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
     p->stop = stop;
     while (!stop_requested(p) && !p->fatal) {
         gather_batch(p);
         rd_kafka_poll(p->io->producer, 0); /* serve stray delivery reports */
         if (process_batch(p) != 0) break;
+        clean_up_expired_users(p);
     }
     if (!p->fatal) process_batch(p);
     log_info("pipeline", "%s: %llu consumed, %llu valid, %llu dead-lettered, %llu alerts",
@@ -428,16 +462,28 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         pipeline_destroy(p);
         return NULL;
     }
-    store_options_t opts = {
-        .url = cfg->redis_url,
-        .key_prefix = cfg->redis_key_prefix,
-        .connect_timeout_ms = cfg->redis_connect_timeout_ms,
-        .command_timeout_ms = cfg->redis_command_timeout_ms,
-    };
-    p->store = store_new(&opts, errstr, errstr_size);
-    if (!p->store) {
+    if (ttl_policy_init(&p->ttl, cfg->state_ttl_ms, cfg->state_ttl_update,
+                        cfg->state_ttl_visibility) != 0) {
+        snprintf(errstr, errstr_size, "state.ttl.update or state.ttl.visibility: unknown value");
         pipeline_destroy(p);
         return NULL;
+    }
+    if (strcmp(cfg->state_backend, "memory") == 0) {
+        log_warn("state", "state.backend=memory: state lives only in this process and is lost "
+                 "when it stops or its partitions move; NOT durable, for demos and tests");
+    } else {
+        store_options_t opts = {
+            .url = cfg->redis_url,
+            .key_prefix = cfg->redis_key_prefix,
+            .password_file = cfg->redis_password_file,
+            .connect_timeout_ms = cfg->redis_connect_timeout_ms,
+            .command_timeout_ms = cfg->redis_command_timeout_ms,
+        };
+        p->store = store_new(&opts, errstr, errstr_size);
+        if (!p->store) {
+            pipeline_destroy(p);
+            return NULL;
+        }
     }
     p->io = kafka_io_new(cfg, on_rebalance, p, errstr, errstr_size);
     if (!p->io || kafka_io_subscribe(p->io, cfg->input_topic, errstr, errstr_size) != 0) {

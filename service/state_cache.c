@@ -199,6 +199,21 @@ size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition) {
     return dropped;
 }
 
+size_t state_cache_drop_expired(state_cache_t *cache, int64_t now_ms, size_t max_scan) {
+    size_t dropped = 0, scanned = 0;
+    cache_entry_t *e = cache->lru_tail;
+    while (e && scanned++ < max_scan) {
+        cache_entry_t *more_recent = e->lru_prev;
+        if (!(e->flags & CACHE_ENTRY_DIRTY) && e->expires_at_ms > 0 && now_ms >= e->expires_at_ms) {
+            remove_entry(cache, e);
+            dropped++;
+        }
+        e = more_recent;
+    }
+    cache->stats.expirations += dropped;
+    return dropped;
+}
+
 size_t state_cache_count(const state_cache_t *cache) { return cache->count; }
 
 state_cache_stats_t state_cache_stats(const state_cache_t *cache) { return cache->stats; }

@@ -45,7 +45,7 @@ typedef struct cache_entry {
 typedef struct state_cache state_cache_t;
 
 typedef struct state_cache_stats {
-    uint64_t hits, misses, evictions;
+    uint64_t hits, misses, evictions, expirations;
 } state_cache_stats_t;
 
 /* Returns NULL when out of memory. Free with state_cache_destroy(). */
@@ -76,6 +76,12 @@ size_t state_cache_evict(state_cache_t *cache);
 /* Drops every clean entry last touched from `partition` (on revoke).
  * Returns how many were dropped. */
 size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition);
+
+/* Drops clean entries whose expires_at_ms has passed, examining at most
+ * max_scan entries from the least recently used end (where idle users
+ * gather), the way Redis samples keys in its active expiry cycle.
+ * Returns how many were dropped. */
+size_t state_cache_drop_expired(state_cache_t *cache, int64_t now_ms, size_t max_scan);
 
 /* Drops every entry, dirty or not. */
 void state_cache_clear(state_cache_t *cache);

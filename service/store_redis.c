@@ -148,6 +148,25 @@ fail:
     return -1;
 }
 
+/* First line of the file, without its newline. The reason never quotes the
+ * content. */
+static int read_password_file(store_t *s, const char *path, char *errstr, size_t errstr_size) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_error(errstr, errstr_size, "redis.password.file: cannot open %s: %s", path,
+                  strerror(errno));
+        return -1;
+    }
+    char *got = fgets(s->password, sizeof(s->password), f);
+    fclose(f);
+    if (!got) {
+        set_error(errstr, errstr_size, "redis.password.file: %s is empty", path);
+        return -1;
+    }
+    s->password[strcspn(s->password, "\r\n")] = '\0';
+    return 0;
+}
+
 store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size) {
     store_t *s = calloc(1, sizeof(*s));
     if (!s) {
@@ -157,6 +176,11 @@ store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size
     s->key_prefix = strdup(opts->key_prefix);
     if (!s->key_prefix || parse_url(s, opts->url, errstr, errstr_size) != 0) {
         if (!s->key_prefix) set_error(errstr, errstr_size, "out of memory");
+        store_destroy(s);
+        return NULL;
+    }
+    if (opts->password_file && opts->password_file[0] &&
+        read_password_file(s, opts->password_file, errstr, errstr_size) != 0) {
         store_destroy(s);
         return NULL;
     }

@@ -21,6 +21,7 @@ typedef struct store store_t;
 typedef struct store_options {
     const char *url;          /* redis://[[user]:password@]host[:port][/db] */
     const char *key_prefix;
+    const char *password_file; /* NULL or "": none; else overrides the URL's */
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;
 } store_options_t;

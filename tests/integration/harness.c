@@ -81,34 +81,64 @@ static int wait_exit(pid_t pid, int timeout_ms) {
     return 128 + WTERMSIG(status);
 }
 
-void redis_server_start(redis_server_t *srv, bool persistent) {
+static redisContext *connect_authed(const redis_server_t *srv) {
+    redisContext *c = redisConnect("127.0.0.1", srv->port);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return NULL;
+    }
+    if (srv->password[0]) {
+        redisReply *r = redisCommand(c, "AUTH %s", srv->password);
+        if (r) freeReplyObject(r);
+    }
+    return c;
+}
+
+static void launch_redis(redis_server_t *srv) {
     char port[16], log_path[300];
-    snprintf(srv->dir, sizeof(srv->dir), "/tmp/fraud-test-redis-XXXXXX");
-    if (!mkdtemp(srv->dir)) DIE("mkdtemp: %s", strerror(errno));
-    srv->port = harness_free_port();
     snprintf(port, sizeof(port), "%d", srv->port);
     snprintf(log_path, sizeof(log_path), "%s/redis.log", srv->dir);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--dir", srv->dir, "--save", "",
-                          "--appendonly", persistent ? "yes" : "no",
-                          "--appendfsync", "always", NULL};
+    const char *argv[20] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                            "--dir", srv->dir, "--save", "",
+                            "--appendonly", srv->persistent ? "yes" : "no",
+                            "--appendfsync", "always"};
+    int n = 13;
+    if (srv->password[0]) {
+        argv[n++] = "--requirepass";
+        argv[n++] = srv->password;
+    }
+    argv[n] = NULL;
     srv->pid = spawn(argv, log_path);
     int64_t deadline = mono_ms() + 10000;
     while (mono_ms() < deadline) {
-        redisContext *c = redisConnect("127.0.0.1", srv->port);
-        if (c && !c->err) {
+        redisContext *c = connect_authed(srv);
+        if (c) {
             redisReply *r = redisCommand(c, "PING");
             int ok = r && r->type == REDIS_REPLY_STATUS;
             if (r) freeReplyObject(r);
             redisFree(c);
             if (ok) return;
-        } else if (c) {
-            redisFree(c);
         }
         sleep_ms(50);
     }
     DIE("redis-server did not start on port %d (see %s)", srv->port, log_path);
 }
+
+void redis_server_start(redis_server_t *srv, bool persistent) {
+    snprintf(srv->dir, sizeof(srv->dir), "/tmp/fraud-test-redis-XXXXXX");
+    if (!mkdtemp(srv->dir)) DIE("mkdtemp: %s", strerror(errno));
+    srv->port = harness_free_port();
+    srv->persistent = persistent;
+    launch_redis(srv);
+}
+
+void redis_server_halt(redis_server_t *srv) {
+    kill(srv->pid, SIGTERM);
+    wait_exit(srv->pid, 10000);
+    srv->pid = 0;
+}
+
+void redis_server_resume(redis_server_t *srv) { launch_redis(srv); }
 
 void redis_server_stop(redis_server_t *srv) {
     char cmd[400];
@@ -125,8 +155,8 @@ void redis_server_stop(redis_server_t *srv) {
 }
 
 redisContext *redis_server_connect(const redis_server_t *srv) {
-    redisContext *c = redisConnect("127.0.0.1", srv->port);
-    if (!c || c->err) DIE("connect to redis: %s", c ? c->errstr : "oom");
+    redisContext *c = connect_authed(srv);
+    if (!c) DIE("connect to redis on port %d", srv->port);
     return c;
 }
 
@@ -309,9 +339,9 @@ void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_s
     argv[n++] = args[a++];
     /* Fast rejoin in tests; production keeps librdkafka's defaults. */
     argv[n++] = "-X";
-    argv[n++] = "kafka.session.timeout.ms=6000";
+    argv[n++] = "kafka.consumer.session.timeout.ms=6000";
     argv[n++] = "-X";
-    argv[n++] = "kafka.heartbeat.interval.ms=500";
+    argv[n++] = "kafka.consumer.heartbeat.interval.ms=500";
     argv[n++] = "-X";
     argv[n++] = "kafka.topic.metadata.refresh.interval.ms=1000";
     for (size_t i = 0; extra && extra[i] && n < 136; i++) {
@@ -320,6 +350,20 @@ void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_s
     }
     argv[n] = NULL;
     svc->pid = spawn(argv, svc->log_path);
+}
+
+bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout_ms) {
+    int64_t deadline = mono_ms() + timeout_ms;
+    char line[4096];
+    do {
+        FILE *f = fopen(svc->log_path, "r");
+        bool found = false;
+        while (f && !found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
+        if (f) fclose(f);
+        if (found) return true;
+        sleep_ms(50);
+    } while (mono_ms() < deadline);
+    return false;
 }
 
 int service_stop(service_proc_t *svc) {

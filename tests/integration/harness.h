@@ -21,6 +21,8 @@ typedef struct redis_server {
     pid_t pid;
     int port;
     char dir[256];
+    bool persistent;       /* AOF with fsync always */
+    char password[64];     /* requirepass when not empty */
 } redis_server_t;
 
 typedef struct kafka_cluster {
@@ -52,9 +54,14 @@ typedef struct record_list {
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int harness_free_port(void);
 
-/* Starts redis-server and waits until it answers PING. */
+/* Starts redis-server and waits until it answers PING. Set srv->password
+ * before the call for a server that requires AUTH. */
 void redis_server_start(redis_server_t *srv, bool persistent);
 void redis_server_stop(redis_server_t *srv);
+/* Stops the process but keeps its directory (and AOF), then starts it again
+ * on the same port: an outage that loses nothing acknowledged. */
+void redis_server_halt(redis_server_t *srv);
+void redis_server_resume(redis_server_t *srv);
 redisContext *redis_server_connect(const redis_server_t *srv);
 
 /* Creates the mock cluster with the service's three topics. */
@@ -75,6 +82,8 @@ void record_list_free(record_list_t *list);
  * extra NULL-terminated "key=value" strings. */
 void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_server_t *rs,
                    const char *const *extra);
+/* True once a line of the service's log contains needle. */
+bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout_ms);
 /* SIGTERM, wait; returns the exit status (or 128+signal). */
 int service_stop(service_proc_t *svc);
 /* SIGKILL, wait. */
