@@ -1,14 +1,20 @@
 /* pipeline: the batch loop and the rebalance callback.
  *
- * Ordering is the whole point of this file. State reaches Redis and records
- * reach Kafka before an offset is stored; the rebalance callback finishes
- * the pending batch before giving partitions away. See ARCHITECTURE.md. */
+ * Ordering is the whole point of this file. Dead letters are acknowledged
+ * before the batch's atomic Redis step; the step writes each partition's
+ * users, its new checkpoint and its alerts (to an outbox) all or nothing;
+ * alerts are produced from it afterwards and removed once acknowledged;
+ * offsets are stored last. A message below its partition's checkpoint has
+ * been applied already and is skipped, so a replay after a crash or a
+ * rebalance changes nothing. See ARCHITECTURE.md. */
 #include "pipeline.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cJSON.h>
 
 #include "alert.h"
 #include "kafka_io.h"
@@ -22,6 +28,27 @@
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
 #define EXPIRY_SCAN_MAX 1000 /* entries examined per cleanup pass */
+
+/* An assigned partition and the checkpoint last seen in Redis. */
+typedef struct owned_partition {
+    int32_t partition;
+    int64_t checkpoint; /* next offset to apply; -1: none yet */
+} owned_partition_t;
+
+/* A partition's share of the batch in hand. */
+typedef struct batch_partition {
+    int32_t partition;
+    int64_t next_offset;
+    int refused; /* its Redis step met another owner's checkpoint */
+} batch_partition_t;
+
+/* An alert decided in this batch, waiting for the atomic step. */
+typedef struct pending_alert {
+    int32_t partition;
+    char id[320];
+    char *json;    /* owned */
+    char *user_id; /* owned: the record key */
+} pending_alert_t;
 
 typedef struct batch_item {
     rd_kafka_message_t *msg; /* owned until the batch is released */
@@ -39,6 +66,15 @@ struct pipeline {
     batch_item_t *items;
     size_t item_count, item_cap;
     cache_entry_t **misses;
+    owned_partition_t *owned;
+    size_t owned_count, owned_cap;
+    batch_partition_t *batch_parts;
+    size_t batch_part_count;
+    pending_alert_t *pending;
+    size_t pending_count, pending_cap;
+    store_step_t *steps;          /* one per batch partition */
+    cache_entry_t **step_users;   /* dirty users grouped by partition */
+    store_alert_t *step_alerts;   /* pending alerts grouped by partition */
     ttl_policy_t ttl;
     int64_t next_cleanup_ms;
     volatile sig_atomic_t *stop;
@@ -59,22 +95,70 @@ static void sleep_ms(int64_t ms) {
 
 static int stop_requested(const pipeline_t *p) { return p->stop && *p->stop; }
 
+/* ---- partitions ---------------------------------------------------------- */
+
+static owned_partition_t *find_owned(pipeline_t *p, int32_t partition) {
+    for (size_t i = 0; i < p->owned_count; i++)
+        if (p->owned[i].partition == partition) return &p->owned[i];
+    return NULL;
+}
+
+static int add_owned(pipeline_t *p, int32_t partition, int64_t checkpoint) {
+    owned_partition_t *o = find_owned(p, partition);
+    if (!o) {
+        if (p->owned_count == p->owned_cap) {
+            size_t cap = p->owned_cap ? p->owned_cap * 2 : 16;
+            owned_partition_t *grown = realloc(p->owned, cap * sizeof(*grown));
+            if (!grown) return -1;
+            p->owned = grown;
+            p->owned_cap = cap;
+        }
+        o = &p->owned[p->owned_count++];
+        o->partition = partition;
+    }
+    o->checkpoint = checkpoint;
+    return 0;
+}
+
+static void remove_owned(pipeline_t *p, int32_t partition) {
+    owned_partition_t *o = find_owned(p, partition);
+    if (o) *o = p->owned[--p->owned_count];
+}
+
+static batch_partition_t *batch_part(pipeline_t *p, int32_t partition) {
+    for (size_t i = 0; i < p->batch_part_count; i++)
+        if (p->batch_parts[i].partition == partition) return &p->batch_parts[i];
+    return NULL;
+}
+
 /* ---- decode and load -------------------------------------------------- */
 
 static void decode_batch(pipeline_t *p) {
+    p->batch_part_count = 0;
     for (size_t i = 0; i < p->item_count; i++) {
         batch_item_t *it = &p->items[i];
         const rd_kafka_message_t *m = it->msg;
         it->entry = NULL;
         it->reason = decode_payment(m->key, m->key_len, m->payload, m->len, &it->payment,
                                     it->reason_text, sizeof(it->reason_text));
+        batch_partition_t *bp = batch_part(p, m->partition);
+        if (!bp) {
+            /* items are at most item_cap, so are their partitions */
+            bp = &p->batch_parts[p->batch_part_count++];
+            bp->partition = m->partition;
+            bp->next_offset = -1;
+            bp->refused = 0;
+        }
+        if (m->offset + 1 > bp->next_offset) bp->next_offset = m->offset + 1;
     }
 }
 
-/* Retries a Redis step with capped exponential backoff. Logs once when
- * Redis goes away and once when it is back, never per attempt. Gives up
- * only when a stop is requested. */
-typedef int (*redis_step_fn)(pipeline_t *p, size_t n, char *errstr, size_t errstr_size);
+/* A message below its partition's checkpoint is already in Redis: an
+ * earlier owner, or this one before a crash, applied it. */
+static int already_applied(pipeline_t *p, const rd_kafka_message_t *m) {
+    const owned_partition_t *o = find_owned(p, m->partition);
+    return o && o->checkpoint >= 0 && m->offset < o->checkpoint;
+}
 
 /* Pauses (or resumes) fetching for every assigned partition, so nothing
  * piles up while Redis is away. */
@@ -89,12 +173,17 @@ static void set_consumption_paused(pipeline_t *p, int paused) {
     rd_kafka_topic_partition_list_destroy(assignment);
 }
 
-static int retry_redis_step(pipeline_t *p, redis_step_fn step, size_t n, const char *what) {
+/* Retries a Redis step with capped exponential backoff, consumption paused
+ * meanwhile. Logs once when Redis goes away and once when it is back, never
+ * per attempt. Gives up only when a stop is requested. */
+typedef int (*redis_step_fn)(pipeline_t *p, void *arg, char *errstr, size_t errstr_size);
+
+static int retry_redis_step(pipeline_t *p, redis_step_fn step, void *arg, const char *what) {
     char errstr[512];
     int64_t backoff = BACKOFF_START_MS;
     int failing = 0;
     for (;;) {
-        if (step(p, n, errstr, sizeof(errstr)) == 0) {
+        if (step(p, arg, errstr, sizeof(errstr)) == 0) {
             if (failing) {
                 log_info("redis", "%s succeeded again; resuming consumption", what);
                 set_consumption_paused(p, 0);
@@ -118,16 +207,9 @@ static int retry_redis_step(pipeline_t *p, redis_step_fn step, size_t n, const c
     }
 }
 
-static int load_step(pipeline_t *p, size_t n, char *errstr, size_t errstr_size) {
-    return store_load_users(p->store, p->misses, n, now_ms(), errstr, errstr_size);
-}
-
-static int write_step(pipeline_t *p, size_t n, char *errstr, size_t errstr_size) {
-    size_t dirty_count;
-    cache_entry_t **dirty = state_cache_dirty(p->cache, &dirty_count);
-    (void)n;
-    return store_write_users(p->store, dirty, dirty_count, p->cfg->state_ttl_ms, errstr,
-                             errstr_size);
+static int load_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    return store_load_users(p->store, p->misses, *(size_t *)arg, now_ms(), errstr,
+                            errstr_size);
 }
 
 /* Finds or creates each user's cache entry; the ones not cached are loaded
@@ -136,18 +218,18 @@ static int attach_user_state(pipeline_t *p) {
     size_t miss_count = 0;
     for (size_t i = 0; i < p->item_count; i++) {
         batch_item_t *it = &p->items[i];
-        if (it->reason != DECODE_OK) continue;
+        if (it->reason != DECODE_OK || already_applied(p, it->msg)) continue;
         const payment_t *pay = &it->payment;
-        cache_entry_t *e = state_cache_get(p->cache, pay->user_id, pay->user_len);
+        int32_t partition = it->msg->partition;
+        cache_entry_t *e = state_cache_get(p->cache, partition, pay->user_id, pay->user_len);
         if (!e) {
-            e = state_cache_put(p->cache, pay->user_id, pay->user_len, it->msg->partition);
+            e = state_cache_put(p->cache, pay->user_id, pay->user_len, partition);
             if (!e) {
                 log_error("state", "out of memory caching user state");
                 return -1;
             }
             p->misses[miss_count++] = e;
         }
-        e->partition = it->msg->partition;
         it->entry = e;
     }
     if (miss_count == 0) return 0;
@@ -155,7 +237,7 @@ static int attach_user_state(pipeline_t *p) {
         for (size_t i = 0; i < miss_count; i++) p->misses[i]->flags |= CACHE_ENTRY_LOADED;
         return 0;
     }
-    return retry_redis_step(p, load_step, miss_count, "loading user state");
+    return retry_redis_step(p, load_step, &miss_count, "loading user state");
 }
 
 /* ---- apply ------------------------------------------------------------ */
@@ -184,23 +266,56 @@ static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
     return 0;
 }
 
-static int produce_alert(pipeline_t *p, const batch_item_t *it, const alert_t *alert) {
+static int produce_alert_record(pipeline_t *p, const char *user_id, const char *json) {
     char errstr[512];
-    char *json = alert_encode_new(alert);
-    if (!json) {
-        log_error("alert", "out of memory encoding an alert");
-        return -1;
-    }
-    int rc = kafka_io_produce(p->io, p->cfg->alert_topic, it->payment.user_id,
-                              it->payment.user_len, json, strlen(json), NULL, errstr,
-                              sizeof(errstr));
-    free(json);
-    if (rc != 0) {
+    if (kafka_io_produce(p->io, p->cfg->alert_topic, user_id, strlen(user_id), json,
+                         strlen(json), NULL, errstr, sizeof(errstr)) != 0) {
         log_error("alert", "%s", errstr);
         return -1;
     }
     p->stats.alerts++;
     return 0;
+}
+
+/* Keeps the encoded alert until its partition's atomic step has put it in
+ * the outbox; the memory backend has no outbox and produces it at once. */
+static int queue_alert(pipeline_t *p, const alert_t *alert) {
+    char *json = alert_encode_new(alert);
+    char *user = strdup(alert->user_id);
+    if (!json || !user) goto oom;
+    if (!p->store) {
+        int rc = produce_alert_record(p, user, json);
+        free(json);
+        free(user);
+        return rc;
+    }
+    if (p->pending_count == p->pending_cap) {
+        size_t cap = p->pending_cap ? p->pending_cap * 2 : 64;
+        pending_alert_t *grown = realloc(p->pending, cap * sizeof(*grown));
+        if (!grown) goto oom;
+        p->pending = grown;
+        p->pending_cap = cap;
+    }
+    pending_alert_t *pa = &p->pending[p->pending_count++];
+    pa->partition = alert->source_partition;
+    alert_id_format(alert->source_topic, alert->source_partition, alert->source_offset,
+                    alert->rule, pa->id, sizeof(pa->id));
+    pa->json = json;
+    pa->user_id = user;
+    return 0;
+oom:
+    free(json);
+    free(user);
+    log_error("alert", "out of memory encoding an alert");
+    return -1;
+}
+
+static void free_pending_alerts(pipeline_t *p) {
+    for (size_t i = 0; i < p->pending_count; i++) {
+        free(p->pending[i].json);
+        free(p->pending[i].user_id);
+    }
+    p->pending_count = 0;
 }
 
 static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
@@ -247,12 +362,16 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
                                                 : now,
         .detected_at_ms = now,
     };
-    return produce_alert(p, it, &alert);
+    return queue_alert(p, &alert);
 }
 
 static int apply_batch(pipeline_t *p) {
     for (size_t i = 0; i < p->item_count; i++) {
         batch_item_t *it = &p->items[i];
+        if (already_applied(p, it->msg)) {
+            p->stats.replays_skipped++;
+            continue;
+        }
         int rc = it->reason == DECODE_OK ? apply_payment_to_state(p, it)
                                          : produce_dead_letter(p, it);
         if (rc != 0) return -1;
@@ -260,17 +379,104 @@ static int apply_batch(pipeline_t *p) {
     return 0;
 }
 
-/* ---- persist, acknowledge, commit ------------------------------------- */
+/* ---- the atomic step -------------------------------------------------- */
 
-static int flush_dirty_users_to_redis(pipeline_t *p) {
+/* One step per partition of the batch, with its dirty users and alerts
+ * grouped next to each other in the step arrays. */
+static void build_partition_steps(pipeline_t *p) {
+    size_t dirty_count, users_used = 0, alerts_used = 0;
+    cache_entry_t **dirty = state_cache_dirty(p->cache, &dirty_count);
+    for (size_t i = 0; i < p->batch_part_count; i++) {
+        const batch_partition_t *bp = &p->batch_parts[i];
+        const owned_partition_t *o = find_owned(p, bp->partition);
+        store_step_t *st = &p->steps[i];
+        memset(st, 0, sizeof(*st));
+        st->partition = bp->partition;
+        st->expected_checkpoint = o ? o->checkpoint : -1;
+        st->next_offset = bp->next_offset;
+        st->users = &p->step_users[users_used];
+        for (size_t k = 0; k < dirty_count; k++)
+            if (dirty[k]->partition == bp->partition) p->step_users[users_used++] = dirty[k];
+        st->user_count = (size_t)(&p->step_users[users_used] - st->users);
+        st->alerts = &p->step_alerts[alerts_used];
+        for (size_t k = 0; k < p->pending_count; k++) {
+            if (p->pending[k].partition != bp->partition) continue;
+            p->step_alerts[alerts_used].id = p->pending[k].id;
+            p->step_alerts[alerts_used++].json = p->pending[k].json;
+        }
+        st->alert_count = (size_t)(&p->step_alerts[alerts_used] - st->alerts);
+    }
+}
+
+static int grow_step_arrays(pipeline_t *p) {
     size_t dirty_count;
     state_cache_dirty(p->cache, &dirty_count);
-    if (dirty_count == 0) return 0;
-    if (p->store && retry_redis_step(p, write_step, dirty_count, "writing user state") != 0)
+    cache_entry_t **users = realloc(p->step_users, (dirty_count + 1) * sizeof(*users));
+    if (users) p->step_users = users;
+    store_alert_t *alerts = realloc(p->step_alerts, (p->pending_count + 1) * sizeof(*alerts));
+    if (alerts) p->step_alerts = alerts;
+    return users && alerts ? 0 : -1;
+}
+
+static int commit_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    (void)arg;
+    build_partition_steps(p);
+    return store_commit_steps(p->store, p->steps, p->batch_part_count, p->ttl.ttl_ms, errstr,
+                              errstr_size);
+}
+
+/* Another owner moved the partition on (we lost it, or a zombie wrote):
+ * forget our view of it and read again from its checkpoint. */
+static void refuse_partition(pipeline_t *p, batch_partition_t *bp, int64_t actual) {
+    bp->refused = 1;
+    state_cache_drop_partition(p->cache, bp->partition);
+    add_owned(p, bp->partition, actual);
+    log_warn("state", "%s [%d]: checkpoint in Redis is %lld, not what this instance saw: "
+             "another owner wrote it; discarding this batch's work for the partition and "
+             "reading again from there", p->cfg->input_topic, (int)bp->partition,
+             (long long)actual);
+    if (actual < 0) return;
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(seek, p->cfg->input_topic, bp->partition)->offset = actual;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(p->io->consumer, seek, 5000);
+    if (error) {
+        log_error("kafka", "seek [%d] to %lld: %s", (int)bp->partition, (long long)actual,
+                  rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+}
+
+/* Writes every partition's users, checkpoint and alerts atomically. */
+static int commit_state_to_redis(pipeline_t *p) {
+    if (!p->store) {
+        state_cache_mark_all_clean(p->cache);
+        return 0;
+    }
+    if (grow_step_arrays(p) != 0) {
+        log_error("state", "out of memory preparing the Redis step");
         return -1;
+    }
+    if (retry_redis_step(p, commit_step, NULL, "writing user state") != 0) return -1;
     state_cache_mark_all_clean(p->cache);
+    for (size_t i = 0; i < p->batch_part_count; i++) {
+        const store_step_t *st = &p->steps[i];
+        /* An earlier attempt that landed before its reply was lost shows
+         * up as a "conflict" already at our own next offset: done. */
+        if (st->conflict && st->actual_checkpoint != st->next_offset)
+            refuse_partition(p, &p->batch_parts[i], st->actual_checkpoint);
+        else
+            add_owned(p, st->partition, st->next_offset);
+    }
     return 0;
 }
+
+static int outbox_remove_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    (void)arg;
+    return store_outbox_remove(p->store, p->steps, p->batch_part_count, errstr, errstr_size);
+}
+
+/* ---- acknowledge, commit ---------------------------------------------- */
 
 static int await_produced_records(pipeline_t *p, uint64_t failures_before) {
     while (kafka_io_wait_deliveries(p->io, 1000) != 0)
@@ -285,27 +491,43 @@ static int await_produced_records(pipeline_t *p, uint64_t failures_before) {
     return 0;
 }
 
+/* Produces the batch's alerts once they are safe in the outbox, waits for
+ * Kafka, then empties the outbox of them. */
+static int deliver_committed_alerts(pipeline_t *p) {
+    uint64_t failures_before = p->io->delivery_failures;
+    size_t produced = 0;
+    for (size_t i = 0; i < p->pending_count; i++) {
+        const batch_partition_t *bp = batch_part(p, p->pending[i].partition);
+        if (bp && bp->refused) continue;
+        if (produce_alert_record(p, p->pending[i].user_id, p->pending[i].json) != 0) return -1;
+        produced++;
+    }
+    if (produced == 0) return 0;
+    if (await_produced_records(p, failures_before) != 0) return -1;
+    return retry_redis_step(p, outbox_remove_step, NULL, "clearing delivered alerts");
+}
+
 /* Stores next offset = last processed + 1 per partition; librdkafka's
  * auto-commit (and the revoke/close paths) commit what is stored. */
-static int store_processed_offsets(pipeline_t *p) {
+static void store_processed_offsets(pipeline_t *p) {
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < p->item_count; i++) {
-        const rd_kafka_message_t *m = p->items[i].msg;
-        const char *topic = rd_kafka_topic_name(m->rkt);
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(offsets, topic, m->partition);
-        if (!tp) tp = rd_kafka_topic_partition_list_add(offsets, topic, m->partition);
-        if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
+    for (size_t i = 0; i < p->batch_part_count; i++) {
+        const batch_partition_t *bp = &p->batch_parts[i];
+        if (!bp->refused)
+            rd_kafka_topic_partition_list_add(offsets, p->cfg->input_topic, bp->partition)
+                ->offset = bp->next_offset;
     }
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(p->io->consumer, offsets);
+    rd_kafka_resp_err_t err = offsets->cnt ? rd_kafka_offsets_store(p->io->consumer, offsets)
+                                           : RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) log_warn("kafka", "storing offsets: %s", rd_kafka_err2str(err));
     rd_kafka_topic_partition_list_destroy(offsets);
-    return 0;
 }
 
 static void release_batch(pipeline_t *p) {
     for (size_t i = 0; i < p->item_count; i++) rd_kafka_message_destroy(p->items[i].msg);
     p->item_count = 0;
+    p->batch_part_count = 0;
+    free_pending_alerts(p);
 }
 
 /* Processes everything gathered so far. On failure the pipeline is marked
@@ -315,7 +537,8 @@ static int process_batch(pipeline_t *p) {
     uint64_t failures_before = p->io->delivery_failures;
     decode_batch(p);
     if (attach_user_state(p) != 0 || apply_batch(p) != 0 ||
-        flush_dirty_users_to_redis(p) != 0 || await_produced_records(p, failures_before) != 0) {
+        await_produced_records(p, failures_before) != 0 || commit_state_to_redis(p) != 0 ||
+        deliver_committed_alerts(p) != 0) {
         p->fatal = 1;
         return -1;
     }
@@ -337,6 +560,89 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
         len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s[%d]", i ? " " : "",
                                 parts->elems[i].topic, (int)parts->elems[i].partition);
     log_info("kafka", "%s %d partition(s): %s", what, parts->cnt, text);
+}
+
+/* Produces what a previous owner (or this process before a crash) put in
+ * the partition's outbox but may not have delivered, before anything new. */
+static int redeliver_outbox(pipeline_t *p, int32_t partition) {
+    store_outbox_t outbox;
+    char errstr[512];
+    if (store_outbox_load(p->store, partition, &outbox, errstr, sizeof(errstr)) != 0) {
+        log_error("redis", "%s", errstr);
+        return -1;
+    }
+    if (outbox.count == 0) {
+        store_outbox_free(&outbox);
+        return 0;
+    }
+    uint64_t failures_before = p->io->delivery_failures;
+    int rc = 0;
+    for (size_t i = 0; i < outbox.count && rc == 0; i++) {
+        cJSON *json = cJSON_Parse(outbox.alerts[i].json);
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
+        rc = cJSON_IsString(user)
+                 ? produce_alert_record(p, user->valuestring, outbox.alerts[i].json)
+                 : -1;
+        cJSON_Delete(json);
+    }
+    if (rc == 0) rc = await_produced_records(p, failures_before);
+    if (rc == 0) {
+        store_step_t done = {.partition = partition, .alerts = outbox.alerts,
+                             .alert_count = outbox.count};
+        rc = store_outbox_remove(p->store, &done, 1, errstr, sizeof(errstr));
+        if (rc != 0) log_error("redis", "%s", errstr);
+    }
+    if (rc == 0)
+        log_info("alert", "%s [%d]: redelivered %zu alert(s) left in the outbox",
+                 p->cfg->input_topic, (int)partition, outbox.count);
+    store_outbox_free(&outbox);
+    return rc;
+}
+
+typedef struct assign_arg {
+    int32_t partition;
+    int64_t checkpoint;
+} assign_arg_t;
+
+static int checkpoint_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    assign_arg_t *a = arg;
+    return store_get_checkpoint(p->store, a->partition, &a->checkpoint, errstr, errstr_size);
+}
+
+static int outbox_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    (void)errstr;
+    (void)errstr_size;
+    return redeliver_outbox(p, ((assign_arg_t *)arg)->partition);
+}
+
+/* Each partition resumes from the later of its Redis checkpoint and the
+ * group's committed offset, after its outbox has been delivered. */
+static void prepare_assigned_partitions(pipeline_t *p, rd_kafka_t *rk,
+                                        rd_kafka_topic_partition_list_t *parts) {
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, committed, 10000);
+    if (err) log_warn("kafka", "reading committed offsets: %s", rd_kafka_err2str(err));
+    for (int i = 0; i < parts->cnt && !p->fatal; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        assign_arg_t a = {.partition = tp->partition, .checkpoint = -1};
+        if (retry_redis_step(p, checkpoint_step, &a, "reading a checkpoint") != 0 ||
+            retry_redis_step(p, outbox_step, &a, "redelivering the outbox") != 0) {
+            p->fatal = 1;
+            break;
+        }
+        int64_t group = err ? -1 : committed->elems[i].offset;
+        if (group >= 0 && a.checkpoint >= 0 && group > a.checkpoint)
+            log_warn("state", "%s [%d]: committed offset %lld is past the Redis checkpoint "
+                     "%lld: Redis state looks older than the group's progress", tp->topic,
+                     (int)tp->partition, (long long)group, (long long)a.checkpoint);
+        int64_t start = group > a.checkpoint ? group : a.checkpoint;
+        tp->offset = start >= 0 ? start : RD_KAFKA_OFFSET_INVALID; /* invalid: reset policy */
+        add_owned(p, tp->partition, a.checkpoint);
+        log_info("state", "%s [%d]: checkpoint %lld, committed %lld, resuming at %lld",
+                 tp->topic, (int)tp->partition, (long long)a.checkpoint, (long long)group,
+                 (long long)start);
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
 }
 
 /* After a lost assignment another member may already own the partitions:
@@ -367,8 +673,10 @@ static void on_revoke(pipeline_t *p, rd_kafka_t *rk,
             log_warn("kafka", "commit on revoke: %s", rd_kafka_err2str(err));
     }
     size_t dropped = 0;
-    for (int i = 0; i < parts->cnt; i++)
+    for (int i = 0; i < parts->cnt; i++) {
         dropped += state_cache_drop_partition(p->cache, parts->elems[i].partition);
+        remove_owned(p, parts->elems[i].partition);
+    }
     log_info("state", "forgot %zu cached user(s) of the revoked partitions", dropped);
 }
 
@@ -381,6 +689,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_partitions("assigned", parts);
+        if (p->store) prepare_assigned_partitions(p, rk, parts);
         if (cooperative) error = rd_kafka_incremental_assign(rk, parts);
         else assign_err = rd_kafka_assign(rk, parts);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -456,8 +765,10 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
     p->item_cap = (size_t)cfg->batch_max_messages;
     p->items = calloc(p->item_cap, sizeof(*p->items));
     p->misses = calloc(p->item_cap, sizeof(*p->misses));
+    p->batch_parts = calloc(p->item_cap, sizeof(*p->batch_parts));
+    p->steps = calloc(p->item_cap, sizeof(*p->steps));
     p->cache = state_cache_new((size_t)cfg->state_cache_max_entries);
-    if (!p->items || !p->misses || !p->cache) {
+    if (!p->items || !p->misses || !p->batch_parts || !p->steps || !p->cache) {
         snprintf(errstr, errstr_size, "out of memory");
         pipeline_destroy(p);
         return NULL;
@@ -475,6 +786,7 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         store_options_t opts = {
             .url = cfg->redis_url,
             .key_prefix = cfg->redis_key_prefix,
+            .topic = cfg->input_topic,
             .password_file = cfg->redis_password_file,
             .connect_timeout_ms = cfg->redis_connect_timeout_ms,
             .command_timeout_ms = cfg->redis_command_timeout_ms,
@@ -504,5 +816,11 @@ void pipeline_destroy(pipeline_t *p) {
     state_cache_destroy(p->cache);
     free(p->items);
     free(p->misses);
+    free(p->owned);
+    free(p->batch_parts);
+    free(p->pending);
+    free(p->steps);
+    free(p->step_users);
+    free(p->step_alerts);
     free(p);
 }

@@ -2,11 +2,13 @@
  *
  * Messages are processed in batches. For each batch: every message is
  * decoded; all users missing from the cache are loaded from Redis in one
- * pipelined round trip; payments are applied in offset order, producing
- * alerts and dead-letter records; the dirty users are written to Redis in
- * one pipeline; the batch waits for Kafka to acknowledge what it produced;
- * only then are its offsets stored for commit. A crash anywhere before that
- * repeats the batch (at least once), it never skips it.
+ * pipelined round trip; payments are applied in offset order (skipping any
+ * below the partition's checkpoint: already applied); dead letters are
+ * produced and acknowledged; each partition's users, new checkpoint and
+ * alerts go to Redis in one atomic step; the alerts are then produced from
+ * that outbox and removed once acknowledged; offsets are stored for commit
+ * last. State therefore changes exactly once per payment whatever crashes;
+ * alerts are delivered at least once with a stable alert_id.
  *
  * On a partition revoke the pending batch is finished and committed first,
  * then the cache forgets the users of those partitions, so their next owner
@@ -32,6 +34,7 @@ typedef struct pipeline_stats {
     uint64_t dead_lettered;
     uint64_t dead_lettered_by_reason[DECODE_REASON_COUNT];
     uint64_t alerts;
+    uint64_t replays_skipped; /* below the checkpoint: applied before */
     uint64_t batches;
 } pipeline_stats_t;
 

@@ -20,8 +20,8 @@ struct state_cache {
 };
 
 /* FNV-1a: simple, and good enough for user ids in a chained table. */
-static uint32_t hash_user(const char *user, size_t len) {
-    uint32_t h = 2166136261u;
+static uint32_t hash_user(int32_t partition, const char *user, size_t len) {
+    uint32_t h = (2166136261u ^ (uint32_t)partition) * 16777619u;
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)user[i];
         h *= 16777619u;
@@ -79,11 +79,13 @@ static void lru_push_front(state_cache_t *cache, cache_entry_t *e) {
     if (!cache->lru_tail) cache->lru_tail = e;
 }
 
-cache_entry_t *state_cache_get(state_cache_t *cache, const char *user, size_t len) {
-    uint32_t h = hash_user(user, len);
+cache_entry_t *state_cache_get(state_cache_t *cache, int32_t partition, const char *user,
+                               size_t len) {
+    uint32_t h = hash_user(partition, user, len);
     cache_entry_t *e = cache->buckets[h & (cache->bucket_count - 1)];
     for (; e; e = e->bucket_next) {
-        if (e->hash == h && e->user_len == len && memcmp(e->user, user, len) == 0) {
+        if (e->hash == h && e->partition == partition && e->user_len == len &&
+            memcmp(e->user, user, len) == 0) {
             if (cache->lru_head != e) {
                 lru_unlink(cache, e);
                 lru_push_front(cache, e);
@@ -125,7 +127,7 @@ cache_entry_t *state_cache_put(state_cache_t *cache, const char *user, size_t le
     memcpy(e->user, user, len);
     e->user[len] = '\0';
     e->user_len = (uint16_t)len;
-    e->hash = hash_user(user, len);
+    e->hash = hash_user(partition, user, len);
     e->partition = partition;
     if (cache->count >= cache->bucket_count) grow_buckets(cache);
     size_t slot = e->hash & (cache->bucket_count - 1);
@@ -186,11 +188,14 @@ size_t state_cache_evict(state_cache_t *cache) {
 }
 
 size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition) {
-    size_t dropped = 0;
+    size_t dropped = 0, kept = 0;
+    for (size_t i = 0; i < cache->dirty_count; i++)
+        if (cache->dirty[i]->partition != partition) cache->dirty[kept++] = cache->dirty[i];
+    cache->dirty_count = kept;
     cache_entry_t *e = cache->lru_head;
     while (e) {
         cache_entry_t *next = e->lru_next;
-        if (e->partition == partition && !(e->flags & CACHE_ENTRY_DIRTY)) {
+        if (e->partition == partition) {
             remove_entry(cache, e);
             dropped++;
         }

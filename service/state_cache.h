@@ -1,11 +1,12 @@
-/* state_cache: the in-process map from user id to that user's state.
+/* state_cache: the in-process map from (partition, user id) to state.
  *
  * Hot users cost no Redis round trip: the pipeline reads and updates entries
  * here and persists the dirty ones once per batch. The cache is bounded by
  * max_entries; state_cache_evict() drops the least recently used clean
  * entries, and is called between batches, so an entry pointer taken during a
  * batch stays valid until the batch is persisted. Dirty entries are never
- * evicted.
+ * evicted. A user's state belongs to the input partition it arrives on (as
+ * its Redis key does), so the partition is part of the key.
  *
  * The cache owns its entries. Pointers it returns are borrowed and valid
  * until the next state_cache_evict(), state_cache_drop_partition() or
@@ -36,7 +37,7 @@ typedef struct cache_entry {
     user_state_t state;
     int64_t expires_at_ms; /* processing-time expiry; 0 = none */
     uint32_t hash;
-    int32_t partition;     /* input partition that last touched the user */
+    int32_t partition;     /* input partition owning this state */
     uint16_t user_len;
     uint8_t flags;
     char user[];           /* user_len bytes, then NUL */
@@ -53,7 +54,8 @@ state_cache_t *state_cache_new(size_t max_entries);
 void state_cache_destroy(state_cache_t *cache);
 
 /* Finds the user and marks it most recently used; NULL when absent. */
-cache_entry_t *state_cache_get(state_cache_t *cache, const char *user, size_t len);
+cache_entry_t *state_cache_get(state_cache_t *cache, int32_t partition, const char *user,
+                               size_t len);
 
 /* Adds an entry with no state yet (flags 0). NULL when out of memory.
  * The user must not be present already. */
@@ -73,8 +75,8 @@ void state_cache_mark_all_clean(state_cache_t *cache);
  * remain. Returns how many were evicted. */
 size_t state_cache_evict(state_cache_t *cache);
 
-/* Drops every clean entry last touched from `partition` (on revoke).
- * Returns how many were dropped. */
+/* Drops every entry of `partition`, dirty or not (on revoke, or when its
+ * batch was refused). Returns how many were dropped. */
 size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition);
 
 /* Drops clean entries whose expires_at_ms has passed, examining at most

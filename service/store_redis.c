@@ -1,8 +1,10 @@
 /* store_redis: hiredis, blocking, with pipelining.
  *
  * A pipeline is appended in full, then every reply is read: a failure in the
- * middle (hiredis sets c->err and the context is dead) fails the whole call,
- * and since writes are idempotent full-state HSETs, retrying is safe. */
+ * middle (hiredis sets c->err and the context is dead) fails the whole call.
+ * Retrying is safe: a partition step whose first attempt did land is refused
+ * by its checkpoint comparison and reported as a conflict whose
+ * actual_checkpoint equals its next_offset, which the caller treats as done. */
 #include "store_redis.h"
 
 #include <errno.h>
@@ -14,6 +16,38 @@
 
 #include <hiredis.h>
 
+/* The atomic partition step. KEYS: checkpoint, outbox, then the users.
+ * ARGV: expected checkpoint ("" for none), next offset, ttl ms, user count,
+ * prev/cum/count per user, then alert id/json pairs. */
+static const char COMMIT_SCRIPT[] =
+    "local current = redis.call('GET', KEYS[1])\n"
+    "if (current or '') ~= ARGV[1] then return {0, current or ''} end\n"
+    "local n = tonumber(ARGV[4])\n"
+    "local ttl = tonumber(ARGV[3])\n"
+    "local a = 5\n"
+    "for i = 1, n do\n"
+    "  local k = KEYS[2 + i]\n"
+    "  redis.call('HSET', k, 'prev', ARGV[a], 'cum', ARGV[a + 1], 'count', ARGV[a + 2])\n"
+    "  if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('PERSIST', k) end\n"
+    "  a = a + 3\n"
+    "end\n"
+    "while a < #ARGV do\n"
+    "  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])\n"
+    "  a = a + 2\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[2])\n"
+    "return {1, ARGV[2]}\n";
+
+/* Arguments of one command, built in a reusable arena. Strings are kept as
+ * offsets while building, since the arena may move when it grows. */
+typedef struct argv_builder {
+    char *arena;
+    size_t used, cap;
+    size_t *offsets, *lens;
+    size_t count, slots;
+    const char **argv; /* valid after argv_finish() */
+} argv_builder_t;
+
 struct store {
     char host[256];
     int port;
@@ -21,12 +55,98 @@ struct store {
     char username[128];
     char password[256];
     char *key_prefix;
+    char *topic;
     struct timeval connect_timeout, command_timeout;
     redisContext *ctx;
-    char *key_buf; /* reused for building keys */
-    size_t key_cap;
+    char script_sha[41];
+    argv_builder_t args;
     uint64_t commands, errors;
 };
+
+static void argv_reset(argv_builder_t *b) {
+    b->used = 0;
+    b->count = 0;
+}
+
+static int argv_reserve(argv_builder_t *b, size_t bytes) {
+    if (b->count == b->slots) {
+        size_t slots = b->slots ? b->slots * 2 : 64;
+        size_t *offsets = realloc(b->offsets, slots * sizeof(*offsets));
+        if (!offsets) return -1;
+        b->offsets = offsets;
+        size_t *lens = realloc(b->lens, slots * sizeof(*lens));
+        if (!lens) return -1;
+        b->lens = lens;
+        const char **argv = realloc(b->argv, slots * sizeof(*argv));
+        if (!argv) return -1;
+        b->argv = argv;
+        b->slots = slots;
+    }
+    if (b->used + bytes > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->used + bytes) cap *= 2;
+        char *arena = realloc(b->arena, cap);
+        if (!arena) return -1;
+        b->arena = arena;
+        b->cap = cap;
+    }
+    return 0;
+}
+
+static int argv_add(argv_builder_t *b, const char *data, size_t len) {
+    if (argv_reserve(b, len) != 0) return -1;
+    memcpy(b->arena + b->used, data, len);
+    b->offsets[b->count] = b->used;
+    b->lens[b->count++] = len;
+    b->used += len;
+    return 0;
+}
+
+static int argv_addf(argv_builder_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int argv_addf(argv_builder_t *b, const char *fmt, ...) {
+    char tmp[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) return -1;
+    return argv_add(b, tmp, (size_t)n);
+}
+
+static const char **argv_finish(argv_builder_t *b) {
+    for (size_t i = 0; i < b->count; i++) b->argv[i] = b->arena + b->offsets[i];
+    return b->argv;
+}
+
+static void argv_free(argv_builder_t *b) {
+    free(b->arena);
+    free(b->offsets);
+    free(b->lens);
+    free(b->argv);
+    memset(b, 0, sizeof(*b));
+}
+
+size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
+                      const char *user, size_t user_len, char *buf, size_t bufsize) {
+    int n = snprintf(buf, bufsize, "%s{%s/%d}:user:", prefix, topic, (int)partition);
+    if (n < 0 || (size_t)n + user_len >= bufsize) return 0;
+    memcpy(buf + n, user, user_len);
+    buf[n + user_len] = '\0';
+    return (size_t)n + user_len;
+}
+
+static int add_partition_key(store_t *s, argv_builder_t *b, int32_t partition,
+                             const char *what) {
+    return argv_addf(b, "%s{%s/%d}:%s", s->key_prefix, s->topic, (int)partition, what);
+}
+
+static int add_user_key(store_t *s, argv_builder_t *b, const cache_entry_t *e) {
+    char key[1024];
+    size_t len = store_user_key(s->key_prefix, s->topic, e->partition, e->user, e->user_len,
+                                key, sizeof(key));
+    return len ? argv_add(b, key, len) : -1;
+}
 
 static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -141,6 +261,20 @@ static int ensure_connected(store_t *s, char *errstr, size_t errstr_size) {
         redisReply *r = redisCommand(c, "SELECT %d", s->db);
         if (expect_ok_reply(s, r, "SELECT", errstr, errstr_size) != 0) goto fail;
     }
+    /* Loaded on every connect: a restarted Redis has forgotten it. */
+    redisReply *r = redisCommand(c, "SCRIPT LOAD %s", COMMIT_SCRIPT);
+    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
+        if (r && r->type == REDIS_REPLY_ERROR)
+            set_error(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD refused: %.200s", s->host,
+                      s->port, r->str);
+        else
+            set_error(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD failed", s->host, s->port);
+        if (r) freeReplyObject(r);
+        goto fail;
+    }
+    memcpy(s->script_sha, r->str, 40);
+    s->script_sha[40] = '\0';
+    freeReplyObject(r);
     return 0;
 fail:
     s->errors++;
@@ -174,8 +308,9 @@ store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size
         return NULL;
     }
     s->key_prefix = strdup(opts->key_prefix);
-    if (!s->key_prefix || parse_url(s, opts->url, errstr, errstr_size) != 0) {
-        if (!s->key_prefix) set_error(errstr, errstr_size, "out of memory");
+    s->topic = strdup(opts->topic);
+    if (!s->key_prefix || !s->topic || parse_url(s, opts->url, errstr, errstr_size) != 0) {
+        if (!s->key_prefix || !s->topic) set_error(errstr, errstr_size, "out of memory");
         store_destroy(s);
         return NULL;
     }
@@ -200,26 +335,9 @@ void store_destroy(store_t *store) {
     /* Do not leave the password in freed memory. */
     memset(store->password, 0, sizeof(store->password));
     free(store->key_prefix);
-    free(store->key_buf);
+    free(store->topic);
+    argv_free(&store->args);
     free(store);
-}
-
-/* Builds <prefix>user:<id> in the reusable key buffer. */
-static const char *user_key(store_t *s, const cache_entry_t *e, size_t *len) {
-    size_t plen = strlen(s->key_prefix);
-    size_t need = plen + 5 + e->user_len + 1;
-    if (need > s->key_cap) {
-        char *grown = realloc(s->key_buf, need * 2);
-        if (!grown) return NULL;
-        s->key_buf = grown;
-        s->key_cap = need * 2;
-    }
-    memcpy(s->key_buf, s->key_prefix, plen);
-    memcpy(s->key_buf + plen, "user:", 5);
-    memcpy(s->key_buf + plen + 5, e->user, e->user_len);
-    *len = plen + 5 + e->user_len;
-    s->key_buf[*len] = '\0';
-    return s->key_buf;
 }
 
 /* Fails the pipeline: drops the connection so the next call starts clean. */
@@ -245,9 +363,10 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
     if (count == 0) return 0;
     if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
     for (size_t i = 0; i < count; i++) {
-        size_t klen;
-        const char *key = user_key(s, entries[i], &klen);
-        if (!key) return pipeline_failed(s, errstr, errstr_size, "out of memory");
+        char key[1024];
+        size_t klen = store_user_key(s->key_prefix, s->topic, entries[i]->partition,
+                                     entries[i]->user, entries[i]->user_len, key, sizeof(key));
+        if (!klen) return pipeline_failed(s, errstr, errstr_size, "user key too long");
         const char *argv[] = {"HMGET", key, "prev", "cum", "count"};
         size_t argvlen[] = {5, klen, 4, 3, 5};
         const char *pttl[] = {"PTTL", key};
@@ -285,8 +404,8 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
                 freeReplyObject(r);
             }
             set_error(errstr, errstr_size,
-                      "redis: corrupt state in key %suser:%.*s (fields prev, cum, count)",
-                      s->key_prefix, (int)e->user_len, e->user);
+                      "redis: corrupt state for user %.*s of partition %d (fields prev, cum, "
+                      "count)", (int)e->user_len, e->user, (int)e->partition);
             s->errors++;
             return -1;
         }
@@ -297,52 +416,177 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
     return 0;
 }
 
-int store_write_users(store_t *s, cache_entry_t *const *entries, size_t count, int64_t ttl_ms,
-                      char *errstr, size_t errstr_size) {
-    char ttl_text[24];
-    size_t ttl_len = (size_t)snprintf(ttl_text, sizeof(ttl_text), "%lld", (long long)ttl_ms);
+static int append_step(store_t *s, const store_step_t *st, int64_t ttl_ms) {
+    argv_builder_t *b = &s->args;
+    char num[32];
+    argv_reset(b);
+    if (argv_add(b, "EVALSHA", 7) || argv_add(b, s->script_sha, 40) ||
+        argv_addf(b, "%zu", 2 + st->user_count) ||
+        add_partition_key(s, b, st->partition, "checkpoint") ||
+        add_partition_key(s, b, st->partition, "outbox"))
+        return -1;
+    for (size_t i = 0; i < st->user_count; i++)
+        if (add_user_key(s, b, st->users[i])) return -1;
+    if (st->expected_checkpoint >= 0) snprintf(num, sizeof(num), "%lld",
+                                               (long long)st->expected_checkpoint);
+    else num[0] = '\0';
+    if (argv_add(b, num, strlen(num)) || argv_addf(b, "%lld", (long long)st->next_offset) ||
+        argv_addf(b, "%lld", (long long)ttl_ms) || argv_addf(b, "%zu", st->user_count))
+        return -1;
+    for (size_t i = 0; i < st->user_count; i++) {
+        const user_state_t *state = &st->users[i]->state;
+        char prev[DECIMAL_TEXT_MAX], cum[DECIMAL_TEXT_MAX];
+        size_t prev_len = decimal_format(state->prev, prev, sizeof(prev));
+        size_t cum_len = decimal_format(state->cum, cum, sizeof(cum));
+        if (argv_add(b, prev, prev_len) || argv_add(b, cum, cum_len) ||
+            argv_addf(b, "%lld", (long long)state->count))
+            return -1;
+    }
+    for (size_t i = 0; i < st->alert_count; i++)
+        if (argv_add(b, st->alerts[i].id, strlen(st->alerts[i].id)) ||
+            argv_add(b, st->alerts[i].json, strlen(st->alerts[i].json)))
+            return -1;
+    const char **argv = argv_finish(b);
+    return redisAppendCommandArgv(s->ctx, (int)b->count, argv, b->lens) == REDIS_OK ? 0 : -1;
+}
+
+static int parse_checkpoint(const char *text, size_t len, int64_t *out) {
+    char buf[32];
+    char *end;
+    if (len == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (len >= sizeof(buf)) return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    long long v = strtoll(buf, &end, 10);
+    if (*end || v < 0) return -1;
+    *out = v;
+    return 0;
+}
+
+int store_commit_steps(store_t *s, store_step_t *steps, size_t count, int64_t ttl_ms,
+                       char *errstr, size_t errstr_size) {
     if (count == 0) return 0;
     if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    for (size_t i = 0; i < count; i++)
+        if (append_step(s, &steps[i], ttl_ms) != 0)
+            return pipeline_failed(s, errstr, errstr_size, "building a partition step");
+    s->commands += count;
+    int failed = 0;
     for (size_t i = 0; i < count; i++) {
-        const cache_entry_t *e = entries[i];
-        char prev[DECIMAL_TEXT_MAX], cum[DECIMAL_TEXT_MAX], cnt[24];
-        size_t klen;
-        const char *key = user_key(s, e, &klen);
-        if (!key) return pipeline_failed(s, errstr, errstr_size, "out of memory");
-        size_t prev_len = decimal_format(e->state.prev, prev, sizeof(prev));
-        size_t cum_len = decimal_format(e->state.cum, cum, sizeof(cum));
-        size_t cnt_len = (size_t)snprintf(cnt, sizeof(cnt), "%lld", (long long)e->state.count);
-        const char *hset[] = {"HSET", key, "prev", prev, "cum", cum, "count", cnt};
-        size_t hset_len[] = {4, klen, 4, prev_len, 3, cum_len, 5, cnt_len};
-        if (redisAppendCommandArgv(s->ctx, 8, hset, hset_len) != REDIS_OK)
-            return pipeline_failed(s, errstr, errstr_size, "HSET append");
-        int rc;
-        if (ttl_ms > 0) {
-            const char *exp[] = {"PEXPIRE", key, ttl_text};
-            size_t exp_len[] = {7, klen, ttl_len};
-            rc = redisAppendCommandArgv(s->ctx, 3, exp, exp_len);
-        } else {
-            const char *persist[] = {"PERSIST", key};
-            size_t persist_len[] = {7, klen};
-            rc = redisAppendCommandArgv(s->ctx, 2, persist, persist_len);
-        }
-        if (rc != REDIS_OK) return pipeline_failed(s, errstr, errstr_size, "expiry append");
-    }
-    s->commands += 2 * count;
-    for (size_t i = 0; i < 2 * count; i++) {
         redisReply *r = NULL;
         if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
-            return pipeline_failed(s, errstr, errstr_size, "state write");
-        int is_error = r->type == REDIS_REPLY_ERROR;
-        if (is_error)
-            set_error(errstr, errstr_size, "redis %s:%d: state write refused: %.200s",
-                      s->host, s->port, r->str);
-        freeReplyObject(r);
-        if (is_error) {
-            s->errors++;
-            disconnect(s); /* unread replies remain: start over clean */
-            return -1;
+            return pipeline_failed(s, errstr, errstr_size, "partition step");
+        store_step_t *st = &steps[i];
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_STRING &&
+            parse_checkpoint(r->element[1]->str, r->element[1]->len, &st->actual_checkpoint) ==
+                0) {
+            st->conflict = r->element[0]->integer == 0;
+        } else if (!failed) {
+            failed = 1;
+            set_error(errstr, errstr_size, "redis %s:%d: partition %d step refused: %.200s",
+                      s->host, s->port, (int)st->partition,
+                      r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         }
+        freeReplyObject(r);
+    }
+    if (failed) {
+        s->errors++;
+        disconnect(s); /* reconnecting reloads the script after a Redis restart */
+        return -1;
+    }
+    return 0;
+}
+
+int store_get_checkpoint(store_t *s, int32_t partition, int64_t *offset, char *errstr,
+                         size_t errstr_size) {
+    argv_builder_t *b = &s->args;
+    if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    argv_reset(b);
+    if (argv_add(b, "GET", 3) || add_partition_key(s, b, partition, "checkpoint"))
+        return pipeline_failed(s, errstr, errstr_size, "out of memory");
+    s->commands++;
+    redisReply *r = redisCommandArgv(s->ctx, (int)b->count, argv_finish(b), b->lens);
+    if (!r) return pipeline_failed(s, errstr, errstr_size, "GET checkpoint");
+    int rc = 0;
+    if (r->type == REDIS_REPLY_NIL) *offset = -1;
+    else if (r->type != REDIS_REPLY_STRING || parse_checkpoint(r->str, r->len, offset) != 0) {
+        set_error(errstr, errstr_size, "redis: corrupt checkpoint of partition %d",
+                  (int)partition);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int store_outbox_load(store_t *s, int32_t partition, store_outbox_t *out, char *errstr,
+                      size_t errstr_size) {
+    argv_builder_t *b = &s->args;
+    memset(out, 0, sizeof(*out));
+    if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    argv_reset(b);
+    if (argv_add(b, "HGETALL", 7) || add_partition_key(s, b, partition, "outbox"))
+        return pipeline_failed(s, errstr, errstr_size, "out of memory");
+    s->commands++;
+    redisReply *r = redisCommandArgv(s->ctx, (int)b->count, argv_finish(b), b->lens);
+    if (!r) return pipeline_failed(s, errstr, errstr_size, "HGETALL outbox");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
+        freeReplyObject(r);
+        set_error(errstr, errstr_size, "redis: unexpected outbox of partition %d",
+                  (int)partition);
+        return -1;
+    }
+    out->count = r->elements / 2;
+    out->alerts = out->count ? calloc(out->count, sizeof(*out->alerts)) : NULL;
+    if (out->count && !out->alerts) {
+        freeReplyObject(r);
+        set_error(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < out->count; i++) {
+        out->alerts[i].id = r->element[2 * i]->str;
+        out->alerts[i].json = r->element[2 * i + 1]->str;
+    }
+    out->reply_ = r;
+    return 0;
+}
+
+void store_outbox_free(store_outbox_t *outbox) {
+    free(outbox->alerts);
+    if (outbox->reply_) freeReplyObject(outbox->reply_);
+    memset(outbox, 0, sizeof(*outbox));
+}
+
+int store_outbox_remove(store_t *s, const store_step_t *steps, size_t count, char *errstr,
+                        size_t errstr_size) {
+    argv_builder_t *b = &s->args;
+    size_t sent = 0;
+    if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    for (size_t i = 0; i < count; i++) {
+        const store_step_t *st = &steps[i];
+        if (st->alert_count == 0 || st->conflict) continue;
+        argv_reset(b);
+        if (argv_add(b, "HDEL", 4) || add_partition_key(s, b, st->partition, "outbox"))
+            return pipeline_failed(s, errstr, errstr_size, "out of memory");
+        for (size_t k = 0; k < st->alert_count; k++)
+            if (argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id)))
+                return pipeline_failed(s, errstr, errstr_size, "out of memory");
+        if (redisAppendCommandArgv(s->ctx, (int)b->count, argv_finish(b), b->lens) != REDIS_OK)
+            return pipeline_failed(s, errstr, errstr_size, "HDEL append");
+        sent++;
+    }
+    s->commands += sent;
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r)
+            return pipeline_failed(s, errstr, errstr_size, "HDEL outbox");
+        int bad = r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (bad) return pipeline_failed(s, errstr, errstr_size, "HDEL outbox refused");
     }
     return 0;
 }

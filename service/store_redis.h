@@ -1,10 +1,16 @@
-/* store_redis: the durable copy of user state, in Redis hashes.
+/* store_redis: the durable copy of user state, in Redis, written with
+ * atomic per-partition checkpoints.
  *
- * Key <prefix>user:<user_id>, fields prev, cum and count, amounts as exact
- * decimal strings. Reads and writes are pipelined: one round trip loads all
- * cache misses of a batch, one writes all its dirty users. Every write sets
- * the key's expiry (PEXPIRE, or PERSIST when the TTL is off), because HSET
- * keeps whatever TTL the key had before.
+ * Keys share one hash tag per input partition, so each partition's atomic
+ * step touches a single Redis Cluster slot:
+ *   <prefix>{<topic>/<partition>}:user:<user_id>  hash prev, cum, count
+ *   <prefix>{<topic>/<partition>}:checkpoint      next offset to apply
+ *   <prefix>{<topic>/<partition>}:outbox          hash alert_id -> alert JSON
+ * A partition step (a Lua script) compares the checkpoint with the one the
+ * caller last saw, then writes the users (HSET, then PEXPIRE or PERSIST, as
+ * HSET keeps an old TTL), adds the batch's alerts to the outbox and moves
+ * the checkpoint, all or nothing. Steps of several partitions share one
+ * pipelined round trip, as do the loads of a batch's cache misses.
  *
  * After any failure the connection is dropped; the next call reconnects, so
  * callers simply retry. The store owns its hiredis context. */
@@ -21,6 +27,7 @@ typedef struct store store_t;
 typedef struct store_options {
     const char *url;          /* redis://[[user]:password@]host[:port][/db] */
     const char *key_prefix;
+    const char *topic;         /* input topic: part of every key's hash tag */
     const char *password_file; /* NULL or "": none; else overrides the URL's */
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;
@@ -37,10 +44,56 @@ void store_destroy(store_t *store);
 int store_load_users(store_t *store, cache_entry_t *const *entries, size_t count,
                      int64_t now_ms, char *errstr, size_t errstr_size);
 
-/* Writes the state of each entry and sets its expiry to ttl_ms (0: none).
- * Returns 0 only when Redis acknowledged every command. */
-int store_write_users(store_t *store, cache_entry_t *const *entries, size_t count,
-                      int64_t ttl_ms, char *errstr, size_t errstr_size);
+typedef struct store_alert {
+    const char *id;   /* alert_id */
+    const char *json; /* the alert exactly as it is produced */
+} store_alert_t;
+
+/* One partition's share of a batch. */
+typedef struct store_step {
+    int32_t partition;
+    int64_t expected_checkpoint; /* as last seen; -1: none yet */
+    int64_t next_offset;         /* the new checkpoint */
+    cache_entry_t **users;       /* borrowed; written with their state */
+    size_t user_count;
+    const store_alert_t *alerts; /* borrowed; added to the outbox */
+    size_t alert_count;
+    /* Filled in: the checkpoint differed from expected_checkpoint, so
+     * nothing was written (another owner moved on); actual_checkpoint is
+     * what Redis holds (-1: none). */
+    int conflict;
+    int64_t actual_checkpoint;
+} store_step_t;
+
+/* Runs every step in one pipelined round trip, each atomically, with
+ * ttl_ms for the user keys (0: no expiry). Returns 0 when Redis answered
+ * every step (conflicts are answers), -1 with errstr otherwise. */
+int store_commit_steps(store_t *store, store_step_t *steps, size_t count, int64_t ttl_ms,
+                       char *errstr, size_t errstr_size);
+
+/* The partition's checkpoint, or -1 when it has none. */
+int store_get_checkpoint(store_t *store, int32_t partition, int64_t *offset, char *errstr,
+                         size_t errstr_size);
+
+/* The partition's outbox: alerts decided but maybe not yet delivered. The
+ * caller frees it with store_outbox_free(). */
+typedef struct store_outbox {
+    store_alert_t *alerts;
+    size_t count;
+    void *reply_; /* owns the strings */
+} store_outbox_t;
+
+int store_outbox_load(store_t *store, int32_t partition, store_outbox_t *out, char *errstr,
+                      size_t errstr_size);
+void store_outbox_free(store_outbox_t *outbox);
+
+/* Removes delivered alerts from the outboxes of the given steps. */
+int store_outbox_remove(store_t *store, const store_step_t *steps, size_t count,
+                        char *errstr, size_t errstr_size);
+
+/* Builds the user's key into buf; returns its length (0 if it does not fit). */
+size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
+                      const char *user, size_t user_len, char *buf, size_t bufsize);
 
 /* Round trip to check reachability. */
 int store_ping(store_t *store, char *errstr, size_t errstr_size);

@@ -85,8 +85,9 @@ wait "$svc" || status=$?
 echo "   exit status $status"
 echo "== final state in Redis"
 for u in user1 user2; do
-  printf '   %s: ' "$u"
-  redis-cli -p "$REDIS_PORT" hgetall "fraud:user:$u" | paste -sd' '
+  key=$(redis-cli -p "$REDIS_PORT" --scan --pattern "fraud:{*}:user:$u")
+  printf '   %s = ' "$key"
+  redis-cli -p "$REDIS_PORT" hgetall "$key" | paste -sd' '
 done
 
 count=$(grep -c '"rule":"amount_jump"' "$work/alerts.jsonl" || true)

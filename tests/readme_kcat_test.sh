@@ -72,7 +72,8 @@ while IFS= read -r line; do
     *) echo "unexpected README line: $line" >&2; exit 1 ;;
   esac
 done <"$work/lines"
-[ "$(redis-cli -p "$port" hget fraud:user:user3 cum)" = 5000 ] || { echo "FAIL: user3 total" >&2; exit 1; }
+key=$(redis-cli -p "$port" --scan --pattern 'fraud:{*}:user:user3')
+[ "$(redis-cli -p "$port" hget "$key" cum)" = 5000 ] || { echo "FAIL: user3 total" >&2; exit 1; }
 kill -TERM "$svc"
 status=0
 wait "$svc" || status=$?

@@ -160,6 +160,19 @@ redisContext *redis_server_connect(const redis_server_t *srv) {
     return c;
 }
 
+bool redis_find_user_key(redisContext *c, const char *user, char *key, size_t key_size) {
+    char pattern[512];
+    snprintf(pattern, sizeof(pattern), "fraud:{*}:user:%s", user);
+    redisReply *r = redisCommand(c, "KEYS %s", pattern);
+    if (!r) DIE("KEYS failed: %s", c->errstr);
+    bool found = r->type == REDIS_REPLY_ARRAY && r->elements >= 1;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 1)
+        DIE("user %s has state in %zu partitions", user, r->elements);
+    if (found) snprintf(key, key_size, "%s", r->element[0]->str);
+    freeReplyObject(r);
+    return found;
+}
+
 char *redis_hget(redisContext *c, const char *key, const char *field) {
     redisReply *r = redisCommand(c, "HGET %s %s", key, field);
     char *out = NULL;
@@ -172,10 +185,10 @@ char *redis_hget(redisContext *c, const char *key, const char *field) {
 bool wait_for_user_field(redisContext *c, const char *user, const char *field,
                          const char *want, int timeout_ms) {
     char key[512];
-    snprintf(key, sizeof(key), "fraud:user:%s", user);
     int64_t deadline = mono_ms() + timeout_ms;
     do {
-        char *v = redis_hget(c, key, field);
+        char *v = redis_find_user_key(c, user, key, sizeof(key)) ? redis_hget(c, key, field)
+                                                                  : NULL;
         bool ok = v && strcmp(v, want) == 0;
         free(v);
         if (ok) return true;

@@ -95,6 +95,10 @@ int service_run_once(const char *const *args, char *stderr_buf, size_t stderr_si
 bool wait_for_user_field(redisContext *c, const char *user, const char *field,
                          const char *want, int timeout_ms);
 
+/* The key holding a user's state, fraud:{<topic>/<partition>}:user:<id>,
+ * found with KEYS (tests only). False when the user has none. */
+bool redis_find_user_key(redisContext *c, const char *user, char *key, size_t key_size);
+
 /* HGET as a malloc'd string (NULL when absent); caller frees. */
 char *redis_hget(redisContext *c, const char *key, const char *field);
 

@@ -39,8 +39,8 @@ static void dump_service_log(void) {
 static void assert_user_state(const char *user, const char *prev, const char *cum,
                               const char *count) {
     char key[300];
-    snprintf(key, sizeof(key), "fraud:user:%s", user);
     if (!wait_for_user_field(redis, user, "count", count, 30000)) dump_service_log();
+    ck_assert(redis_find_user_key(redis, user, key, sizeof(key)));
     char *p = redis_hget(redis, key, "prev"), *c = redis_hget(redis, key, "cum"),
          *n = redis_hget(redis, key, "count");
     ck_assert_msg(p && c && n, "no state for %s", user);

@@ -11,6 +11,7 @@
 
 #include "decimal.h"
 #include "harness.h"
+#include "reference_stream.h"
 
 static redis_server_t redis_srv;
 static kafka_cluster_t kafka;
@@ -53,98 +54,20 @@ static long long redis_int(const char *fmt, const char *arg) {
     return v;
 }
 
-static bool wait_key_gone(const char *key, int timeout_ms) {
+static bool wait_user_gone(const char *user, int timeout_ms) {
+    char key[256];
     int64_t deadline = mono_ms() + timeout_ms;
     while (mono_ms() < deadline) {
-        if (redis_int("EXISTS %s", key) == 0) return true;
+        if (!redis_find_user_key(redis, user, key, sizeof(key))) return true;
         sleep_ms(50);
     }
     return false;
 }
 
-/* ---- a stream with a reference, checked with one pipelined read -------- */
-
-typedef struct stream {
-    size_t events, users;
-    char (*keys_buf)[16];
-    char (*values_buf)[40];
-    const char **keys, **values;
-    decimal_t *cum;
-    int64_t *count;
-} stream_t;
-
-static uint64_t rng = 0x9E3779B97F4A7C15ULL;
-static uint64_t next_random(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
-static void stream_make(stream_t *s, size_t events, size_t users) {
-    s->events = events;
-    s->users = users;
-    s->keys_buf = calloc(events, sizeof(*s->keys_buf));
-    s->values_buf = calloc(events, sizeof(*s->values_buf));
-    s->keys = calloc(events, sizeof(char *));
-    s->values = calloc(events, sizeof(char *));
-    s->cum = calloc(users, sizeof(decimal_t));
-    s->count = calloc(users, sizeof(int64_t));
-    for (size_t i = 0; i < events; i++) {
-        /* Every user at least once, then at random. */
-        size_t u = i < users ? i : (size_t)(next_random() % users);
-        decimal_t amount = (decimal_t)(next_random() % 100000000); /* up to 9999.9999 */
-        snprintf(s->keys_buf[i], sizeof(s->keys_buf[i]), "s%zu", u);
-        decimal_format(amount, s->values_buf[i], sizeof(s->values_buf[i]));
-        s->keys[i] = s->keys_buf[i];
-        s->values[i] = s->values_buf[i];
-        s->cum[u] += amount;
-        s->count[u]++;
-    }
-}
-
-static void stream_free(stream_t *s) {
-    free(s->keys_buf);
-    free(s->values_buf);
-    free(s->keys);
-    free(s->values);
-    free(s->cum);
-    free(s->count);
-}
-
-/* Waits until Redis holds the reference for every user; false on timeout,
- * with the first mismatch printed. */
-static bool stream_totals_match(const stream_t *s, int timeout_ms) {
-    int64_t deadline = mono_ms() + timeout_ms;
-    char mismatch[256] = "";
-    do {
-        size_t bad = 0;
-        for (size_t u = 0; u < s->users; u++) {
-            char key[64]; /* hiredis formats only %s and %b: build the key here */
-            snprintf(key, sizeof(key), "fraud:user:s%zu", u);
-            redisAppendCommand(redis, "HMGET %s cum count", key);
-        }
-        for (size_t u = 0; u < s->users; u++) {
-            redisReply *r = NULL;
-            ck_assert_msg(redisGetReply(redis, (void **)&r) == REDIS_OK, "redis: %s",
-                          redis->errstr);
-            char want_cum[DECIMAL_TEXT_MAX], want_count[24];
-            decimal_format(s->cum[u], want_cum, sizeof(want_cum));
-            snprintf(want_count, sizeof(want_count), "%lld", (long long)s->count[u]);
-            const char *cum = r->element[0]->str, *count = r->element[1]->str;
-            if (!cum || !count || strcmp(cum, want_cum) || strcmp(count, want_count)) {
-                if (!bad)
-                    snprintf(mismatch, sizeof(mismatch), "s%zu: cum %s count %s, want %s %s", u,
-                             cum ? cum : "-", count ? count : "-", want_cum, want_count);
-                bad++;
-            }
-            freeReplyObject(r);
-        }
-        if (!bad) return true;
-        sleep_ms(250);
-    } while (mono_ms() < deadline);
-    fprintf(stderr, "totals differ: %s\n", mismatch);
-    return false;
+static char *user_field(const char *user, const char *field) {
+    char key[256];
+    ck_assert_msg(redis_find_user_key(redis, user, key, sizeof(key)), "no state for %s", user);
+    return redis_hget(redis, key, field);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -152,11 +75,11 @@ static bool stream_totals_match(const stream_t *s, int timeout_ms) {
 START_TEST(test_large_stream_with_tiny_cache_has_exact_totals) {
     stream_t s;
     start_servers(false, NULL);
-    stream_make(&s, 200000, 50000);
+    stream_make(&s, 200000, 50000, 0, 1);
     const char *extra[] = {"state.cache.max.entries=1000", NULL};
     service_start(&svc, &kafka, &redis_srv, extra);
     kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
-    bool ok = stream_totals_match(&s, 240000);
+    bool ok = stream_totals_match(&s, redis, 240000);
     if (!ok) show_log(&svc);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);
@@ -172,13 +95,15 @@ START_TEST(test_expired_state_is_gone_from_redis_and_next_payment_is_the_first) 
     const char *first[] = {"100"}, *second[] = {"50000"};
     kafka_produce(&kafka, "payments", keys, first, 1);
     ck_assert(wait_for_user_field(redis, "ttl1", "count", "1", 30000));
-    long long pttl = redis_int("PTTL %s", "fraud:user:ttl1");
+    char key[256];
+    ck_assert(redis_find_user_key(redis, "ttl1", key, sizeof(key)));
+    long long pttl = redis_int("PTTL %s", key);
     ck_assert_msg(pttl > 0 && pttl <= 1000, "PTTL %lld", pttl);
-    ck_assert(wait_key_gone("fraud:user:ttl1", 5000));
+    ck_assert(wait_user_gone("ttl1", 5000));
 
     kafka_produce(&kafka, "payments", keys, second, 1);
     ck_assert(wait_for_user_field(redis, "ttl1", "cum", "50000", 30000));
-    char *count = redis_hget(redis, "fraud:user:ttl1", "count");
+    char *count = user_field("ttl1", "count");
     ck_assert_str_eq(count, "1");
     free(count);
     ck_assert_int_eq(service_stop(&svc), 0);
@@ -198,11 +123,11 @@ START_TEST(test_return_expired_if_not_cleaned_up_uses_the_cached_value) {
     const char *first[] = {"100"}, *second[] = {"50000"};
     kafka_produce(&kafka, "payments", keys, first, 1);
     ck_assert(wait_for_user_field(redis, "ttl2", "count", "1", 30000));
-    ck_assert(wait_key_gone("fraud:user:ttl2", 5000));
+    ck_assert(wait_user_gone("ttl2", 5000));
 
     kafka_produce(&kafka, "payments", keys, second, 1);
     ck_assert(wait_for_user_field(redis, "ttl2", "count", "2", 30000));
-    char *cum = redis_hget(redis, "fraud:user:ttl2", "cum");
+    char *cum = user_field("ttl2", "cum");
     ck_assert_str_eq(cum, "50100");
     free(cum);
     record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 1, 10000);
@@ -239,7 +164,7 @@ END_TEST
 START_TEST(test_two_instances_with_moving_partitions_keep_totals_exact) {
     stream_t s;
     start_servers(false, NULL);
-    stream_make(&s, 30000, 500);
+    stream_make(&s, 30000, 500, 0, 2);
     size_t third = s.events / 3;
     service_start(&svc, &kafka, &redis_srv, NULL);
     ck_assert(service_wait_log(&svc, "assigned 6 partition(s)", 30000));
@@ -251,7 +176,7 @@ START_TEST(test_two_instances_with_moving_partitions_keep_totals_exact) {
     ck_assert_int_eq(service_stop(&svc), 0); /* gives them all to svc2 */
     kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
                   s.events - 2 * third);
-    bool ok = stream_totals_match(&s, 120000);
+    bool ok = stream_totals_match(&s, redis, 120000);
     if (!ok) {
         show_log(&svc);
         show_log(&svc2);
@@ -265,7 +190,7 @@ END_TEST
 START_TEST(test_redis_stop_and_start_mid_stream_loses_nothing) {
     stream_t s;
     start_servers(true, NULL);
-    stream_make(&s, 20000, 300);
+    stream_make(&s, 20000, 300, 0, 3);
     size_t half = s.events / 2;
     service_start(&svc, &kafka, &redis_srv, NULL);
     kafka_produce(&kafka, "payments", s.keys, s.values, half);
@@ -276,7 +201,7 @@ START_TEST(test_redis_stop_and_start_mid_stream_loses_nothing) {
     ck_assert_int_eq(kill(svc.pid, 0), 0);
     redis_server_resume(&redis_srv);
     redis = redis_server_connect(&redis_srv);
-    bool ok = stream_totals_match(&s, 120000);
+    bool ok = stream_totals_match(&s, redis, 120000);
     if (!ok) show_log(&svc);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);

@@ -10,7 +10,7 @@ static cache_entry_t *put(state_cache_t *c, const char *user, int partition) {
 }
 
 static cache_entry_t *get(state_cache_t *c, const char *user) {
-    return state_cache_get(c, user, strlen(user));
+    return state_cache_get(c, 0, user, strlen(user));
 }
 
 START_TEST(test_put_then_get_finds_the_same_entry) {
@@ -56,14 +56,29 @@ START_TEST(test_dirty_entries_are_never_evicted) {
 }
 END_TEST
 
-START_TEST(test_drop_partition_forgets_only_that_partition) {
+START_TEST(test_drop_partition_forgets_only_that_partition_dirty_included) {
     state_cache_t *c = state_cache_new(100);
     put(c, "p0a", 0);
-    put(c, "p1a", 1);
-    put(c, "p0b", 0);
+    state_cache_mark_dirty(c, put(c, "p1a", 1));
+    state_cache_mark_dirty(c, put(c, "p0b", 0));
     ck_assert_int_eq(state_cache_drop_partition(c, 0), 2);
     ck_assert_ptr_null(get(c, "p0a"));
-    ck_assert_ptr_nonnull(get(c, "p1a"));
+    ck_assert_ptr_nonnull(state_cache_get(c, 1, "p1a", 3));
+    size_t n;
+    cache_entry_t **dirty = state_cache_dirty(c, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(dirty[0]->user, "p1a");
+    state_cache_destroy(c);
+}
+END_TEST
+
+START_TEST(test_same_user_in_two_partitions_is_two_states) {
+    state_cache_t *c = state_cache_new(100);
+    cache_entry_t *a = put(c, "u", 0), *b = put(c, "u", 3);
+    ck_assert_ptr_ne(a, b);
+    ck_assert_ptr_eq(state_cache_get(c, 0, "u", 1), a);
+    ck_assert_ptr_eq(state_cache_get(c, 3, "u", 1), b);
+    ck_assert_ptr_null(state_cache_get(c, 1, "u", 1));
     state_cache_destroy(c);
 }
 END_TEST
@@ -77,7 +92,7 @@ START_TEST(test_many_users_survive_table_growth) {
     }
     for (int i = 0; i < 20000; i++) {
         snprintf(name, sizeof(name), "user-%d", i);
-        cache_entry_t *e = get(c, name);
+        cache_entry_t *e = state_cache_get(c, i % 6, name, strlen(name));
         ck_assert_ptr_nonnull(e);
         ck_assert_int_eq(e->state.count, i);
     }
@@ -91,7 +106,8 @@ int main(void) {
     tcase_add_test(tc, test_put_then_get_finds_the_same_entry);
     tcase_add_test(tc, test_eviction_drops_least_recently_used_clean_entries);
     tcase_add_test(tc, test_dirty_entries_are_never_evicted);
-    tcase_add_test(tc, test_drop_partition_forgets_only_that_partition);
+    tcase_add_test(tc, test_drop_partition_forgets_only_that_partition_dirty_included);
+    tcase_add_test(tc, test_same_user_in_two_partitions_is_two_states);
     tcase_add_test(tc, test_many_users_survive_table_growth);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

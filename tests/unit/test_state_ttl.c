@@ -94,9 +94,9 @@ START_TEST(test_cleaner_drops_only_expired_clean_entries) {
     ttl_on_write(&p, dirty, 0);
     state_cache_mark_dirty(cache, dirty);
     ck_assert_int_eq(state_cache_drop_expired(cache, 2000, 100), 1);
-    ck_assert_ptr_null(state_cache_get(cache, "u", 1));
-    ck_assert_ptr_nonnull(state_cache_get(cache, "fresh", 5));
-    ck_assert_ptr_nonnull(state_cache_get(cache, "dirty", 5));
+    ck_assert_ptr_null(state_cache_get(cache, 0, "u", 1));
+    ck_assert_ptr_nonnull(state_cache_get(cache, 0, "fresh", 5));
+    ck_assert_ptr_nonnull(state_cache_get(cache, 0, "dirty", 5));
     ck_assert_uint_eq(state_cache_stats(cache).expirations, 1);
 }
 END_TEST

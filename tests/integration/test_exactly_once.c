@@ -1,0 +1,233 @@
+/* Exactly-once state and effectively-once alerts: crashes at random points,
+ * instances joining and leaving, and broker faults, against a real
+ * redis-server and the Kafka protocol (librdkafka's mock cluster). */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "reference_stream.h"
+
+static redis_server_t redis_srv;
+static kafka_cluster_t kafka;
+static service_proc_t svc[3];
+static redisContext *redis;
+
+/* Quick failure detection, so each restart after SIGKILL rejoins soon. */
+static const char *FAST_GROUP[] = {"kafka.consumer.session.timeout.ms=3000", NULL};
+
+static void setup(void) {
+    memset(svc, 0, sizeof(svc));
+    redis_server_start(&redis_srv, false);
+    kafka_cluster_start(&kafka, 6);
+    redis = redis_server_connect(&redis_srv);
+}
+
+static void teardown(void) {
+    for (int i = 0; i < 3; i++)
+        if (svc[i].pid > 0) service_kill(&svc[i]);
+    redisFree(redis);
+    kafka_cluster_stop(&kafka);
+    redis_server_stop(&redis_srv);
+}
+
+static void show_logs(void) {
+    for (int i = 0; i < 3; i++) {
+        char cmd[700];
+        if (!svc[i].log_path[0]) continue;
+        snprintf(cmd, sizeof(cmd), "echo '--- instance %d'; tail -n 25 '%s'", i,
+                 svc[i].log_path);
+        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+    }
+}
+
+/* Payments applied so far: the sum of the partitions' checkpoints. */
+static long long applied_payments(void) {
+    long long sum = 0;
+    for (int part = 0; part < 6; part++) {
+        char key[64];
+        snprintf(key, sizeof(key), "fraud:{payments/%d}:checkpoint", part);
+        redisReply *r = redisCommand(redis, "GET %s", key);
+        ck_assert_ptr_nonnull(r);
+        if (r->type == REDIS_REPLY_STRING) sum += atoll(r->str);
+        freeReplyObject(r);
+    }
+    return sum;
+}
+
+static void check_outcome(const stream_t *s, size_t *duplicates) {
+    bool totals = stream_totals_match(s, redis, 180000);
+    bool alerts = totals && stream_alerts_match(s, &kafka, 60000, duplicates);
+    if (!totals || !alerts) show_logs();
+    ck_assert_msg(totals, "a user's cum or count differs from the reference");
+    ck_assert_msg(alerts, "alerts differ from the reference");
+}
+
+START_TEST(test_sigkill_at_random_points_changes_each_user_exactly_once) {
+    stream_t s;
+    const int kills = 6;
+    stream_make(&s, 120000, 2000, 20, 11);
+    size_t chunk = s.events / (kills + 1);
+    uint64_t rng = (uint64_t)time(NULL) | 1;
+    fprintf(stderr, "sigkill test: seed %llu\n", (unsigned long long)rng);
+
+    int mid_stream = 0;
+    for (int k = 0; k < kills; k++) {
+        service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
+        ck_assert(service_wait_log(&svc[0], "assigned", 60000));
+        kafka_produce(&kafka, "payments", s.keys + k * chunk, s.values + k * chunk, chunk);
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        sleep_ms((int)(rng % 250)); /* somewhere in the middle of the work */
+        service_kill(&svc[0]);
+        long long applied = applied_payments(), produced = (long long)((k + 1) * chunk);
+        fprintf(stderr, "kill %d: %lld of %lld payments applied\n", k + 1, applied, produced);
+        mid_stream += applied < produced;
+    }
+    /* Otherwise every kill hit an idle service and the test proved little. */
+    ck_assert_int_ge(mid_stream, 1);
+    service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
+    kafka_produce(&kafka, "payments", s.keys + kills * chunk, s.values + kills * chunk,
+                  s.events - kills * chunk);
+    size_t duplicates = 0;
+    check_outcome(&s, &duplicates);
+    fprintf(stderr, "sigkill test: %d kills, %zu payments, %zu alerts, %zu redelivered\n",
+            kills, s.events, s.alert_count, duplicates);
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+    stream_free(&s);
+}
+END_TEST
+
+START_TEST(test_three_instances_joining_and_leaving_keep_totals_exact) {
+    stream_t s;
+    stream_make(&s, 60000, 1000, 25, 12);
+    size_t third = s.events / 3;
+    service_start(&svc[0], &kafka, &redis_srv, NULL);
+    service_start(&svc[1], &kafka, &redis_srv, NULL);
+    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
+    kafka_produce(&kafka, "payments", s.keys, s.values, third);
+    service_start(&svc[2], &kafka, &redis_srv, NULL); /* joins mid-stream */
+    kafka_produce(&kafka, "payments", s.keys + third, s.values + third, third);
+    ck_assert(service_wait_log(&svc[2], "assigned", 60000));
+    ck_assert_int_eq(service_stop(&svc[0]), 0); /* leaves mid-stream */
+    kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
+                  s.events - 2 * third);
+    size_t duplicates = 0;
+    check_outcome(&s, &duplicates);
+    ck_assert_int_eq(duplicates, 0); /* clean handovers redeliver nothing */
+    ck_assert_int_eq(service_stop(&svc[1]), 0);
+    ck_assert_int_eq(service_stop(&svc[2]), 0);
+    stream_free(&s);
+}
+END_TEST
+
+/* librdkafka's Kafka protocol ApiKeys (rdkafka_protocol.h is private). */
+#define API_PRODUCE 0
+#define API_FETCH 1
+#define API_OFFSET_COMMIT 8
+
+START_TEST(test_broker_faults_lose_no_alert_and_count_nothing_twice) {
+    stream_t s;
+    stream_make(&s, 40000, 800, 20, 13);
+    size_t quarter = s.events / 4;
+    service_start(&svc[0], &kafka, &redis_srv, NULL);
+    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
+    kafka_produce(&kafka, "payments", s.keys, s.values, quarter);
+
+    /* Retriable errors on produce, fetch and commit... */
+    rd_kafka_mock_push_request_errors(kafka.mock, API_PRODUCE, 6,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    rd_kafka_mock_push_request_errors(kafka.mock, API_FETCH, 4,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    rd_kafka_mock_push_request_errors(kafka.mock, API_OFFSET_COMMIT, 4,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
+                                      RD_KAFKA_RESP_ERR_NOT_COORDINATOR,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT);
+    kafka_produce(&kafka, "payments", s.keys + quarter, s.values + quarter, quarter);
+    sleep_ms(1500);
+
+    /* ...then the broker goes down mid-stream and comes back. */
+    rd_kafka_mock_broker_set_down(kafka.mock, 1);
+    sleep_ms(2000);
+    rd_kafka_mock_broker_set_up(kafka.mock, 1);
+    kafka_produce(&kafka, "payments", s.keys + 2 * quarter, s.values + 2 * quarter,
+                  s.events - 2 * quarter);
+
+    size_t duplicates = 0;
+    check_outcome(&s, &duplicates);
+    ck_assert_int_eq(kill(svc[0].pid, 0), 0);
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+    stream_free(&s);
+}
+END_TEST
+
+START_TEST(test_replayed_batch_below_the_checkpoint_changes_nothing) {
+    /* Commit offsets lag the checkpoint on purpose: the second instance
+     * then reads messages that are already in Redis and must skip them. */
+    stream_t s;
+    stream_make(&s, 5000, 50, 10, 14);
+    const char *no_commit[] = {"kafka.consumer.enable.auto.commit=false", NULL};
+    service_start(&svc[0], &kafka, &redis_srv, no_commit);
+    kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
+    ck_assert(stream_totals_match(&s, redis, 60000));
+    service_kill(&svc[0]); /* nothing committed to Kafka at all */
+    service_start(&svc[1], &kafka, &redis_srv, NULL);
+    ck_assert(service_wait_log(&svc[1], "resuming at", 60000));
+    sleep_ms(1000);
+    size_t duplicates = 0;
+    check_outcome(&s, &duplicates);
+    ck_assert_int_eq(service_stop(&svc[1]), 0);
+    stream_free(&s);
+}
+END_TEST
+
+START_TEST(test_outbox_left_by_a_crash_is_delivered_on_assignment) {
+    /* What a crash between the atomic step and the alert's delivery leaves. */
+    const char *json = "{\"alert_id\":\"payments/3/41/amount_jump\",\"rule\":\"amount_jump\","
+                       "\"user_id\":\"ghost\",\"amount\":20000}";
+    redisReply *r = redisCommand(redis, "HSET %s %s %s", "fraud:{payments/3}:outbox",
+                                 "payments/3/41/amount_jump", json);
+    freeReplyObject(r);
+    service_start(&svc[0], &kafka, &redis_srv, NULL);
+    record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 1, 30000);
+    ck_assert_int_eq(alerts.count, 1);
+    ck_assert_str_eq(alerts.items[0].value, json);
+    ck_assert_str_eq(alerts.items[0].key, "ghost");
+    record_list_free(&alerts);
+    ck_assert(service_wait_log(&svc[0], "redelivered 1 alert(s)", 10000));
+    r = redisCommand(redis, "HLEN %s", "fraud:{payments/3}:outbox");
+    ck_assert_int_eq(r->integer, 0);
+    freeReplyObject(r);
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("exactly_once");
+    TCase *tc = tcase_create("exactly_once");
+    tcase_set_timeout(tc, 600);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_outbox_left_by_a_crash_is_delivered_on_assignment);
+    tcase_add_test(tc, test_replayed_batch_below_the_checkpoint_changes_nothing);
+    tcase_add_test(tc, test_three_instances_joining_and_leaving_keep_totals_exact);
+    tcase_add_test(tc, test_broker_faults_lose_no_alert_and_count_nothing_twice);
+    tcase_add_test(tc, test_sigkill_at_random_points_changes_each_user_exactly_once);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_VERBOSE);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
