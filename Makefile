@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Everything the build, the tests and the demo use, by Debian package name.
 PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev \
-            check redis-server kcat procps
+            check libmicrohttpd-dev redis-server kcat procps curl
 
 .PHONY: all deps build test demo bench clean
 

@@ -68,6 +68,9 @@ static const key_def_t KEYS[] = {
     {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
      FIELD(amount_jump_threshold),
      "Alert when amount - previous_amount >= this (exact decimal)."},
+    {"http.listen", KEY_STRING, "0.0.0.0:8080", 0, 0, NULL, FIELD(http_listen),
+     "Address of the /metrics, /healthz, /readyz and /users/{id} endpoints (IPv4 host:port), "
+     "or off."},
     {"log.level", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", FIELD(log_level),
      "Least severe level logged."},
     {"log.format", KEY_ENUM, "text", 0, 0, "text|json", FIELD(log_format),
@@ -83,6 +86,8 @@ static const struct {
     {"auto.offset.reset", "earliest",
      "Where a group with no committed offset starts; earliest, as in Kafka Streams, so "
      "payments produced before the first start are processed."},
+    {"consumer.statistics.interval.ms", "5000",
+     "How often librdkafka reports consumer lag and broker states for /metrics and /readyz."},
 };
 #define KAFKA_DEFAULT_COUNT (sizeof(KAFKA_DEFAULTS) / sizeof(KAFKA_DEFAULTS[0]))
 

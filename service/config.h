@@ -42,6 +42,7 @@ typedef struct config {
     decimal_t amount_jump_threshold;
     char *log_level;
     char *log_format;
+    char *http_listen;
 
     config_kafka_prop_t *kafka;  /* in the order first set */
     size_t kafka_count;

@@ -93,6 +93,7 @@ static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_c
 static rd_kafka_t *new_consumer(const config_t *cfg,
                                 void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                      rd_kafka_topic_partition_list_t *, void *),
+                                int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
                                 void *opaque, char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char reason[512];
@@ -119,6 +120,7 @@ static rd_kafka_t *new_consumer(const config_t *cfg,
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
     if (!rk) {
@@ -156,7 +158,8 @@ static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errst
 kafka_io_t *kafka_io_new(const config_t *cfg,
                          void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                               rd_kafka_topic_partition_list_t *, void *),
-                         void *opaque, char *errstr, size_t errstr_size) {
+                         int (*stats_cb)(rd_kafka_t *, char *, size_t, void *), void *opaque,
+                         char *errstr, size_t errstr_size) {
     kafka_io_t *io = calloc(1, sizeof(*io));
     if (!io) {
         set_error(errstr, errstr_size, "out of memory");
@@ -164,7 +167,7 @@ kafka_io_t *kafka_io_new(const config_t *cfg,
     }
     io->producer = new_producer(cfg, io, errstr, errstr_size);
     if (io->producer)
-        io->consumer = new_consumer(cfg, rebalance_cb, opaque, errstr, errstr_size);
+        io->consumer = new_consumer(cfg, rebalance_cb, stats_cb, opaque, errstr, errstr_size);
     if (!io->producer || !io->consumer) {
         if (io->producer) rd_kafka_destroy(io->producer);
         free(io);

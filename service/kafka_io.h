@@ -27,12 +27,13 @@ typedef struct kafka_io {
     uint64_t delivery_failures;
 } kafka_io_t;
 
-/* Creates both clients with cfg's kafka.* settings. rebalance_cb and opaque
- * go to the consumer. Returns NULL with a reason naming the bad property. */
+/* Creates both clients with cfg's kafka.* settings. rebalance_cb, stats_cb
+ * and opaque go to the consumer. Returns NULL with a reason naming the bad property. */
 kafka_io_t *kafka_io_new(const config_t *cfg,
                          void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                               rd_kafka_topic_partition_list_t *, void *),
-                         void *opaque, char *errstr, size_t errstr_size);
+                         int (*stats_cb)(rd_kafka_t *, char *, size_t, void *), void *opaque,
+                         char *errstr, size_t errstr_size);
 
 /* Subscribes the consumer to one topic. */
 int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size);

@@ -10,6 +10,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "config.h"
+#include "http_server.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -102,16 +103,18 @@ fail:
     return RUN_EXIT_ERROR;
 }
 
+/* The whole effective configuration on one line, secrets masked. */
 static void log_startup(const config_t *cfg) {
-    char url[512];
-    config_mask_url(cfg->redis_url, url, sizeof(url));
-    log_info("main", "fraud-detector %s starting: input.topic=%s alert.topic=%s dlq.topic=%s "
-             "group.id=%s bootstrap.servers=%s redis.url=%s state.ttl.ms=%lld "
-             "rule.amount_jump.threshold=%lld%s",
-             FRAUD_VERSION, cfg->input_topic, cfg->alert_topic, cfg->dlq_topic, cfg->group_id,
-             config_kafka_get(cfg, "bootstrap.servers"), url, (long long)cfg->state_ttl_ms,
-             (long long)(cfg->amount_jump_threshold / DECIMAL_SCALE),
-             cfg->amount_jump_threshold % DECIMAL_SCALE ? " (fractional)" : "");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out) return;
+    config_dump(cfg, out);
+    fclose(out);
+    for (char *c = text; *c; c++)
+        if (*c == '\n') *c = ' ';
+    log_info("main", "fraud-detector %s starting with %s", FRAUD_VERSION, text);
+    free(text);
 }
 
 int main(int argc, char **argv) {
@@ -152,7 +155,21 @@ int main(int argc, char **argv) {
         config_destroy(cfg);
         return 1;
     }
+    http_handlers_t handlers = pipeline_http_handlers(pipeline);
+    http_server_t *http = http_server_start(cfg->http_listen, &handlers, errstr, sizeof(errstr));
+    if (!http && errstr[0]) {
+        fprintf(stderr, "fraud-detector: %s\n", errstr);
+        pipeline_destroy(pipeline);
+        config_destroy(cfg);
+        return 1;
+    }
+    if (http) log_info("http", "serving /metrics /healthz /readyz /users/{id} on %s",
+                       cfg->http_listen);
     int rc = pipeline_run(pipeline, &stop_flag);
+    /* Leave the group first (it may take a moment), answering health
+     * checks meanwhile; then stop serving. */
+    pipeline_destroy_kafka(pipeline);
+    http_server_stop(http);
     pipeline_destroy(pipeline);
     log_info("main", "exiting with status %d", rc);
     config_destroy(cfg);

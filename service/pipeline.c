@@ -9,16 +9,21 @@
  * rebalance changes nothing. See ARCHITECTURE.md. */
 #include "pipeline.h"
 
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 
 #include "alert.h"
 #include "kafka_io.h"
 #include "log.h"
+#include "metrics.h"
 #include "rules.h"
 #include "state_cache.h"
 #include "state_ttl.h"
@@ -28,6 +33,9 @@
 #define BACKOFF_START_MS 100
 #define BACKOFF_MAX_MS 5000
 #define EXPIRY_SCAN_MAX 1000 /* entries examined per cleanup pass */
+#define QUERY_LOCK_WAIT_MS 2000
+#define STALL_LIMIT_MS 120000 /* liveness fails when the loop stops this long */
+#define DLQ_LOG_PER_SECOND 5
 
 /* An assigned partition and the checkpoint last seen in Redis. */
 typedef struct owned_partition {
@@ -48,6 +56,7 @@ typedef struct pending_alert {
     char id[320];
     char *json;    /* owned */
     char *user_id; /* owned: the record key */
+    int64_t event_time_ms;
 } pending_alert_t;
 
 typedef struct batch_item {
@@ -80,6 +89,20 @@ struct pipeline {
     volatile sig_atomic_t *stop;
     int fatal;
     pipeline_stats_t stats;
+
+    /* Shared with the HTTP thread. The lock guards the cache and the owned
+     * partitions; the consumer holds it while it processes a batch or a
+     * rebalance, a state query while it reads them. */
+    pthread_mutex_t lock;
+    metrics_t *metrics;
+    store_t *query_store;        /* the HTTP thread's own Redis connection */
+    atomic_int_least64_t heartbeat_ms;
+    atomic_int fatal_seen;
+    int64_t started_ms;
+    char instance[128];          /* hostname:pid, named in state answers */
+    int64_t dlq_log_window_ms;   /* dead-letter log sampling */
+    int dlq_logged_in_window;
+    uint64_t dlq_suppressed;
 };
 
 static int64_t now_ms(void) {
@@ -183,13 +206,16 @@ static int retry_redis_step(pipeline_t *p, redis_step_fn step, void *arg, const 
     int64_t backoff = BACKOFF_START_MS;
     int failing = 0;
     for (;;) {
+        atomic_store(&p->heartbeat_ms, now_ms());
         if (step(p, arg, errstr, sizeof(errstr)) == 0) {
+            atomic_store(&p->metrics->redis_up, 1);
             if (failing) {
                 log_info("redis", "%s succeeded again; resuming consumption", what);
                 set_consumption_paused(p, 0);
             }
             return 0;
         }
+        atomic_store(&p->metrics->redis_up, 0);
         if (!failing) {
             log_error("redis", "%s failed: %s; consumption paused, retrying with backoff "
                       "up to %d ms, nothing is committed meanwhile", what, errstr,
@@ -242,6 +268,28 @@ static int attach_user_state(pipeline_t *p) {
 
 /* ---- apply ------------------------------------------------------------ */
 
+/* One line per dead letter, but at most DLQ_LOG_PER_SECOND a second: a
+ * flood of bad input must not become a flood of logs. */
+static void log_dead_letter_sampled(pipeline_t *p, const batch_item_t *it) {
+    const rd_kafka_message_t *m = it->msg;
+    int64_t now = now_ms();
+    if (now - p->dlq_log_window_ms >= 1000) {
+        if (p->dlq_suppressed)
+            log_warn("dlq", "%llu more dead letters were not logged",
+                     (unsigned long long)p->dlq_suppressed);
+        p->dlq_log_window_ms = now;
+        p->dlq_logged_in_window = 0;
+        p->dlq_suppressed = 0;
+    }
+    if (p->dlq_logged_in_window++ >= DLQ_LOG_PER_SECOND) {
+        p->dlq_suppressed++;
+        return;
+    }
+    log_warn("dlq", "%s [%d] offset %lld dead-lettered: %s (%s)", rd_kafka_topic_name(m->rkt),
+             (int)m->partition, (long long)m->offset, decode_reason_code(it->reason),
+             it->reason_text);
+}
+
 static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
     const rd_kafka_message_t *m = it->msg;
     char partition[16], offset[24], errstr[512];
@@ -260,9 +308,9 @@ static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
     }
     p->stats.dead_lettered++;
     p->stats.dead_lettered_by_reason[it->reason]++;
-    log_debug("dlq", "%s [%d] offset %lld: %s (%s)", rd_kafka_topic_name(m->rkt),
-              (int)m->partition, (long long)m->offset, decode_reason_code(it->reason),
-              it->reason_text);
+    metrics_add(&p->metrics->events[EVENT_DEAD_LETTER], 1);
+    metrics_add(&p->metrics->dead_letters[it->reason], 1);
+    log_dead_letter_sampled(p, it);
     return 0;
 }
 
@@ -273,22 +321,15 @@ static int produce_alert_record(pipeline_t *p, const char *user_id, const char *
         log_error("alert", "%s", errstr);
         return -1;
     }
-    p->stats.alerts++;
     return 0;
 }
 
 /* Keeps the encoded alert until its partition's atomic step has put it in
- * the outbox; the memory backend has no outbox and produces it at once. */
+ * the outbox (the memory backend has none, and just waits for the batch). */
 static int queue_alert(pipeline_t *p, const alert_t *alert) {
     char *json = alert_encode_new(alert);
     char *user = strdup(alert->user_id);
     if (!json || !user) goto oom;
-    if (!p->store) {
-        int rc = produce_alert_record(p, user, json);
-        free(json);
-        free(user);
-        return rc;
-    }
     if (p->pending_count == p->pending_cap) {
         size_t cap = p->pending_cap ? p->pending_cap * 2 : 64;
         pending_alert_t *grown = realloc(p->pending, cap * sizeof(*grown));
@@ -302,6 +343,7 @@ static int queue_alert(pipeline_t *p, const alert_t *alert) {
                     alert->rule, pa->id, sizeof(pa->id));
     pa->json = json;
     pa->user_id = user;
+    pa->event_time_ms = alert->event_time_ms;
     return 0;
 oom:
     free(json);
@@ -341,6 +383,7 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     ttl_on_write(&p->ttl, e, now);
     state_cache_mark_dirty(p->cache, e);
     p->stats.valid++;
+    metrics_add(&p->metrics->events[EVENT_VALID], 1);
     if (!fires) return 0;
 
     int64_t kafka_ts = rd_kafka_message_timestamp(m, NULL);
@@ -370,6 +413,7 @@ static int apply_batch(pipeline_t *p) {
         batch_item_t *it = &p->items[i];
         if (already_applied(p, it->msg)) {
             p->stats.replays_skipped++;
+            metrics_add(&p->metrics->events[EVENT_REPLAYED], 1);
             continue;
         }
         int rc = it->reason == DECODE_OK ? apply_payment_to_state(p, it)
@@ -504,6 +548,16 @@ static int deliver_committed_alerts(pipeline_t *p) {
     }
     if (produced == 0) return 0;
     if (await_produced_records(p, failures_before) != 0) return -1;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < p->pending_count; i++) {
+        const batch_partition_t *bp = batch_part(p, p->pending[i].partition);
+        if (bp && bp->refused) continue;
+        metrics_observe(&p->metrics->event_to_alert_seconds,
+                        (double)(now - p->pending[i].event_time_ms) / 1000.0);
+    }
+    p->stats.alerts += produced;
+    metrics_add(&p->metrics->alerts_amount_jump, produced);
+    if (!p->store) return 0;
     return retry_redis_step(p, outbox_remove_step, NULL, "clearing delivered alerts");
 }
 
@@ -530,16 +584,33 @@ static void release_batch(pipeline_t *p) {
     free_pending_alerts(p);
 }
 
+/* Copies what the cache and the store count into the metrics. */
+static void publish_state_metrics(pipeline_t *p) {
+    state_cache_stats_t cs = state_cache_stats(p->cache);
+    atomic_store(&p->metrics->cache_hits, cs.hits);
+    atomic_store(&p->metrics->cache_misses, cs.misses);
+    atomic_store(&p->metrics->cache_evictions, cs.evictions);
+    atomic_store(&p->metrics->cache_expirations, cs.expirations);
+    atomic_store(&p->metrics->cached_users, (int64_t)state_cache_count(p->cache));
+    atomic_store(&p->metrics->assigned_partitions, (int64_t)p->owned_count);
+    if (p->store) {
+        atomic_store(&p->metrics->redis_commands, store_commands_total(p->store));
+        atomic_store(&p->metrics->redis_errors, store_errors_total(p->store));
+    }
+}
+
 /* Processes everything gathered so far. On failure the pipeline is marked
  * fatal and nothing of the batch is committed. */
 static int process_batch(pipeline_t *p) {
     if (p->item_count == 0 || p->fatal) return p->fatal ? -1 : 0;
+    int64_t started = now_ms();
     uint64_t failures_before = p->io->delivery_failures;
     decode_batch(p);
     if (attach_user_state(p) != 0 || apply_batch(p) != 0 ||
         await_produced_records(p, failures_before) != 0 || commit_state_to_redis(p) != 0 ||
         deliver_committed_alerts(p) != 0) {
         p->fatal = 1;
+        atomic_store(&p->fatal_seen, 1);
         return -1;
     }
     store_processed_offsets(p);
@@ -547,6 +618,8 @@ static int process_batch(pipeline_t *p) {
     p->stats.batches++;
     release_batch(p);
     state_cache_evict(p->cache);
+    metrics_observe(&p->metrics->batch_seconds, (double)(now_ms() - started) / 1000.0);
+    publish_state_metrics(p);
     return 0;
 }
 
@@ -592,9 +665,11 @@ static int redeliver_outbox(pipeline_t *p, int32_t partition) {
         rc = store_outbox_remove(p->store, &done, 1, errstr, sizeof(errstr));
         if (rc != 0) log_error("redis", "%s", errstr);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        metrics_add(&p->metrics->alerts_redelivered, outbox.count);
         log_info("alert", "%s [%d]: redelivered %zu alert(s) left in the outbox",
                  p->cfg->input_topic, (int)partition, outbox.count);
+    }
     store_outbox_free(&outbox);
     return rc;
 }
@@ -683,6 +758,7 @@ static void on_revoke(pipeline_t *p, rd_kafka_t *rk,
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     pipeline_t *p = opaque;
+    pthread_mutex_lock(&p->lock);
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t assign_err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -705,6 +781,24 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_error_destroy(error);
     }
     if (assign_err) log_error("kafka", "assign: %s", rd_kafka_err2str(assign_err));
+    if (p->fatal) atomic_store(&p->fatal_seen, 1);
+    publish_state_metrics(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void on_kafka_stats(pipeline_t *p, const char *json) {
+    int before = atomic_load(&p->metrics->kafka_brokers_up);
+    metrics_update_from_kafka_stats(p->metrics, json, p->cfg->input_topic);
+    int after = atomic_load(&p->metrics->kafka_brokers_up);
+    if (before > 0 && after == 0) log_warn("kafka", "no broker is reachable");
+    if (before == 0 && after > 0) log_info("kafka", "%d broker(s) reachable again", after);
+}
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+    (void)rk;
+    (void)json_len;
+    on_kafka_stats(opaque, json);
+    return 0; /* librdkafka frees json */
 }
 
 /* ---- loop ------------------------------------------------------------- */
@@ -740,12 +834,21 @@ static void clean_up_expired_users(pipeline_t *p) {
 int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
     p->stop = stop;
     while (!stop_requested(p) && !p->fatal) {
+        atomic_store(&p->heartbeat_ms, now_ms());
         gather_batch(p);
         rd_kafka_poll(p->io->producer, 0); /* serve stray delivery reports */
-        if (process_batch(p) != 0) break;
+        pthread_mutex_lock(&p->lock);
+        int rc = process_batch(p);
         clean_up_expired_users(p);
+        pthread_mutex_unlock(&p->lock);
+        if (rc != 0) break;
     }
+    pthread_mutex_lock(&p->lock);
     if (!p->fatal) process_batch(p);
+    pthread_mutex_unlock(&p->lock);
+    if (p->dlq_suppressed)
+        log_warn("dlq", "%llu more dead letters were not logged",
+                 (unsigned long long)p->dlq_suppressed);
     log_info("pipeline", "%s: %llu consumed, %llu valid, %llu dead-lettered, %llu alerts",
              p->fatal ? "stopped on error" : "stopped", (unsigned long long)p->stats.consumed,
              (unsigned long long)p->stats.valid, (unsigned long long)p->stats.dead_lettered,
@@ -755,6 +858,187 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
 
 pipeline_stats_t pipeline_stats(const pipeline_t *p) { return p->stats; }
 
+/* ---- operations endpoints (HTTP thread) ------------------------------- */
+
+static int http_metrics(void *ctx, char **body) {
+    *body = metrics_render_new(((pipeline_t *)ctx)->metrics);
+    return 200;
+}
+
+static int http_health(void *ctx, char **body) {
+    pipeline_t *p = ctx;
+    int64_t now = now_ms(), idle = now - atomic_load(&p->heartbeat_ms);
+    int fatal = atomic_load(&p->fatal_seen), ok = !fatal && idle < STALL_LIMIT_MS;
+    char text[256];
+    snprintf(text, sizeof(text),
+             "{\"status\":\"%s\",\"uptime_seconds\":%lld,\"last_loop_ms_ago\":%lld,"
+             "\"fatal_error\":%s}\n",
+             ok ? "ok" : "failing", (long long)((now - p->started_ms) / 1000), (long long)idle,
+             fatal ? "true" : "false");
+    *body = strdup(text);
+    return ok ? 200 : 503;
+}
+
+static int http_ready(void *ctx, char **body) {
+    pipeline_t *p = ctx;
+    char errstr[256] = "";
+    int redis_ok = !p->query_store || store_ping(p->query_store, errstr, sizeof(errstr)) == 0;
+    int brokers = atomic_load(&p->metrics->kafka_brokers_up);
+    long long assigned = (long long)atomic_load(&p->metrics->assigned_partitions);
+    /* Before librdkafka's first statistics, an assignment proves Kafka. */
+    int kafka_ok = brokers > 0 || (brokers < 0 && assigned > 0);
+    int fatal = atomic_load(&p->fatal_seen);
+    int ready = redis_ok && kafka_ok && !fatal;
+    char text[512];
+    snprintf(text, sizeof(text),
+             "{\"ready\":%s,\"redis\":{\"backend\":\"%s\",\"reachable\":%s},"
+             "\"kafka\":{\"reachable\":%s,\"brokers_up\":%d},"
+             "\"partitions\":{\"assigned\":%lld,\"state\":\"%s\"},\"fatal_error\":%s}\n",
+             ready ? "true" : "false", p->store ? "redis" : "memory",
+             redis_ok ? "true" : "false", kafka_ok ? "true" : "false", brokers, assigned,
+             assigned > 0 ? "assigned" : "waiting for assignment", fatal ? "true" : "false");
+    *body = strdup(text);
+    return ready ? 200 : 503;
+}
+
+static int input_partition_count(pipeline_t *p) {
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->io->consumer, p->cfg->input_topic, NULL);
+    int count = -1;
+    if (rkt && rd_kafka_metadata(p->io->consumer, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 && !md->topics[0].err) count = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    return count;
+}
+
+typedef struct user_answer {
+    int found;
+    const char *source;
+    int32_t partition;
+    user_state_t state;
+    int64_t ttl_ms; /* -1: none */
+    int owned;
+    int touch_redis; /* on_read_and_write: restart the key's TTL too */
+} user_answer_t;
+
+/* The cache first, for the partitions this instance owns. */
+static int lookup_cached_user(pipeline_t *p, const char *user, size_t len, user_answer_t *a) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += QUERY_LOCK_WAIT_MS / 1000;
+    if (pthread_mutex_timedlock(&p->lock, &deadline) != 0) return -1;
+    int64_t now = now_ms();
+    for (size_t i = 0; i < p->owned_count && !a->found; i++) {
+        cache_entry_t *e = state_cache_peek(p->cache, p->owned[i].partition, user, len);
+        if (!e || e->state.count == 0) continue;
+        if (ttl_is_expired(&p->ttl, e, now) && p->ttl.visibility == TTL_NEVER_RETURN_EXPIRED)
+            continue; /* expired reads as absent, and Redis has dropped it */
+        a->touch_redis = ttl_on_read(&p->ttl, e, now);
+        a->found = 1;
+        a->source = "cache";
+        a->partition = e->partition;
+        a->state = e->state;
+        a->ttl_ms = e->expires_at_ms > 0 ? e->expires_at_ms - now : -1;
+        a->owned = 1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static int partition_is_owned(pipeline_t *p, int32_t partition) {
+    pthread_mutex_lock(&p->lock);
+    int owned = find_owned(p, partition) != NULL;
+    pthread_mutex_unlock(&p->lock);
+    return owned;
+}
+
+static char *user_answer_json(const pipeline_t *p, const char *user, const user_answer_t *a) {
+    char prev[DECIMAL_TEXT_MAX], cum[DECIMAL_TEXT_MAX], num[32];
+    cJSON *root = cJSON_CreateObject(), *owner;
+    char *text = NULL;
+    decimal_format(a->state.prev, prev, sizeof(prev));
+    decimal_format(a->state.cum, cum, sizeof(cum));
+    snprintf(num, sizeof(num), "%lld", (long long)a->state.count);
+    if (!root || !cJSON_AddStringToObject(root, "user_id", user) ||
+        !cJSON_AddRawToObject(root, "previous_amount", prev) ||
+        !cJSON_AddRawToObject(root, "cumulative_amount", cum) ||
+        !cJSON_AddRawToObject(root, "event_count", num))
+        goto done;
+    if (a->ttl_ms >= 0) {
+        snprintf(num, sizeof(num), "%lld", (long long)a->ttl_ms);
+        if (!cJSON_AddRawToObject(root, "ttl_remaining_ms", num)) goto done;
+    } else if (!cJSON_AddNullToObject(root, "ttl_remaining_ms")) {
+        goto done;
+    }
+    snprintf(num, sizeof(num), "%d", (int)a->partition);
+    if (!cJSON_AddStringToObject(root, "topic", p->cfg->input_topic) ||
+        !cJSON_AddRawToObject(root, "partition", num) ||
+        !cJSON_AddStringToObject(root, "source", a->source) ||
+        !(owner = cJSON_AddObjectToObject(root, "owner")) ||
+        !cJSON_AddBoolToObject(owner, "this_instance", a->owned) ||
+        !(a->owned ? cJSON_AddStringToObject(owner, "instance", p->instance)
+                   : cJSON_AddNullToObject(owner, "instance")) ||
+        !cJSON_AddStringToObject(owner, "group_id", p->cfg->group_id))
+        goto done;
+    text = cJSON_PrintUnformatted(root);
+done:
+    cJSON_Delete(root);
+    return text;
+}
+
+static int http_user(void *ctx, const char *user, size_t len, char **body) {
+    pipeline_t *p = ctx;
+    char errstr[512];
+    user_answer_t a = {.ttl_ms = -1};
+    if (lookup_cached_user(p, user, len, &a) != 0) {
+        *body = strdup("{\"error\":\"busy: the consumer holds the state; try again\"}\n");
+        return 503;
+    }
+    if (!a.found && p->query_store) {
+        int partitions = input_partition_count(p);
+        store_user_view_t view;
+        if (partitions <= 0) {
+            *body = strdup("{\"error\":\"input topic metadata unavailable\"}\n");
+            return 503;
+        }
+        if (store_find_user(p->query_store, user, len, partitions, &view, errstr,
+                            sizeof(errstr)) != 0) {
+            *body = strdup("{\"error\":\"redis unavailable\"}\n");
+            return 503;
+        }
+        if (view.found) {
+            a.found = 1;
+            a.source = "redis";
+            a.partition = view.partition;
+            a.state = view.state;
+            a.ttl_ms = view.ttl_ms;
+            a.owned = partition_is_owned(p, view.partition);
+            if (p->ttl.ttl_ms > 0 && p->ttl.update == TTL_UPDATE_ON_READ_AND_WRITE) {
+                a.touch_redis = 1;
+                a.ttl_ms = p->ttl.ttl_ms;
+            }
+        }
+    }
+    if (!a.found) {
+        *body = strdup("{\"error\":\"no state for this user (unknown or expired)\"}\n");
+        return 404;
+    }
+    if (a.touch_redis && p->query_store &&
+        store_touch_user(p->query_store, a.partition, user, len, p->ttl.ttl_ms, errstr,
+                         sizeof(errstr)) != 0)
+        log_warn("http", "refreshing the TTL of a queried user: %s", errstr);
+    *body = user_answer_json(p, user, &a);
+    return 200;
+}
+
+http_handlers_t pipeline_http_handlers(pipeline_t *p) {
+    http_handlers_t h = {.ctx = p, .metrics = http_metrics, .health = http_health,
+                         .ready = http_ready, .user = http_user};
+    return h;
+}
+
 pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) {
     pipeline_t *p = calloc(1, sizeof(*p));
     if (!p) {
@@ -762,13 +1046,21 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         return NULL;
     }
     p->cfg = cfg;
+    pthread_mutex_init(&p->lock, NULL);
+    p->started_ms = now_ms();
+    atomic_init(&p->heartbeat_ms, p->started_ms);
+    atomic_init(&p->fatal_seen, 0);
+    char host[64] = "unknown";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(p->instance, sizeof(p->instance), "%s:%d", host, (int)getpid());
+    p->metrics = metrics_new();
     p->item_cap = (size_t)cfg->batch_max_messages;
     p->items = calloc(p->item_cap, sizeof(*p->items));
     p->misses = calloc(p->item_cap, sizeof(*p->misses));
     p->batch_parts = calloc(p->item_cap, sizeof(*p->batch_parts));
     p->steps = calloc(p->item_cap, sizeof(*p->steps));
     p->cache = state_cache_new((size_t)cfg->state_cache_max_entries);
-    if (!p->items || !p->misses || !p->batch_parts || !p->steps || !p->cache) {
+    if (!p->items || !p->misses || !p->batch_parts || !p->steps || !p->cache || !p->metrics) {
         snprintf(errstr, errstr_size, "out of memory");
         pipeline_destroy(p);
         return NULL;
@@ -792,12 +1084,13 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
             .command_timeout_ms = cfg->redis_command_timeout_ms,
         };
         p->store = store_new(&opts, errstr, errstr_size);
-        if (!p->store) {
+        if (p->store) p->query_store = store_new(&opts, errstr, errstr_size);
+        if (!p->store || !p->query_store) {
             pipeline_destroy(p);
             return NULL;
         }
     }
-    p->io = kafka_io_new(cfg, on_rebalance, p, errstr, errstr_size);
+    p->io = kafka_io_new(cfg, on_rebalance, stats_cb, p, errstr, errstr_size);
     if (!p->io || kafka_io_subscribe(p->io, cfg->input_topic, errstr, errstr_size) != 0) {
         pipeline_destroy(p);
         return NULL;
@@ -805,15 +1098,25 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
     return p;
 }
 
-void pipeline_destroy(pipeline_t *p) {
-    if (!p) return;
+void pipeline_destroy_kafka(pipeline_t *p) {
     /* Closing the consumer runs the revoke callback, which still needs the
      * store, the cache and the producer: tear down Kafka first. */
-    kafka_io_destroy(p->io);
+    kafka_io_t *io = p->io;
+    kafka_io_destroy(io);
+    pthread_mutex_lock(&p->lock);
     p->io = NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void pipeline_destroy(pipeline_t *p) {
+    if (!p) return;
+    if (p->io) pipeline_destroy_kafka(p);
     release_batch(p);
     store_destroy(p->store);
+    store_destroy(p->query_store);
     state_cache_destroy(p->cache);
+    metrics_destroy(p->metrics);
+    pthread_mutex_destroy(&p->lock);
     free(p->items);
     free(p->misses);
     free(p->owned);

@@ -25,6 +25,7 @@
 
 #include "config.h"
 #include "decode.h"
+#include "http_server.h"
 
 typedef struct pipeline pipeline_t;
 
@@ -48,7 +49,15 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop);
 
 pipeline_stats_t pipeline_stats(const pipeline_t *p);
 
-/* Leaves the group (committing what is done) and frees everything. */
+/* The operations endpoints' handlers (metrics, health, readiness, state
+ * query), safe to call from the HTTP thread while the pipeline runs. */
+http_handlers_t pipeline_http_handlers(pipeline_t *p);
+
+/* Leaves the group, committing what is done. The HTTP handlers stay valid
+ * until pipeline_destroy(). */
+void pipeline_destroy_kafka(pipeline_t *p);
+
+/* Leaves the group if still in it, and frees everything. */
 void pipeline_destroy(pipeline_t *p);
 
 #endif

@@ -79,6 +79,17 @@ static void lru_push_front(state_cache_t *cache, cache_entry_t *e) {
     if (!cache->lru_tail) cache->lru_tail = e;
 }
 
+cache_entry_t *state_cache_peek(state_cache_t *cache, int32_t partition, const char *user,
+                                size_t len) {
+    uint32_t h = hash_user(partition, user, len);
+    cache_entry_t *e = cache->buckets[h & (cache->bucket_count - 1)];
+    for (; e; e = e->bucket_next)
+        if (e->hash == h && e->partition == partition && e->user_len == len &&
+            memcmp(e->user, user, len) == 0)
+            return e;
+    return NULL;
+}
+
 cache_entry_t *state_cache_get(state_cache_t *cache, int32_t partition, const char *user,
                                size_t len) {
     uint32_t h = hash_user(partition, user, len);

@@ -57,6 +57,11 @@ void state_cache_destroy(state_cache_t *cache);
 cache_entry_t *state_cache_get(state_cache_t *cache, int32_t partition, const char *user,
                                size_t len);
 
+/* Finds the user without touching the LRU order or the hit statistics
+ * (for state queries, which must not disturb the cache). */
+cache_entry_t *state_cache_peek(state_cache_t *cache, int32_t partition, const char *user,
+                                size_t len);
+
 /* Adds an entry with no state yet (flags 0). NULL when out of memory.
  * The user must not be present already. */
 cache_entry_t *state_cache_put(state_cache_t *cache, const char *user, size_t len,

@@ -591,6 +591,72 @@ int store_outbox_remove(store_t *s, const store_step_t *steps, size_t count, cha
     return 0;
 }
 
+int store_find_user(store_t *s, const char *user, size_t user_len, int32_t partition_count,
+                    store_user_view_t *out, char *errstr, size_t errstr_size) {
+    memset(out, 0, sizeof(*out));
+    if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    for (int32_t part = 0; part < partition_count; part++) {
+        char key[1024];
+        size_t klen = store_user_key(s->key_prefix, s->topic, part, user, user_len, key,
+                                     sizeof(key));
+        if (!klen) return pipeline_failed(s, errstr, errstr_size, "user key too long");
+        const char *hmget[] = {"HMGET", key, "prev", "cum", "count"};
+        size_t hmget_len[] = {5, klen, 4, 3, 5};
+        const char *pttl[] = {"PTTL", key};
+        size_t pttl_len[] = {4, klen};
+        if (redisAppendCommandArgv(s->ctx, 5, hmget, hmget_len) != REDIS_OK ||
+            redisAppendCommandArgv(s->ctx, 2, pttl, pttl_len) != REDIS_OK)
+            return pipeline_failed(s, errstr, errstr_size, "HMGET append");
+    }
+    s->commands += 2 * (uint64_t)partition_count;
+    int rc = 0;
+    for (int32_t part = 0; part < partition_count; part++) {
+        redisReply *r = NULL, *ttl = NULL;
+        if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK || !r ||
+            redisGetReply(s->ctx, (void **)&ttl) != REDIS_OK || !ttl) {
+            if (r) freeReplyObject(r);
+            return pipeline_failed(s, errstr, errstr_size, "user lookup");
+        }
+        decimal_t prev = 0, cum = 0, count = 0;
+        if (!out->found && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[2]->type == REDIS_REPLY_STRING) {
+            if (parse_field(r->element[0], &prev) || parse_field(r->element[1], &cum) ||
+                parse_field(r->element[2], &count)) {
+                set_error(errstr, errstr_size, "redis: corrupt state for user %.*s",
+                          (int)user_len, user);
+                rc = -1;
+            } else {
+                out->found = 1;
+                out->partition = part;
+                out->state.prev = prev;
+                out->state.cum = cum;
+                out->state.count = count / DECIMAL_SCALE;
+                out->ttl_ms = ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0
+                                  ? ttl->integer : -1;
+            }
+        }
+        freeReplyObject(r);
+        freeReplyObject(ttl);
+    }
+    return rc;
+}
+
+int store_touch_user(store_t *s, int32_t partition, const char *user, size_t user_len,
+                     int64_t ttl_ms, char *errstr, size_t errstr_size) {
+    char key[1024], ttl[24];
+    size_t klen = store_user_key(s->key_prefix, s->topic, partition, user, user_len, key,
+                                 sizeof(key));
+    if (!klen || ensure_connected(s, errstr, errstr_size) != 0) return -1;
+    size_t ttl_len = (size_t)snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_ms);
+    const char *argv[] = {"PEXPIRE", key, ttl};
+    size_t argv_len[] = {7, klen, ttl_len};
+    s->commands++;
+    redisReply *r = redisCommandArgv(s->ctx, 3, argv, argv_len);
+    if (!r) return pipeline_failed(s, errstr, errstr_size, "PEXPIRE");
+    freeReplyObject(r);
+    return 0;
+}
+
 int store_ping(store_t *s, char *errstr, size_t errstr_size) {
     if (ensure_connected(s, errstr, errstr_size) != 0) return -1;
     s->commands++;

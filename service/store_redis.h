@@ -95,6 +95,23 @@ int store_outbox_remove(store_t *store, const store_step_t *steps, size_t count,
 size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
                       const char *user, size_t user_len, char *buf, size_t bufsize);
 
+/* A user's state as Redis holds it, for the state query. */
+typedef struct store_user_view {
+    int found;
+    int32_t partition;
+    user_state_t state;
+    int64_t ttl_ms; /* remaining; -1 when the key has no expiry */
+} store_user_view_t;
+
+/* Looks the user up in every partition 0..partition_count-1, in one
+ * pipelined round trip; the first partition holding state wins. */
+int store_find_user(store_t *store, const char *user, size_t user_len, int32_t partition_count,
+                    store_user_view_t *out, char *errstr, size_t errstr_size);
+
+/* Restarts the TTL of a user's key (a read under on_read_and_write). */
+int store_touch_user(store_t *store, int32_t partition, const char *user, size_t user_len,
+                     int64_t ttl_ms, char *errstr, size_t errstr_size);
+
 /* Round trip to check reachability. */
 int store_ping(store_t *store, char *errstr, size_t errstr_size);
 

@@ -55,8 +55,10 @@ done
 echo "   redis at 127.0.0.1:$REDIS_PORT"
 
 echo "== starting fraud-detector"
+HTTP_PORT=$(free_port)
 "$build/fraud-detector" -X "kafka.bootstrap.servers=$BROKER" \
-  -X "redis.url=redis://127.0.0.1:$REDIS_PORT" >"$work/service.log" 2>&1 &
+  -X "redis.url=redis://127.0.0.1:$REDIS_PORT" -X "http.listen=127.0.0.1:$HTTP_PORT" \
+  >"$work/service.log" 2>&1 &
 svc=$!
 pids+=($svc)
 
@@ -77,6 +79,12 @@ echo "== alerts on fraud-alerts (kcat -C), one JSON line each"
 timeout 60 kcat -C -b "$BROKER" -t fraud-alerts -o beginning -c 2 -q \
   >"$work/alerts.jsonl" 2>"$work/kcat.log" || true
 cat "$work/alerts.jsonl"
+
+echo "== what the service reports (curl /metrics and /users/user1 on 127.0.0.1:$HTTP_PORT)"
+curl -s "http://127.0.0.1:$HTTP_PORT/metrics" \
+  | grep -E '^fraud_(events_total\{result="(valid|dead_letter)"\}|alerts_total|cached_users)' \
+  | sed 's/^/   /'
+printf '   '; curl -s "http://127.0.0.1:$HTTP_PORT/users/user1"; echo
 
 echo "== stopping fraud-detector (SIGTERM)"
 kill -TERM "$svc"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -357,6 +358,8 @@ void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_s
     argv[n++] = "kafka.consumer.heartbeat.interval.ms=500";
     argv[n++] = "-X";
     argv[n++] = "kafka.topic.metadata.refresh.interval.ms=1000";
+    argv[n++] = "-X";
+    argv[n++] = "http.listen=off"; /* tests that want it pass their own */
     for (size_t i = 0; extra && extra[i] && n < 136; i++) {
         argv[n++] = "-X";
         argv[n++] = extra[i];
@@ -377,6 +380,46 @@ bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout
         sleep_ms(50);
     } while (mono_ms() < deadline);
     return false;
+}
+
+int http_request(int port, const char *request, char *body, size_t body_size) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    size_t len = strlen(request), sent = 0;
+    while (sent < len) {
+        ssize_t n = send(fd, request + sent, len - sent, MSG_NOSIGNAL);
+        if (n <= 0) break; /* the server may refuse before reading it all */
+        sent += (size_t)n;
+    }
+    char response[65536];
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = recv(fd, response + got, sizeof(response) - 1 - got, 0);
+        if (n <= 0) break;
+        got += (size_t)n;
+        if (got == sizeof(response) - 1) break;
+    }
+    close(fd);
+    response[got] = '\0';
+    int status = -1;
+    if (sscanf(response, "HTTP/1.%*d %d", &status) != 1) return -1;
+    const char *start = strstr(response, "\r\n\r\n");
+    snprintf(body, body_size, "%s", start ? start + 4 : "");
+    return status;
+}
+
+int http_get(int port, const char *path, char *body, size_t body_size) {
+    char request[4096];
+    snprintf(request, sizeof(request),
+             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    return http_request(port, request, body, body_size);
 }
 
 int service_stop(service_proc_t *svc) {

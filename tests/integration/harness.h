@@ -84,6 +84,11 @@ void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_s
                    const char *const *extra);
 /* True once a line of the service's log contains needle. */
 bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout_ms);
+/* Sends a raw HTTP request to 127.0.0.1:port; returns the status (-1 on
+ * no answer) and the body. */
+int http_request(int port, const char *request, char *body, size_t body_size);
+int http_get(int port, const char *path, char *body, size_t body_size);
+
 /* SIGTERM, wait; returns the exit status (or 128+signal). */
 int service_stop(service_proc_t *svc);
 /* SIGKILL, wait. */

@@ -253,6 +253,33 @@ START_TEST(test_bad_input_goes_to_the_dead_letter_topic_with_reason_and_source) 
 }
 END_TEST
 
+START_TEST(test_a_flood_of_bad_input_is_dead_lettered_but_logged_sparingly) {
+    enum { FLOOD = 500 };
+    static const char *keys[FLOOD], *values[FLOOD];
+    for (int i = 0; i < FLOOD; i++) {
+        keys[i] = "flood";
+        values[i] = "{not json";
+    }
+    service_start(&svc, &kafka, &redis_srv, NULL);
+    kafka_produce(&kafka, "payments", keys, values, FLOOD);
+    record_list_t dlq = kafka_read_topic(&kafka, "payments-dlq", FLOOD, 30000);
+    ck_assert_int_eq(dlq.count, FLOOD);
+    record_list_free(&dlq);
+    ck_assert_int_eq(service_stop(&svc), 0);
+    FILE *f = fopen(svc.log_path, "r");
+    char line[4096];
+    int logged = 0, summaries = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        logged += strstr(line, "dead-lettered:") != NULL;
+        summaries += strstr(line, "were not logged") != NULL;
+    }
+    if (f) fclose(f);
+    ck_assert_int_ge(logged, 1);
+    ck_assert_int_le(logged, 50); /* 5 a second, not 500 */
+    ck_assert_int_ge(summaries, 1); /* and says how many it left out */
+}
+END_TEST
+
 /* ---- restarts ---------------------------------------------------------- */
 
 START_TEST(test_restart_continues_totals_from_redis) {
@@ -339,6 +366,7 @@ int main(void) {
     tcase_add_test(tc, test_seed_payments_raise_exactly_two_alerts_and_exact_totals);
     tcase_add_test(tc, test_long_stream_matches_a_reference_computed_here);
     tcase_add_test(tc, test_bad_input_goes_to_the_dead_letter_topic_with_reason_and_source);
+    tcase_add_test(tc, test_a_flood_of_bad_input_is_dead_lettered_but_logged_sparingly);
     tcase_add_test(tc, test_restart_continues_totals_from_redis);
     tcase_add_test(tc, test_sigterm_leaves_the_group_and_exits_zero);
     tcase_add_test(tc, test_unreachable_redis_fails_at_start_with_one_clear_line);
