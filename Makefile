@@ -7,7 +7,8 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
 # Everything the build, the tests and the demo use, by Debian package name.
 PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev \
-            check libmicrohttpd-dev redis-server kcat procps curl
+            check libmicrohttpd-dev redis-server kcat procps curl \
+            docker-compose debootstrap
 
 .PHONY: all deps build test demo bench clean
 
