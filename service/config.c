@@ -65,6 +65,16 @@ static const key_def_t KEYS[] = {
      "are evicted after each batch."},
     {"batch.max.messages", KEY_INT, "10000", 1, 1000000, NULL, FIELD(batch_max_messages),
      "Most messages processed, persisted and committed as one batch."},
+    {"batch.max.bytes", KEY_INT, "16777216", 1024, 1073741824, NULL, FIELD(batch_max_bytes),
+     "Most message bytes held in one batch: with batch.max.messages it bounds the memory of a "
+     "batch."},
+    {"input.max.message.bytes", KEY_INT, "65536", 16, 16777216, NULL,
+     FIELD(input_max_message_bytes),
+     "Larger messages are dead-lettered (message_too_large) without being parsed."},
+    {"input.max.user.id.bytes", KEY_INT, "256", 1, 256, NULL, FIELD(input_max_user_id_bytes),
+     "Longest accepted user id; longer ones are dead-lettered (user_too_long)."},
+    {"input.max.json.depth", KEY_INT, "8", 1, 100, NULL, FIELD(input_max_json_depth),
+     "Deepest accepted nesting of JSON objects and arrays (json_too_deep past it)."},
     {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
      FIELD(amount_jump_threshold),
      "Alert when amount - previous_amount >= this (exact decimal)."},
@@ -270,11 +280,13 @@ void config_destroy(config_t *cfg) {
     free(cfg);
 }
 
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
 static char *trim(char *s) {
     char *end;
-    while (isspace((unsigned char)*s)) s++;
+    while (is_blank(*s)) s++;
     end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1])) *--end = '\0';
+    while (end > s && is_blank(end[-1])) *--end = '\0';
     return s;
 }
 

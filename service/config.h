@@ -39,6 +39,10 @@ typedef struct config {
     int64_t state_ttl_cleanup_interval_ms;
     int64_t state_cache_max_entries;
     int64_t batch_max_messages;
+    int64_t batch_max_bytes;
+    int64_t input_max_message_bytes;
+    int64_t input_max_user_id_bytes;
+    int64_t input_max_json_depth;
     decimal_t amount_jump_threshold;
     char *log_level;
     char *log_format;

@@ -32,7 +32,15 @@ static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
     [DECODE_AMOUNT_TOO_PRECISE] = "amount_too_precise",
     [DECODE_BAD_EVENT_ID] = "bad_event_id",
     [DECODE_BAD_TIMESTAMP] = "bad_timestamp",
+    [DECODE_MESSAGE_TOO_LARGE] = "message_too_large",
+    [DECODE_TOO_DEEP] = "json_too_deep",
     [DECODE_CUMULATIVE_OVERFLOW] = "cumulative_overflow",
+};
+
+const decode_limits_t DECODE_DEFAULT_LIMITS = {
+    .max_message_bytes = 64 * 1024,
+    .max_user_bytes = PAYMENT_USER_MAX,
+    .max_json_depth = 8,
 };
 
 const char *decode_reason_code(decode_reason_t reason) {
@@ -58,12 +66,12 @@ static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c ==
 
 /* A user id is 1..256 bytes with no control characters, so it can be a
  * Redis key, a Kafka key and a JSON string without surprises. */
-static decode_reason_t take_user(const char *user, size_t len, payment_t *out,
+static decode_reason_t take_user(const char *user, size_t len, size_t max_len, payment_t *out,
                                  char *errstr, size_t errstr_size) {
     if (len == 0) return reject(DECODE_EMPTY_USER, errstr, errstr_size, "user_id: empty");
-    if (len > PAYMENT_USER_MAX)
+    if (len > max_len || len > PAYMENT_USER_MAX)
         return reject(DECODE_USER_TOO_LONG, errstr, errstr_size,
-                      "user_id: %zu bytes, at most %d allowed", len, PAYMENT_USER_MAX);
+                      "user_id: %zu bytes, at most %zu allowed", len, max_len);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
             return reject(DECODE_BAD_USER, errstr, errstr_size,
@@ -114,13 +122,15 @@ static decode_reason_t take_amount_text(const char *text, size_t len, payment_t 
 }
 
 static decode_reason_t decode_bare_number(const char *key, size_t key_len, const char *text,
-                                          size_t len, payment_t *out, char *errstr,
-                                          size_t errstr_size) {
+                                          size_t len, const decode_limits_t *limits,
+                                          payment_t *out, char *errstr, size_t errstr_size) {
     decode_reason_t r;
     if (!key || key_len == 0)
         return reject(DECODE_MISSING_USER, errstr, errstr_size,
                       "bare amount without a message key: the key must be the user");
-    if ((r = take_user(key, key_len, out, errstr, errstr_size)) != DECODE_OK) return r;
+    if ((r = take_user(key, key_len, limits->max_user_bytes, out, errstr, errstr_size)) !=
+        DECODE_OK)
+        return r;
     return take_amount_text(text, len, out, errstr, errstr_size);
 }
 
@@ -155,7 +165,8 @@ static decode_reason_t decode_optional_fields(const cJSON *root, payment_t *out,
 }
 
 static decode_reason_t decode_object(const char *key, size_t key_len, const cJSON *root,
-                                     payment_t *out, char *errstr, size_t errstr_size) {
+                                     const decode_limits_t *limits, payment_t *out,
+                                     char *errstr, size_t errstr_size) {
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user_id");
     const cJSON *amount = cJSON_GetObjectItemCaseSensitive(root, "amount");
     decode_reason_t r;
@@ -164,7 +175,8 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
         if (!cJSON_IsString(user))
             return reject(DECODE_BAD_USER, errstr, errstr_size, "user_id: not a string");
         size_t n = strlen(user->valuestring);
-        if ((r = take_user(user->valuestring, n, out, errstr, errstr_size)) != DECODE_OK)
+        if ((r = take_user(user->valuestring, n, limits->max_user_bytes, out, errstr,
+                           errstr_size)) != DECODE_OK)
             return r;
         /* Ownership of a user's state follows the partition, and the
          * partition follows the key: a different key would split the user. */
@@ -172,7 +184,9 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
             return reject(DECODE_KEY_MISMATCH, errstr, errstr_size,
                           "user_id differs from the message key");
     } else if (key && key_len) {
-        if ((r = take_user(key, key_len, out, errstr, errstr_size)) != DECODE_OK) return r;
+        if ((r = take_user(key, key_len, limits->max_user_bytes, out, errstr, errstr_size)) !=
+            DECODE_OK)
+            return r;
     } else {
         return reject(DECODE_MISSING_USER, errstr, errstr_size,
                       "no user_id field and no message key");
@@ -198,11 +212,25 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
     return decode_optional_fields(root, out, errstr, errstr_size);
 }
 
+/* Deepest nesting of objects and arrays; stops counting past limit. */
+static int json_depth(const cJSON *item, int limit) {
+    int deepest = 0;
+    if (limit < 0) return 0;
+    for (const cJSON *child = item->child; child; child = child->next) {
+        if (!cJSON_IsObject(child) && !cJSON_IsArray(child)) continue;
+        int d = json_depth(child, limit - 1);
+        if (d > deepest) deepest = d;
+        if (deepest > limit) break;
+    }
+    return deepest + 1;
+}
+
 decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *value_ptr,
-                               size_t value_len, payment_t *out, char *errstr,
-                               size_t errstr_size) {
+                               size_t value_len, const decode_limits_t *limits, payment_t *out,
+                               char *errstr, size_t errstr_size) {
     const char *key = key_ptr, *value = value_ptr;
     size_t start = 0, end = value_len;
+    if (!limits) limits = &DECODE_DEFAULT_LIMITS;
 
     out->user_id[0] = '\0';
     out->user_len = 0;
@@ -216,12 +244,17 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
         while (end > start && is_space(value[end - 1])) end--;
     if (!value || start == end)
         return reject(DECODE_EMPTY, errstr, errstr_size, "empty message value");
+    /* Checked before any parsing: a huge value is never loaded into JSON. */
+    if (value_len > limits->max_message_bytes)
+        return reject(DECODE_MESSAGE_TOO_LARGE, errstr, errstr_size,
+                      "message of %zu bytes, at most %zu allowed (input.max.message.bytes)",
+                      value_len, limits->max_message_bytes);
 
     if (value[start] != '{' && value[start] != '[' && value[start] != '"')
         if (value[start] == '-' || value[start] == '+' || value[start] == '.' ||
             (value[start] >= '0' && value[start] <= '9') || looks_non_finite(value + start, end - start))
-            return decode_bare_number(key, key_len, value + start, end - start, out, errstr,
-                                      errstr_size);
+            return decode_bare_number(key, key_len, value + start, end - start, limits, out,
+                                      errstr, errstr_size);
 
     const char *parse_end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(value, value_len, &parse_end, 0);
@@ -237,8 +270,12 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
     else if (!cJSON_IsObject(root))
         r = reject(DECODE_NOT_AN_OBJECT, errstr, errstr_size,
                    "JSON value is not an object");
+    else if (json_depth(root, limits->max_json_depth) > limits->max_json_depth)
+        r = reject(DECODE_TOO_DEEP, errstr, errstr_size,
+                   "JSON nested deeper than %d levels (input.max.json.depth)",
+                   limits->max_json_depth);
     else
-        r = decode_object(key, key_len, root, out, errstr, errstr_size);
+        r = decode_object(key, key_len, root, limits, out, errstr, errstr_size);
     cJSON_Delete(root);
     return r;
 }

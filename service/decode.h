@@ -42,10 +42,22 @@ typedef enum {
     DECODE_AMOUNT_TOO_PRECISE,
     DECODE_BAD_EVENT_ID,
     DECODE_BAD_TIMESTAMP,
+    DECODE_MESSAGE_TOO_LARGE,
+    DECODE_TOO_DEEP,
     /* Not from decoding: the payment would overflow the user's total. */
     DECODE_CUMULATIVE_OVERFLOW,
     DECODE_REASON_COUNT
 } decode_reason_t;
+
+/* Limits on untrusted input; see input.max.* in the config. */
+typedef struct decode_limits {
+    size_t max_message_bytes; /* larger values are refused before parsing */
+    size_t max_user_bytes;    /* 1..PAYMENT_USER_MAX */
+    int max_json_depth;       /* nesting of objects and arrays */
+} decode_limits_t;
+
+/* The defaults: 64 KiB, 256 bytes, depth 8. */
+extern const decode_limits_t DECODE_DEFAULT_LIMITS;
 
 typedef struct payment {
     char user_id[PAYMENT_USER_MAX + 1]; /* NUL-terminated copy */
@@ -59,8 +71,8 @@ typedef struct payment {
  * is filled; otherwise errstr holds a sentence such as
  * "amount: more than 4 digits after the point". */
 decode_reason_t decode_payment(const void *key, size_t key_len, const void *value,
-                               size_t value_len, payment_t *out, char *errstr,
-                               size_t errstr_size);
+                               size_t value_len, const decode_limits_t *limits, payment_t *out,
+                               char *errstr, size_t errstr_size);
 
 /* Stable snake_case code of a reason, e.g. "amount_too_precise". */
 const char *decode_reason_code(decode_reason_t reason);

@@ -90,33 +90,103 @@ static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_c
     return 0;
 }
 
-static rd_kafka_t *new_consumer(const config_t *cfg,
-                                void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                                     rd_kafka_topic_partition_list_t *, void *),
-                                int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
-                                void *opaque, char *errstr, size_t errstr_size) {
+/* What the service sets itself, before the user's kafka.* settings. */
+static const char *const CONSUMER_CHOICES[][2] = {
+    {"partition.assignment.strategy", "cooperative-sticky"},
+    {"enable.auto.offset.store", "false"},
+    {"enable.auto.commit", "true"},
+    {"enable.partition.eof", "false"},
+    /* Bounds what librdkafka prefetches (per partition); users can raise it. */
+    {"queued.max.messages.kbytes", "16384"},
+};
+static const char *const PRODUCER_CHOICES[][2] = {
+    {"enable.idempotence", "true"},
+    {"linger.ms", "5"},
+};
+
+static rd_kafka_conf_t *consumer_conf_new(const config_t *cfg, char *errstr,
+                                          size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char reason[512];
-    if (set_prop(conf, "group.id", cfg->group_id, errstr, errstr_size) ||
-        set_prop(conf, "partition.assignment.strategy", "cooperative-sticky", errstr,
-                 errstr_size) ||
-        set_prop(conf, "enable.auto.offset.store", "false", errstr, errstr_size) ||
-        set_prop(conf, "enable.auto.commit", "true", errstr, errstr_size) ||
-        set_prop(conf, "enable.partition.eof", "false", errstr, errstr_size) ||
-        apply_user_props(conf, cfg, 1, errstr, errstr_size)) {
+    int failed = set_prop(conf, "group.id", cfg->group_id, errstr, errstr_size);
+    for (size_t i = 0; !failed && i < sizeof(CONSUMER_CHOICES) / sizeof(CONSUMER_CHOICES[0]); i++)
+        failed = set_prop(conf, CONSUMER_CHOICES[i][0], CONSUMER_CHOICES[i][1], errstr,
+                          errstr_size);
+    if (failed || apply_user_props(conf, cfg, 1, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
     /* Without a manual offset store, librdkafka would commit offsets of
      * messages whose state is not yet in Redis. */
-    const char *store = config_kafka_get(cfg, "enable.auto.offset.store");
-    if (store && strcmp(store, "false") != 0) {
+    char store[16];
+    size_t size = sizeof(store);
+    if (rd_kafka_conf_get(conf, "enable.auto.offset.store", store, &size) == RD_KAFKA_CONF_OK &&
+        strcmp(store, "false") != 0) {
         set_error(errstr, errstr_size,
                   "kafka.enable.auto.offset.store: must stay false (offsets are stored once "
                   "state is persisted)");
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    return conf;
+}
+
+static rd_kafka_conf_t *producer_conf_new(const config_t *cfg, char *errstr,
+                                          size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int failed = 0;
+    for (size_t i = 0; !failed && i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
+        failed = set_prop(conf, PRODUCER_CHOICES[i][0], PRODUCER_CHOICES[i][1], errstr,
+                          errstr_size);
+    if (failed || apply_user_props(conf, cfg, 0, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static void dump_prop(FILE *out, const char *client, rd_kafka_conf_t *conf, const char *name) {
+    char value[1024];
+    size_t size = sizeof(value);
+    if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK) return;
+    fprintf(out, "librdkafka.%s.%s=%s\n", client, name,
+            config_key_is_secret(name) ? "***" : value);
+}
+
+/* Reads back, from librdkafka's own conf objects, every property the
+ * service or the user set: proof that the settings reach it. */
+int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *consumer = consumer_conf_new(cfg, errstr, errstr_size);
+    rd_kafka_conf_t *producer = consumer ? producer_conf_new(cfg, errstr, errstr_size) : NULL;
+    if (!consumer || !producer) {
+        if (consumer) rd_kafka_conf_destroy(consumer);
+        return -1;
+    }
+    dump_prop(out, "consumer", consumer, "group.id");
+    for (size_t i = 0; i < sizeof(CONSUMER_CHOICES) / sizeof(CONSUMER_CHOICES[0]); i++)
+        dump_prop(out, "consumer", consumer, CONSUMER_CHOICES[i][0]);
+    for (size_t i = 0; i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
+        dump_prop(out, "producer", producer, PRODUCER_CHOICES[i][0]);
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        const char *name = cfg->kafka[i].name;
+        int consumer_only = strncmp(name, "consumer.", 9) == 0;
+        int producer_only = strncmp(name, "producer.", 9) == 0;
+        if (!producer_only) dump_prop(out, "consumer", consumer, consumer_only ? name + 9 : name);
+        if (!consumer_only && strcmp(name, "auto.offset.reset") != 0)
+            dump_prop(out, "producer", producer, producer_only ? name + 9 : name);
+    }
+    rd_kafka_conf_destroy(consumer);
+    rd_kafka_conf_destroy(producer);
+    return 0;
+}
+
+static rd_kafka_t *new_consumer(const config_t *cfg,
+                                void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
+                                                     rd_kafka_topic_partition_list_t *, void *),
+                                int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
+                                void *opaque, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = consumer_conf_new(cfg, errstr, errstr_size);
+    char reason[512];
+    if (!conf) return NULL;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
@@ -134,14 +204,9 @@ static rd_kafka_t *new_consumer(const config_t *cfg,
 
 static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
                                 size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_t *conf = producer_conf_new(cfg, errstr, errstr_size);
     char reason[512];
-    if (set_prop(conf, "enable.idempotence", "true", errstr, errstr_size) ||
-        set_prop(conf, "linger.ms", "5", errstr, errstr_size) ||
-        apply_user_props(conf, cfg, 0, errstr, errstr_size)) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
+    if (!conf) return NULL;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report_cb);

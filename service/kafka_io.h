@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -50,5 +51,11 @@ int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t 
 int kafka_io_wait_deliveries(kafka_io_t *io, int timeout_ms);
 
 void kafka_io_destroy(kafka_io_t *io);
+
+/* For --dump-config: builds both clients' configurations as kafka_io_new()
+ * would and prints each property the service or the user set, read back
+ * from librdkafka, as librdkafka.<consumer|producer>.<name>=<value>, with
+ * secrets masked. Returns -1 with errstr when librdkafka refuses one. */
+int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t errstr_size);
 
 #endif

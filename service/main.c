@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "http_server.h"
+#include "kafka_io.h"
 #include "log.h"
 #include "pipeline.h"
 
@@ -45,12 +46,16 @@ static void usage(FILE *out) {
 
 typedef enum { RUN_SERVICE, RUN_DUMP_CONFIG, RUN_EXIT_OK, RUN_EXIT_ERROR } run_mode_t;
 
+#define MAX_X_FLAGS 512
+
 /* Applies the sources in precedence order: -c first, environment next,
  * -X flags last, whatever their order on the command line. */
 static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
     char errstr[1024];
     run_mode_t mode = RUN_SERVICE;
     const char *config_file = NULL;
+    const char *settings[MAX_X_FLAGS];
+    int setting_count = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -70,8 +75,14 @@ static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
                 fprintf(stderr, "fraud-detector: %s needs an argument\n", arg);
                 return RUN_EXIT_ERROR;
             }
-            if (arg[1] == 'c') config_file = argv[i + 1];
-            i++;
+            if (arg[1] == 'c') {
+                config_file = argv[++i];
+            } else if (setting_count == MAX_X_FLAGS) {
+                fprintf(stderr, "fraud-detector: more than %d -X flags\n", MAX_X_FLAGS);
+                return RUN_EXIT_ERROR;
+            } else {
+                settings[setting_count++] = argv[++i];
+            }
         } else {
             fprintf(stderr, "fraud-detector: unknown argument \"%s\" (see --help)\n", arg);
             return RUN_EXIT_ERROR;
@@ -80,13 +91,8 @@ static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
     if (config_file && config_load_file(cfg, config_file, errstr, sizeof(errstr)) != 0)
         goto fail;
     if (config_load_env(cfg, environ, errstr, sizeof(errstr)) != 0) goto fail;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0) {
-            i++;
-            continue;
-        }
-        if (strcmp(argv[i], "-X") != 0) continue;
-        const char *kv = argv[++i];
+    for (int i = 0; i < setting_count; i++) {
+        const char *kv = settings[i];
         const char *eq = strchr(kv, '=');
         if (!eq || eq == kv) {
             snprintf(errstr, sizeof(errstr), "-X %s: expected key=value", kv);
@@ -131,8 +137,10 @@ int main(int argc, char **argv) {
     }
     if (mode == RUN_DUMP_CONFIG) {
         config_dump(cfg, stdout);
+        int rc = kafka_io_dump_config(cfg, stdout, errstr, sizeof(errstr));
+        if (rc != 0) fprintf(stderr, "fraud-detector: %s\n", errstr);
         config_destroy(cfg);
-        return 0;
+        return rc == 0 ? 0 : 2;
     }
     if (log_configure(cfg->log_level, cfg->log_format) != 0) {
         fprintf(stderr, "fraud-detector: bad log.level or log.format\n");

@@ -85,6 +85,7 @@ struct pipeline {
     cache_entry_t **step_users;   /* dirty users grouped by partition */
     store_alert_t *step_alerts;   /* pending alerts grouped by partition */
     ttl_policy_t ttl;
+    decode_limits_t limits;
     int64_t next_cleanup_ms;
     volatile sig_atomic_t *stop;
     int fatal;
@@ -162,8 +163,8 @@ static void decode_batch(pipeline_t *p) {
         batch_item_t *it = &p->items[i];
         const rd_kafka_message_t *m = it->msg;
         it->entry = NULL;
-        it->reason = decode_payment(m->key, m->key_len, m->payload, m->len, &it->payment,
-                                    it->reason_text, sizeof(it->reason_text));
+        it->reason = decode_payment(m->key, m->key_len, m->payload, m->len, &p->limits,
+                                    &it->payment, it->reason_text, sizeof(it->reason_text));
         batch_partition_t *bp = batch_part(p, m->partition);
         if (!bp) {
             /* items are at most item_cap, so are their partitions */
@@ -803,11 +804,14 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
 
 /* ---- loop ------------------------------------------------------------- */
 
-/* Collects up to batch.max.messages. A rebalance callback may run inside
- * any poll here and process what was gathered so far. */
+/* Collects up to batch.max.messages or batch.max.bytes. A rebalance
+ * callback may run inside any poll here and process what was gathered so
+ * far. */
 static void gather_batch(pipeline_t *p) {
     int timeout = POLL_TIMEOUT_MS;
-    while (p->item_count < p->item_cap && !p->fatal) {
+    size_t bytes = 0;
+    while (p->item_count < p->item_cap && bytes < (size_t)p->cfg->batch_max_bytes &&
+           !p->fatal) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->io->consumer, timeout);
         if (!m) break;
         timeout = 0; /* take what is already fetched, do not wait for more */
@@ -816,6 +820,7 @@ static void gather_batch(pipeline_t *p) {
             rd_kafka_message_destroy(m);
             continue;
         }
+        bytes += m->len + m->key_len;
         p->items[p->item_count++].msg = m;
     }
 }
@@ -1054,6 +1059,9 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
     gethostname(host, sizeof(host) - 1);
     snprintf(p->instance, sizeof(p->instance), "%s:%d", host, (int)getpid());
     p->metrics = metrics_new();
+    p->limits.max_message_bytes = (size_t)cfg->input_max_message_bytes;
+    p->limits.max_user_bytes = (size_t)cfg->input_max_user_id_bytes;
+    p->limits.max_json_depth = (int)cfg->input_max_json_depth;
     p->item_cap = (size_t)cfg->batch_max_messages;
     p->items = calloc(p->item_cap, sizeof(*p->items));
     p->misses = calloc(p->item_cap, sizeof(*p->misses));

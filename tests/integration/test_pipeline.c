@@ -347,14 +347,35 @@ START_TEST(test_unknown_key_and_bad_value_fail_naming_the_key) {
 }
 END_TEST
 
-START_TEST(test_dump_config_masks_the_redis_password) {
-    char out[8192];
-    const char *args[] = {"-X", "redis.url=redis://:hunter2@127.0.0.1:6379", "-X",
-                          "kafka.sasl.password=topsecret", "--dump-config", NULL};
+START_TEST(test_sasl_ssl_settings_reach_librdkafka_with_secrets_masked) {
+    char out[16384];
+    const char *args[] = {"-X", "redis.url=redis://:hunter2@127.0.0.1:6379",
+                          "-X", "kafka.security.protocol=SASL_SSL",
+                          "-X", "kafka.sasl.mechanisms=SCRAM-SHA-512",
+                          "-X", "kafka.sasl.username=fraud-app",
+                          "-X", "kafka.sasl.password=topsecret",
+                          "-X", "kafka.ssl.ca.location=/etc/ssl/certs/ca-certificates.crt",
+                          "--dump-config", NULL};
     ck_assert_int_eq(service_run_once(args, out, sizeof(out)), 0);
     ck_assert_ptr_null(strstr(out, "hunter2"));
     ck_assert_ptr_null(strstr(out, "topsecret"));
     ck_assert_ptr_nonnull(strstr(out, "redis.url=redis://:***@127.0.0.1:6379"));
+    /* Read back from librdkafka's own configuration objects. */
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.consumer.security.protocol=sasl_ssl"));
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.producer.security.protocol=sasl_ssl"));
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.consumer.sasl.mechanisms=SCRAM-SHA-512"));
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.producer.sasl.username=fraud-app"));
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.consumer.sasl.password=***"));
+    ck_assert_ptr_nonnull(strstr(out, "librdkafka.consumer.partition.assignment.strategy="
+                                      "cooperative-sticky"));
+
+    const char *bad[] = {"-X", "kafka.no.such.property=1", "--dump-config", NULL};
+    ck_assert_int_eq(service_run_once(bad, out, sizeof(out)), 2);
+    ck_assert_ptr_nonnull(strstr(out, "kafka.no.such.property"));
+    const char *unsafe[] = {"-X", "kafka.consumer.enable.auto.offset.store=true",
+                            "--dump-config", NULL};
+    ck_assert_int_eq(service_run_once(unsafe, out, sizeof(out)), 2);
+    ck_assert_ptr_nonnull(strstr(out, "must stay false"));
 }
 END_TEST
 
@@ -371,7 +392,7 @@ int main(void) {
     tcase_add_test(tc, test_sigterm_leaves_the_group_and_exits_zero);
     tcase_add_test(tc, test_unreachable_redis_fails_at_start_with_one_clear_line);
     tcase_add_test(tc, test_unknown_key_and_bad_value_fail_naming_the_key);
-    tcase_add_test(tc, test_dump_config_masks_the_redis_password);
+    tcase_add_test(tc, test_sasl_ssl_settings_reach_librdkafka_with_secrets_masked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     /* The mock cluster runs threads in this process: no fork per test. */

@@ -12,8 +12,8 @@ static const char *shown(const char *value) { return value ? value : "(null)"; }
 
 static decode_reason_t run(const char *key, const char *value) {
     err[0] = '\0';
-    return decode_payment(key, key ? strlen(key) : 0, value, value ? strlen(value) : 0, &pay,
-                          err, sizeof(err));
+    return decode_payment(key, key ? strlen(key) : 0, value, value ? strlen(value) : 0, NULL,
+                          &pay, err, sizeof(err));
 }
 
 #define ACCEPTS(key, value, user, amount_units)                 \
@@ -139,6 +139,34 @@ START_TEST(test_every_reason_has_a_stable_code) {
 }
 END_TEST
 
+START_TEST(test_limits_refuse_large_deep_and_long_input) {
+    decode_limits_t tight = {.max_message_bytes = 64, .max_user_bytes = 4, .max_json_depth = 2};
+    char big[200];
+    memset(big, ' ', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *head = "{\"user_id\":\"u\",\"amount\":1}";
+    memcpy(big, head, strlen(head)); /* then spaces: valid, but too large */
+    ck_assert_int_eq(decode_payment("u", 1, big, strlen(big), &tight, &pay, err, sizeof(err)),
+                     DECODE_MESSAGE_TOO_LARGE);
+    const char *deep = "{\"user_id\":\"u\",\"amount\":1,\"x\":{\"y\":{}}}";
+    ck_assert_int_eq(decode_payment(NULL, 0, deep, strlen(deep), &tight, &pay, err, sizeof(err)),
+                     DECODE_TOO_DEEP);
+    const char *ok = "{\"user_id\":\"u\",\"amount\":1,\"x\":{\"y\":1}}";
+    ck_assert_int_eq(decode_payment(NULL, 0, ok, strlen(ok), &tight, &pay, err, sizeof(err)),
+                     DECODE_OK);
+    ck_assert_int_eq(decode_payment("userX", 5, "1", 1, &tight, &pay, err, sizeof(err)),
+                     DECODE_USER_TOO_LONG);
+    ck_assert_int_eq(decode_payment("user", 4, "1", 1, &tight, &pay, err, sizeof(err)), DECODE_OK);
+    /* Beyond cJSON's own nesting limit it is simply malformed, never a crash. */
+    static char very_deep[5000];
+    memset(very_deep, '[', 2500);
+    memset(very_deep + 2500, ']', 2500);
+    ck_assert_int_ne(decode_payment("u", 1, very_deep, sizeof(very_deep), NULL, &pay, err,
+                                    sizeof(err)),
+                     DECODE_OK);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("decode");
     TCase *tc = tcase_create("core");
@@ -151,6 +179,7 @@ int main(void) {
     tcase_add_test(tc, test_user_must_be_present_sized_and_consistent);
     tcase_add_test(tc, test_amount_must_be_present_numeric_and_in_range);
     tcase_add_test(tc, test_every_reason_has_a_stable_code);
+    tcase_add_test(tc, test_limits_refuse_large_deep_and_long_input);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
