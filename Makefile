@@ -13,8 +13,10 @@ PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev
             docker-compose debootstrap
 # What the hardening checks add: clang's libFuzzer, the linters, valgrind.
 HARDENING_PACKAGES := clang-14 libclang-rt-14-dev cppcheck clang-tidy-14 valgrind
+# What `make bench` adds: gnuplot for the plots.
+BENCH_PACKAGES := gnuplot-nox
 
-.PHONY: all deps deps-hardening build test demo bench fuzz lint test-sanitize valgrind \
+.PHONY: all deps deps-hardening deps-bench build test demo bench fuzz lint test-sanitize valgrind \
         hardening clean
 
 all: build
@@ -44,6 +46,9 @@ deps:
 deps-hardening: deps
 	$(call install_missing,$(HARDENING_PACKAGES))
 
+deps-bench: deps
+	$(call install_missing,$(BENCH_PACKAGES))
+
 build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
@@ -54,7 +59,7 @@ test: build
 demo: build
 	tests/demo.sh $(BUILD_DIR)
 
-bench: build
+bench: build deps-bench
 	tests/bench/run_bench.sh $(BUILD_DIR)
 
 # The whole suite again, built with AddressSanitizer (leak detection on)

@@ -19,11 +19,18 @@
 
 #include "config.h"
 
+/* Called for every record produced with an opaque, once Kafka acknowledged
+ * it (failed == 0) or gave up on it; the callee owns the opaque then. */
+typedef void (*kafka_io_delivery_fn)(void *app, void *record_opaque, int failed);
+
 typedef struct kafka_io {
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
+    kafka_io_delivery_fn on_delivery;
+    void *app;
     /* Written by the delivery report callback, which runs on the thread
      * that polls or flushes the producer: ours. */
+    uint64_t produced;
     uint64_t delivered;
     uint64_t delivery_failures;
 } kafka_io_t;
@@ -40,11 +47,13 @@ kafka_io_t *kafka_io_new(const config_t *cfg,
 int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size);
 
 /* Produces one record (copied) with optional headers (NULL-terminated
- * name/value pairs, or NULL). Waits while the local queue is full.
- * Returns 0, or -1 with errstr for a permanent error. */
+ * name/value pairs, or NULL). record_opaque, when not NULL, is handed to
+ * on_delivery with the delivery report. Waits while the local queue is
+ * full. Returns 0, or -1 with errstr for a permanent error (the opaque
+ * then stays the caller's). */
 int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers,
-                     char *errstr, size_t errstr_size);
+                     void *record_opaque, char *errstr, size_t errstr_size);
 
 /* Waits until every produced record is acknowledged or failed; gives up
  * after timeout_ms and returns -1 if some are still in flight. */

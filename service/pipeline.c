@@ -50,6 +50,14 @@ typedef struct batch_partition {
     int refused; /* its Redis step met another owner's checkpoint */
 } batch_partition_t;
 
+/* An alert produced from the outbox, until Kafka acknowledges it and it
+ * leaves the outbox. Owned by librdkafka's record, then by acked[]. */
+typedef struct inflight_alert {
+    int32_t partition;
+    int64_t event_time_ms;
+    char id[];
+} inflight_alert_t;
+
 /* An alert decided in this batch, waiting for the atomic step. */
 typedef struct pending_alert {
     int32_t partition;
@@ -84,6 +92,9 @@ struct pipeline {
     store_step_t *steps;          /* one per batch partition */
     cache_entry_t **step_users;   /* dirty users grouped by partition */
     store_alert_t *step_alerts;   /* pending alerts grouped by partition */
+    inflight_alert_t **acked;     /* delivered, still to remove from the outbox */
+    size_t acked_count, acked_cap;
+    size_t dead_letters_in_batch;
     ttl_policy_t ttl;
     decode_limits_t limits;
     int64_t next_cleanup_ms;
@@ -303,10 +314,11 @@ static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
                              "fraud.source.offset", offset,
                              NULL};
     if (kafka_io_produce(p->io, p->cfg->dlq_topic, m->key, m->key_len, m->payload, m->len,
-                         headers, errstr, sizeof(errstr)) != 0) {
+                         headers, NULL, errstr, sizeof(errstr)) != 0) {
         log_error("dlq", "%s", errstr);
         return -1;
     }
+    p->dead_letters_in_batch++;
     p->stats.dead_lettered++;
     p->stats.dead_lettered_by_reason[it->reason]++;
     metrics_add(&p->metrics->events[EVENT_DEAD_LETTER], 1);
@@ -315,10 +327,11 @@ static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
     return 0;
 }
 
-static int produce_alert_record(pipeline_t *p, const char *user_id, const char *json) {
+static int produce_alert_record(pipeline_t *p, const char *user_id, const char *json,
+                                inflight_alert_t *inflight) {
     char errstr[512];
     if (kafka_io_produce(p->io, p->cfg->alert_topic, user_id, strlen(user_id), json,
-                         strlen(json), NULL, errstr, sizeof(errstr)) != 0) {
+                         strlen(json), NULL, inflight, errstr, sizeof(errstr)) != 0) {
         log_error("alert", "%s", errstr);
         return -1;
     }
@@ -516,11 +529,6 @@ static int commit_state_to_redis(pipeline_t *p) {
     return 0;
 }
 
-static int outbox_remove_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
-    (void)arg;
-    return store_outbox_remove(p->store, p->steps, p->batch_part_count, errstr, errstr_size);
-}
-
 /* ---- acknowledge, commit ---------------------------------------------- */
 
 static int await_produced_records(pipeline_t *p, uint64_t failures_before) {
@@ -536,30 +544,117 @@ static int await_produced_records(pipeline_t *p, uint64_t failures_before) {
     return 0;
 }
 
-/* Produces the batch's alerts once they are safe in the outbox, waits for
- * Kafka, then empties the outbox of them. */
+/* Delivery report of an alert (runs inside rd_kafka_poll, on this thread).
+ * Acknowledged alerts are removed from the outbox later, in bulk. */
+static void on_alert_delivered(void *app, void *record_opaque, int failed) {
+    pipeline_t *p = app;
+    inflight_alert_t *a = record_opaque;
+    if (failed) {
+        /* It stays in the outbox: the next owner of the partition, or this
+         * process after a restart, produces it again. */
+        log_error("alert", "%s could not be delivered; stopping, the outbox keeps it", a->id);
+        free(a);
+        p->fatal = 1;
+        atomic_store(&p->fatal_seen, 1);
+        return;
+    }
+    p->stats.alerts++;
+    metrics_add(&p->metrics->alerts_amount_jump, 1);
+    metrics_observe(&p->metrics->event_to_alert_seconds,
+                    (double)(now_ms() - a->event_time_ms) / 1000.0);
+    if (p->acked_count == p->acked_cap) {
+        size_t cap = p->acked_cap ? p->acked_cap * 2 : 256;
+        inflight_alert_t **grown = realloc(p->acked, cap * sizeof(*grown));
+        if (!grown) { /* it stays in the outbox: a duplicate later, never a loss */
+            free(a);
+            return;
+        }
+        p->acked = grown;
+        p->acked_cap = cap;
+    }
+    p->acked[p->acked_count++] = a;
+}
+
+static int outbox_remove_acked_step(pipeline_t *p, void *arg, char *errstr, size_t errstr_size) {
+    size_t steps = 0, used = 0;
+    store_step_t *st = arg;
+    /* One step per partition, its acknowledged ids side by side. */
+    for (size_t i = 0; i < p->acked_count; i++) {
+        int32_t part = p->acked[i]->partition;
+        size_t k = 0;
+        while (k < steps && st[k].partition != part) k++;
+        if (k == steps) {
+            memset(&st[steps], 0, sizeof(st[steps]));
+            st[steps++].partition = part;
+        }
+    }
+    for (size_t k = 0; k < steps; k++) {
+        st[k].alerts = &p->step_alerts[used];
+        for (size_t i = 0; i < p->acked_count; i++)
+            if (p->acked[i]->partition == st[k].partition)
+                p->step_alerts[used++] = (store_alert_t){.id = p->acked[i]->id, .json = NULL};
+        st[k].alert_count = (size_t)(&p->step_alerts[used] - st[k].alerts);
+    }
+    return store_outbox_remove(p->store, st, steps, errstr, errstr_size);
+}
+
+/* Serves delivery reports and empties the outbox of acknowledged alerts:
+ * one pipelined HDEL round trip for all of them. */
+static int complete_alert_deliveries(pipeline_t *p) {
+    rd_kafka_poll(p->io->producer, 0);
+    if (p->acked_count == 0) return 0;
+    int rc = 0;
+    if (p->store) {
+        store_alert_t *alerts = realloc(p->step_alerts, p->acked_count * sizeof(*alerts));
+        store_step_t *steps = calloc(p->acked_count, sizeof(*steps));
+        if (alerts) p->step_alerts = alerts;
+        rc = alerts && steps
+                 ? retry_redis_step(p, outbox_remove_acked_step, steps, "clearing delivered alerts")
+                 : -1;
+        free(steps);
+    }
+    for (size_t i = 0; i < p->acked_count; i++) free(p->acked[i]);
+    p->acked_count = 0;
+    return rc;
+}
+
+/* Waits for every alert in flight (before partitions go away, or at stop)
+ * and clears them from the outbox. */
+static int drain_alert_deliveries(pipeline_t *p) {
+    while (kafka_io_wait_deliveries(p->io, 1000) != 0)
+        log_warn("kafka", "waiting for %d alert(s) to be acknowledged",
+                 rd_kafka_outq_len(p->io->producer));
+    return complete_alert_deliveries(p);
+}
+
+/* Produces the batch's alerts once they are safe in the outbox, without
+ * waiting: acknowledgements arrive while the next batch runs, and a crash
+ * before them leaves the alerts in the outbox for redelivery. The memory
+ * backend has no outbox, so there the batch waits for them. */
 static int deliver_committed_alerts(pipeline_t *p) {
     uint64_t failures_before = p->io->delivery_failures;
     size_t produced = 0;
     for (size_t i = 0; i < p->pending_count; i++) {
-        const batch_partition_t *bp = batch_part(p, p->pending[i].partition);
+        const pending_alert_t *pa = &p->pending[i];
+        const batch_partition_t *bp = batch_part(p, pa->partition);
         if (bp && bp->refused) continue;
-        if (produce_alert_record(p, p->pending[i].user_id, p->pending[i].json) != 0) return -1;
+        size_t id_len = strlen(pa->id) + 1;
+        inflight_alert_t *a = malloc(sizeof(*a) + id_len);
+        if (!a) {
+            log_error("alert", "out of memory producing an alert");
+            return -1;
+        }
+        a->partition = pa->partition;
+        a->event_time_ms = pa->event_time_ms;
+        memcpy(a->id, pa->id, id_len);
+        if (produce_alert_record(p, pa->user_id, pa->json, a) != 0) {
+            free(a);
+            return -1;
+        }
         produced++;
     }
-    if (produced == 0) return 0;
-    if (await_produced_records(p, failures_before) != 0) return -1;
-    int64_t now = now_ms();
-    for (size_t i = 0; i < p->pending_count; i++) {
-        const batch_partition_t *bp = batch_part(p, p->pending[i].partition);
-        if (bp && bp->refused) continue;
-        metrics_observe(&p->metrics->event_to_alert_seconds,
-                        (double)(now - p->pending[i].event_time_ms) / 1000.0);
-    }
-    p->stats.alerts += produced;
-    metrics_add(&p->metrics->alerts_amount_jump, produced);
-    if (!p->store) return 0;
-    return retry_redis_step(p, outbox_remove_step, NULL, "clearing delivered alerts");
+    if (produced == 0 || p->store) return 0;
+    return await_produced_records(p, failures_before);
 }
 
 /* Stores next offset = last processed + 1 per partition; librdkafka's
@@ -606,10 +701,11 @@ static int process_batch(pipeline_t *p) {
     if (p->item_count == 0 || p->fatal) return p->fatal ? -1 : 0;
     int64_t started = now_ms();
     uint64_t failures_before = p->io->delivery_failures;
+    p->dead_letters_in_batch = 0;
     decode_batch(p);
     if (attach_user_state(p) != 0 || apply_batch(p) != 0 ||
-        await_produced_records(p, failures_before) != 0 || commit_state_to_redis(p) != 0 ||
-        deliver_committed_alerts(p) != 0) {
+        (p->dead_letters_in_batch && await_produced_records(p, failures_before) != 0) ||
+        commit_state_to_redis(p) != 0 || deliver_committed_alerts(p) != 0) {
         p->fatal = 1;
         atomic_store(&p->fatal_seen, 1);
         return -1;
@@ -619,6 +715,11 @@ static int process_batch(pipeline_t *p) {
     p->stats.batches++;
     release_batch(p);
     state_cache_evict(p->cache);
+    if (complete_alert_deliveries(p) != 0) {
+        p->fatal = 1;
+        atomic_store(&p->fatal_seen, 1);
+        return -1;
+    }
     metrics_observe(&p->metrics->batch_seconds, (double)(now_ms() - started) / 1000.0);
     publish_state_metrics(p);
     return 0;
@@ -655,7 +756,7 @@ static int redeliver_outbox(pipeline_t *p, int32_t partition) {
         cJSON *json = cJSON_Parse(outbox.alerts[i].json);
         const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
         rc = cJSON_IsString(user)
-                 ? produce_alert_record(p, user->valuestring, outbox.alerts[i].json)
+                 ? produce_alert_record(p, user->valuestring, outbox.alerts[i].json, NULL)
                  : -1;
         cJSON_Delete(json);
     }
@@ -743,7 +844,7 @@ static void on_revoke(pipeline_t *p, rd_kafka_t *rk,
     int lost = rd_kafka_assignment_lost(rk);
     log_partitions(lost ? "lost" : "revoked", parts);
     if (lost) discard_pending_of(p, parts);
-    if (process_batch(p) == 0 && !lost) {
+    if (process_batch(p) == 0 && drain_alert_deliveries(p) == 0 && !lost) {
         rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
             log_warn("kafka", "commit on revoke: %s", rd_kafka_err2str(err));
@@ -844,12 +945,13 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
         rd_kafka_poll(p->io->producer, 0); /* serve stray delivery reports */
         pthread_mutex_lock(&p->lock);
         int rc = process_batch(p);
+        if (rc == 0 && p->item_count == 0) rc = complete_alert_deliveries(p);
         clean_up_expired_users(p);
         pthread_mutex_unlock(&p->lock);
-        if (rc != 0) break;
+        if (rc != 0 || p->fatal) break;
     }
     pthread_mutex_lock(&p->lock);
-    if (!p->fatal) process_batch(p);
+    if (!p->fatal && process_batch(p) == 0) drain_alert_deliveries(p);
     pthread_mutex_unlock(&p->lock);
     if (p->dlq_suppressed)
         log_warn("dlq", "%llu more dead letters were not logged",
@@ -1099,6 +1201,10 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         }
     }
     p->io = kafka_io_new(cfg, on_rebalance, stats_cb, p, errstr, errstr_size);
+    if (p->io) {
+        p->io->on_delivery = on_alert_delivered;
+        p->io->app = p;
+    }
     if (!p->io || kafka_io_subscribe(p->io, cfg->input_topic, errstr, errstr_size) != 0) {
         pipeline_destroy(p);
         return NULL;
@@ -1133,5 +1239,7 @@ void pipeline_destroy(pipeline_t *p) {
     free(p->steps);
     free(p->step_users);
     free(p->step_alerts);
+    for (size_t i = 0; i < p->acked_count; i++) free(p->acked[i]);
+    free(p->acked);
     free(p);
 }

@@ -1,26 +1,260 @@
 #!/usr/bin/env bash
-# make bench: measurements, never assertions. Results go to
-# BUILD_DIR/bench/results.json and a Markdown table on stdout.
+# make bench: measures, never asserts. Starts its own dev broker (librdkafka's
+# mock cluster, partitions enough for the data) and redis-server on loopback,
+# then measures, 3 repetitions each where it says so (median and min-max):
+#   ceiling      a bare consumer with the service's consumer settings
+#   redis/memory the service, first fetched payment to all state in Redis
+#   latency      payment produce -> alert, at 50% of the redis throughput
+#   scaling      2 instances in one group; throughput against distinct users
+#   memory       service peak RSS; cache bytes per user at 1e4..1e6 users
+# Results: BUILD_DIR/bench/results.json, a Markdown table on stdout, and
+# BUILD_DIR/bench/throughput.png + latency.png when gnuplot is installed.
+# Usage: tests/bench/run_bench.sh BUILD_DIR   (EVENTS=200000 USERS=10000)
 set -euo pipefail
-build="$(cd "${1:-build}" && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+build="$(cd "${1:-$root/build}" && pwd)"
 out="$build/bench"
+EVENTS=${EVENTS:-200000}
+# Extra service flags for the latency run, e.g. -X kafka.consumer.fetch.wait.max.ms=10
+LATENCY_FLAGS=${LATENCY_FLAGS:-}
+USERS=${USERS:-10000}
+REPS=${REPS:-3}
+ALERT_RATIO=${ALERT_RATIO:-0.01}
 mkdir -p "$out"
+work="$(mktemp -d /tmp/fraud-bench-XXXXXX)"
+pids=()
+cleanup() {
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+bench="$build/fraud-bench"
+now() { date +%s.%N; }
+free_port() { # a loopback port nobody answers on
+  local port
+  for _ in $(seq 50); do
+    port=$(( 20000 + RANDOM % 40000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  return 1
+}
 
-echo "== cache memory per user (RSS growth / users), $(nproc) cores, $(uname -m)"
-: >"$out/cache_memory.jsonl"
-for n in 10000 100000 1000000; do
-  "$build/tests/bench_cache_memory" "$n" | tee -a "$out/cache_memory.jsonl"
+# --- servers -----------------------------------------------------------------
+"$build/fraud-mock-broker" -t payments:12 -t fraud-alerts:6 -t payments-dlq:1 \
+  -t lat-payments:6 -t lat-alerts:1 -t users-1000:12 -t users-100000:12 \
+  --bootstrap-file "$work/bootstrap" >"$work/broker.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
+B=$(cat "$work/bootstrap")
+RP=$(free_port)
+redis-server --port "$RP" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
+  >"$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+redis() { redis-cli -p "$RP" "$@"; }
+
+echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
+echo "== producing $EVENTS payments over $USERS users (alert ratio $ALERT_RATIO)"
+"$bench" produce -b "$B" -t payments --events "$EVENTS" --users "$USERS" \
+  --alert-ratio "$ALERT_RATIO" | tee "$work/produce.json"
+
+# --- helpers -----------------------------------------------------------------
+metric() { # port series -> value, 0 while the service is not answering yet
+  local v
+  v=$(curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s {print $2; exit}')
+  echo "${v:-0}"
+}
+checkpoint_sum() { # topic
+  local sum=0 v
+  for key in $(redis --scan --pattern "fraud:{$1/*}:checkpoint"); do
+    v=$(redis get "$key"); sum=$((sum + v))
+  done
+  echo "$sum"
+}
+# Sets SERVICE_PID (not echoed: a $(...) subshell would hide it from cleanup).
+start_service() { # name port extra-args..., returns once /healthz answers
+  local name=$1 port=$2 pid; shift 2
+  "$build/fraud-detector" -X "kafka.bootstrap.servers=$B" -X "redis.url=redis://127.0.0.1:$RP" \
+    -X "http.listen=127.0.0.1:$port" -X log.level=warn "$@" >"$work/$name.log" 2>&1 &
+  pid=$!
+  pids+=($pid)
+  SERVICE_PID=$pid
+  for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "bench: fraud-detector ($name) did not come up:" >&2
+  tail -5 "$work/$name.log" >&2
+  return 1
+}
+stop_service() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+peak_rss_kb() { awk '/VmHWM/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Throughput of instances (their HTTP ports) over a topic: from the first
+# consumed payment to all N applied (redis: sum of checkpoints = N).
+measure() { # backend topic n ports...
+  local backend=$1 topic=$2 n=$3; shift 3
+  local first="" end="" count p deadline
+  deadline=$(( $(date +%s) + 300 ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    count=0
+    for p in "$@"; do count=$(( count + $(metric "$p" 'fraud_events_total{result="valid"}') )); done
+    if [ -z "$first" ] && [ "$count" -gt 0 ]; then first=$(now); fi
+    if [ "$count" -ge "$n" ]; then
+      if [ "$backend" = memory ] || [ "$(checkpoint_sum "$topic")" -ge "$n" ]; then end=$(now); break; fi
+    fi
+    sleep 0.02
+  done
+  [ -n "$end" ] || { echo "measure: timed out" >&2; return 1; }
+  awk -v n="$n" -v a="$first" -v b="$end" 'BEGIN{printf "%.0f\n", n / (b - a)}'
+}
+
+summary() { # values... -> "median min max"
+  printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{printf "%d %d %d\n", v[int((NR+1)/2)], v[1], v[NR]}'
+}
+
+# --- ceiling -----------------------------------------------------------------
+ceiling=()
+for rep in $(seq "$REPS"); do
+  v=$("$bench" consume -b "$B" -t payments --events "$EVENTS" -g "ceiling-$rep-$RANDOM" \
+      | sed -E 's/.*"events_per_second": ([0-9]+).*/\1/')
+  ceiling+=("$v"); echo "   ceiling rep $rep: $v events/s"
 done
+
+# --- service, both backends ----------------------------------------------------
+run_service_reps() { # backend -> values in $results
+  local backend=$1 port pid v
+  results=()
+  for rep in $(seq "$REPS"); do
+    redis flushall >/dev/null
+    port=$(free_port)
+    start_service "$backend-$rep" "$port" -X "group.id=bench-$backend-$rep-$RANDOM" \
+      -X "state.backend=$backend"
+    pid=$SERVICE_PID
+    v=$(measure "$backend" payments "$EVENTS" "$port")
+    rss=$(peak_rss_kb "$pid")
+    stop_service "$pid"
+    results+=("$v"); echo "   $backend rep $rep: $v events/s, peak RSS ${rss} kB"
+  done
+  last_rss=$rss
+}
+run_service_reps redis;  redis_tp=("${results[@]}"); redis_rss=$last_rss
+run_service_reps memory; memory_tp=("${results[@]}"); memory_rss=$last_rss
+
+read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
+read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
+read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
+
+# --- latency at 50% of the redis throughput -------------------------------------
+rate=$(( r_med / 2 ))
+lat_events=$(( rate * 10 ))
+echo "== latency at $rate events/s (50% of the redis median), $lat_events payments, alert ratio 0.05"
+redis flushall >/dev/null
+port=$(free_port)
+start_service latency "$port" -X input.topic=lat-payments -X alert.topic=lat-alerts \
+  -X "group.id=bench-latency-$RANDOM" $LATENCY_FLAGS
+pid=$SERVICE_PID
+for _ in $(seq 300); do
+  [ "$(metric "$port" fraud_assigned_partitions)" -gt 0 ] && break; sleep 0.1
+done
+"$bench" produce -b "$B" -t lat-payments --events "$lat_events" --users "$USERS" \
+  --alert-ratio 0.05 --rate "$rate" --seed 7 >"$work/lat-produce.json"
+expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
+sleep 1
+expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
+latency=$("$bench" latency -b "$B" -t lat-alerts --events "$expected_alerts")
+stop_service "$pid"
+echo "   $latency"
+
+# --- scaling ---------------------------------------------------------------------
+echo "== scaling: 2 instances in one group"
+redis flushall >/dev/null
+group="bench-two-$RANDOM"
+p1=$(free_port); p2=$(free_port)
+start_service two-a "$p1" -X "group.id=$group"; pid1=$SERVICE_PID
+start_service two-b "$p2" -X "group.id=$group"; pid2=$SERVICE_PID
+two=$(measure redis payments "$EVENTS" "$p1" "$p2")
+stop_service "$pid1"; stop_service "$pid2"
+echo "   2 instances: $two events/s"
+
+users_points=()
+for u in 1000 100000; do
+  "$bench" produce -b "$B" -t "users-$u" --events "$EVENTS" --users "$u" \
+    --alert-ratio "$ALERT_RATIO" >/dev/null
+  redis flushall >/dev/null
+  port=$(free_port)
+  start_service "users-$u" "$port" -X "input.topic=users-$u" -X "group.id=bench-u$u-$RANDOM"
+  pid=$SERVICE_PID
+  v=$(measure redis "users-$u" "$EVENTS" "$port")
+  stop_service "$pid"
+  users_points+=("$u $v"); echo "   $u users: $v events/s"
+done
+users_points+=("$USERS $r_med")
+
+# --- cache memory per user ---------------------------------------------------------
+: >"$out/cache_memory.jsonl"
+for n in 10000 100000 1000000; do "$build/tests/bench_cache_memory" "$n" >>"$out/cache_memory.jsonl"; done
+
+# --- results -------------------------------------------------------------------------
+ratio_r=$(awk -v a="$r_med" -v b="$c_med" 'BEGIN{printf "%.2f", a / b}')
+ratio_m=$(awk -v a="$m_med" -v b="$c_med" 'BEGIN{printf "%.2f", a / b}')
+p50=$(sed -E 's/.*"p50_ms": ([0-9-]+).*/\1/' <<<"$latency")
+p99=$(sed -E 's/.*"p99_ms": ([0-9-]+).*/\1/' <<<"$latency")
+p999=$(sed -E 's/.*"p999_ms": ([0-9-]+).*/\1/' <<<"$latency")
+per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_excluding_id": ([0-9.]+).*/\1/')
 {
-  echo '{"cache_memory": ['
-  paste -sd, "$out/cache_memory.jsonl"
-  echo ']}'
+  echo "{"
+  echo "  \"machine\": {\"cores\": $(nproc), \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\"},"
+  echo "  \"events\": $EVENTS, \"users\": $USERS, \"repetitions\": $REPS,"
+  echo "  \"ceiling_eps\": {\"median\": $c_med, \"min\": $c_min, \"max\": $c_max},"
+  echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"
+  echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
+  echo "  \"latency_at_half_load\": $latency,"
+  echo "  \"two_instances_eps\": $two,"
+  echo "  \"eps_by_users\": [$(printf '%s\n' "${users_points[@]}" | sort -n | awk '{printf "%s{\"users\": %s, \"eps\": %s}", (NR > 1 ? ", " : ""), $1, $2}')],"
+  echo "  \"peak_rss_kb\": {\"redis\": $redis_rss, \"memory\": $memory_rss},"
+  echo "  \"cache_memory\": [$(paste -sd, "$out/cache_memory.jsonl")]"
+  echo "}"
 } >"$out/results.json"
 
-echo
-echo "| users | bytes per user | of which id | excluding id |"
-echo "|---:|---:|---:|---:|"
-sed -E 's/.*"users": ([0-9]+).*"bytes_per_user": ([0-9.]+).*"id_bytes": ([0-9]+).*"bytes_per_user_excluding_id": ([0-9.]+).*/| \1 | \2 | \3 | \4 |/' \
-  "$out/cache_memory.jsonl"
-echo
+cat <<TABLE
+
+| measure | median | min-max |
+|---|---:|---:|
+| ceiling: bare consumer, events/s | $c_med | $c_min-$c_max |
+| service, redis backend, events/s | $r_med | $r_min-$r_max |
+| service, memory backend, events/s | $m_med | $m_min-$m_max |
+| **ratio redis / ceiling** | **$ratio_r** | |
+| **ratio memory / ceiling** | **$ratio_m** | |
+| 2 instances, redis, events/s | $two | (1 run) |
+| latency p50 / p99 / p99.9 at $rate events/s | $p50 / $p99 / $p999 ms | (1 run) |
+| peak RSS, redis / memory run ($USERS users) | $redis_rss / $memory_rss kB | |
+| cache bytes per user at 10^6 users, without the id | $per_user | |
+
+TABLE
+printf '%s\n' "${users_points[@]}" | sort -n | awk 'BEGIN{print "| distinct users | events/s (redis) |\n|---:|---:|"} {print "| " $1 " | " $2 " |"}'
+
+if command -v gnuplot >/dev/null; then
+  printf '%s\n' "${users_points[@]}" | sort -n >"$work/users.dat"
+  printf '"p50" %s\n"p99" %s\n"p99.9" %s\n' "$p50" "$p99" "$p999" >"$work/latency.dat"
+  gnuplot <<PLOT
+set terminal pngcairo size 800,450
+set output "$out/throughput.png"
+set title "fraud-detector throughput vs distinct users (redis backend; ceiling $c_med events/s)"
+set logscale x
+set xlabel "distinct users"; set ylabel "events per second"; set yrange [0:*]; set grid
+plot "$work/users.dat" using 1:2 with linespoints lw 2 title "service", $c_med with lines dt 2 title "bare consumer ceiling"
+set output "$out/latency.png"
+unset logscale x
+set title "payment produce -> alert latency at $rate events/s (50% load)"
+set style data histograms; set style fill solid 0.6; set ylabel "ms"; set xlabel ""
+plot "$work/latency.dat" using 2:xtic(1) title "latency"
+PLOT
+  echo "plots: $out/throughput.png $out/latency.png"
+fi
 echo "results: $out/results.json"

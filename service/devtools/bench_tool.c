@@ -1,0 +1,273 @@
+/* fraud-bench: the load generator and measuring consumers of `make bench`.
+ *
+ *   fraud-bench produce -b BROKERS [-t payments] --events N --users U
+ *                       [--zipf S] [--alert-ratio R] [--rate R] [--seed S]
+ *       JSON payments keyed by user, as users send them: uniform users, or
+ *       Zipf-skewed with exponent S; about R of them jump by 20000 over the
+ *       user's previous amount (an alert); R events/s, or as fast as
+ *       possible. "timestamp" is the produce time, for latency.
+ *   fraud-bench consume -b BROKERS [-t payments] --events N [-g GROUP]
+ *       A bare consumer with the service's consumer settings that does
+ *       nothing with the messages: the ceiling. Prints events/s from the
+ *       first message to the Nth.
+ *   fraud-bench latency -b BROKERS [-t fraud-alerts] --events N
+ *       Reads N alerts and prints the distribution of alert time (the
+ *       alert record's timestamp) minus the payment's event_time.
+ * Every result is one JSON line on stdout. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+typedef struct options {
+    const char *brokers, *topic, *group;
+    long events, users;
+    double zipf, alert_ratio, rate;
+    unsigned long long seed;
+} options_t;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static unsigned long long next_random(unsigned long long *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static double uniform01(unsigned long long *s) {
+    return (double)(next_random(s) >> 11) / 9007199254740992.0;
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const options_t *o) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr))) {
+        fprintf(stderr, "fraud-bench: %s\n", errstr);
+        exit(2);
+    }
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "linger.ms", "20", NULL, 0);
+        rd_kafka_conf_set(conf, "batch.num.messages", "10000", NULL, 0);
+        rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", NULL, 0);
+    } else {
+        /* The service's consumer settings, so the ceiling is comparable. */
+        rd_kafka_conf_set(conf, "group.id", o->group, NULL, 0);
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", NULL, 0);
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "fraud-bench: %s\n", errstr);
+        exit(1);
+    }
+    return rk;
+}
+
+/* Cumulative Zipf weights 1/k^s over the users, for inverse sampling. */
+static double *zipf_cdf_new(long users, double s) {
+    double *cdf = malloc((size_t)users * sizeof(double)), total = 0;
+    if (!cdf) exit(1);
+    for (long k = 0; k < users; k++) cdf[k] = (total += 1.0 / pow((double)(k + 1), s));
+    for (long k = 0; k < users; k++) cdf[k] /= total;
+    return cdf;
+}
+
+static long pick_user(const options_t *o, const double *cdf, unsigned long long *rng) {
+    if (!cdf) return (long)(next_random(rng) % (unsigned long long)o->users);
+    double u = uniform01(rng);
+    long lo = 0, hi = o->users - 1;
+    while (lo < hi) {
+        long mid = (lo + hi) / 2;
+        if (cdf[mid] < u) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static int run_produce(const options_t *o) {
+    rd_kafka_t *rk = client(RD_KAFKA_PRODUCER, o);
+    unsigned long long rng = o->seed ? o->seed : 88172645463325252ULL;
+    double *cdf = o->zipf > 0 ? zipf_cdf_new(o->users, o->zipf) : NULL;
+    double start = now_s();
+    char key[32], value[160];
+    for (long i = 0; i < o->events; i++) {
+        if (o->rate > 0) { /* fixed offered load: wait for this event's slot */
+            double due = start + (double)i / o->rate;
+            while (now_s() < due) rd_kafka_poll(rk, 0);
+        }
+        long user = pick_user(o, cdf, &rng);
+        int jump = uniform01(&rng) < o->alert_ratio;
+        /* Small amounts stay under 1000, so a jump of 20000 alerts. */
+        long cents = jump ? 2000000 + (long)(next_random(&rng) % 100000)
+                          : (long)(next_random(&rng) % 100000);
+        int klen = snprintf(key, sizeof(key), "user%ld", user);
+        int vlen = snprintf(value, sizeof(value),
+                            "{\"user_id\":\"user%ld\",\"amount\":\"%ld.%02ld\",\"event_id\":"
+                            "\"e%ld\",\"timestamp\":%lld}",
+                            user, cents / 100, cents % 100, i, wall_ms());
+        for (;;) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, (size_t)klen),
+                RD_KAFKA_V_VALUE(value, (size_t)vlen), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_END);
+            if (!err) break;
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                fprintf(stderr, "fraud-bench: produce: %s\n", rd_kafka_err2str(err));
+                return 1;
+            }
+            rd_kafka_poll(rk, 10);
+        }
+        rd_kafka_poll(rk, 0);
+    }
+    if (rd_kafka_flush(rk, 120000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "fraud-bench: flush timed out\n");
+        return 1;
+    }
+    double elapsed = now_s() - start;
+    printf("{\"produced\": %ld, \"seconds\": %.3f, \"events_per_second\": %.0f}\n", o->events,
+           elapsed, (double)o->events / elapsed);
+    free(cdf);
+    rd_kafka_destroy(rk);
+    return 0;
+}
+
+static int subscribe(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *t = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(t, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, t);
+    rd_kafka_topic_partition_list_destroy(t);
+    if (err) fprintf(stderr, "fraud-bench: subscribe: %s\n", rd_kafka_err2str(err));
+    return err ? -1 : 0;
+}
+
+static int run_consume(const options_t *o) {
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
+    if (subscribe(rk, o->topic) != 0) return 1;
+    long seen = 0;
+    double first = 0, last = 0, deadline = now_s() + 300;
+    while (seen < o->events && now_s() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            if (seen++ == 0) first = now_s();
+            last = now_s();
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (seen < o->events) {
+        fprintf(stderr, "fraud-bench: consumed %ld of %ld before the deadline\n", seen, o->events);
+        return 1;
+    }
+    double elapsed = last - first;
+    printf("{\"consumed\": %ld, \"seconds\": %.3f, \"events_per_second\": %.0f}\n", seen, elapsed,
+           elapsed > 0 ? (double)seen / elapsed : 0);
+    return 0;
+}
+
+static int compare_ll(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_latency(const options_t *o) {
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
+    if (subscribe(rk, o->topic) != 0) return 1;
+    long long *lat = calloc((size_t)o->events, sizeof(long long));
+    long seen = 0;
+    double deadline = now_s() + 300;
+    while (seen < o->events && now_s() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            cJSON *a = cJSON_ParseWithLength(m->payload, m->len);
+            const cJSON *event_time = cJSON_GetObjectItem(a, "event_time");
+            long long ts = rd_kafka_message_timestamp(m, NULL);
+            if (cJSON_IsNumber(event_time) && ts > 0)
+                lat[seen++] = ts - (long long)event_time->valuedouble;
+            cJSON_Delete(a);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (seen == 0) {
+        fprintf(stderr, "fraud-bench: no alerts read\n");
+        return 1;
+    }
+    qsort(lat, (size_t)seen, sizeof(long long), compare_ll);
+#define PCT(p) lat[(long)((double)(seen - 1) * (p))]
+    printf("{\"alerts\": %ld, \"p50_ms\": %lld, \"p99_ms\": %lld, \"p999_ms\": %lld, "
+           "\"max_ms\": %lld}\n",
+           seen, PCT(0.50), PCT(0.99), PCT(0.999), lat[seen - 1]);
+    free(lat);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options_t o = {.topic = NULL, .group = "fraud-bench-ceiling", .events = 0, .users = 1000};
+    static const struct option longopts[] = {
+        {"events", required_argument, NULL, 'n'}, {"users", required_argument, NULL, 'u'},
+        {"zipf", required_argument, NULL, 'z'},   {"alert-ratio", required_argument, NULL, 'a'},
+        {"rate", required_argument, NULL, 'r'},   {"seed", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0}};
+    if (argc < 2) goto usage;
+    const char *mode = argv[1];
+    optind = 2;
+    int c;
+    while ((c = getopt_long(argc, argv, "b:t:g:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'b': o.brokers = optarg; break;
+        case 't': o.topic = optarg; break;
+        case 'g': o.group = optarg; break;
+        case 'n': o.events = atol(optarg); break;
+        case 'u': o.users = atol(optarg); break;
+        case 'z': o.zipf = atof(optarg); break;
+        case 'a': o.alert_ratio = atof(optarg); break;
+        case 'r': o.rate = atof(optarg); break;
+        case 's': o.seed = strtoull(optarg, NULL, 10); break;
+        default: goto usage;
+        }
+    }
+    if (!o.brokers || o.events <= 0 || o.users <= 0) goto usage;
+    if (strcmp(mode, "produce") == 0) {
+        if (!o.topic) o.topic = "payments";
+        return run_produce(&o);
+    }
+    if (strcmp(mode, "consume") == 0) {
+        if (!o.topic) o.topic = "payments";
+        return run_consume(&o);
+    }
+    if (strcmp(mode, "latency") == 0) {
+        if (!o.topic) o.topic = "fraud-alerts";
+        o.group = "fraud-bench-latency";
+        return run_latency(&o);
+    }
+usage:
+    fprintf(stderr, "usage: fraud-bench produce|consume|latency -b BROKERS --events N "
+                    "[--users U] [--zipf S] [--alert-ratio R] [--rate R] [-t TOPIC] [-g GROUP]\n");
+    return 2;
+}
