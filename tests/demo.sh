@@ -10,48 +10,17 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-build="$(cd "${1:-$here/../build}" && pwd)"
-work="$(mktemp -d /tmp/fraud-demo-XXXXXX)"
-pids=()
-
-cleanup() {
-  # Newest first: the service must leave the group while the broker is up.
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-  # A port nobody answers on; bash's /dev/tcp tells us when one is taken.
-  local port
-  for _ in $(seq 50); do
-    port=$(( 20000 + RANDOM % 40000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  echo "no free port found" >&2; return 1
-}
+BUILD="$(cd "${1:-$here/../build}" && pwd)"
+. "$here/lib.sh"
+fraud_init demo
+build=$BUILD work=$WORK
 
 echo "== starting the dev broker (librdkafka mock cluster)"
-"$build/fraud-mock-broker" -t payments:3 -t fraud-alerts:1 -t payments-dlq:1 \
-  --bootstrap-file "$work/bootstrap" >"$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-[ -s "$work/bootstrap" ] || { echo "broker did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
-BROKER=$(cat "$work/bootstrap")
+start_dev_broker payments:3 fraud-alerts:1 payments-dlq:1
 echo "   broker at $BROKER"
 
 echo "== starting redis-server"
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work" --save '' \
-  --appendonly no >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1
-done
+start_redis
 echo "   redis at 127.0.0.1:$REDIS_PORT"
 
 echo "== starting fraud-detector"
@@ -60,7 +29,7 @@ HTTP_PORT=$(free_port)
   -X "redis.url=redis://127.0.0.1:$REDIS_PORT" -X "http.listen=127.0.0.1:$HTTP_PORT" \
   >"$work/service.log" 2>&1 &
 svc=$!
-pids+=($svc)
+fraud_track $svc
 
 echo "== producing the seed's seven payments with kcat"
 cat >"$work/seed-payments.txt" <<'SEED'

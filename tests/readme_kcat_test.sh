@@ -6,41 +6,25 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="$(cd "${1:-$root/build}" && pwd)"
-work="$(mktemp -d /tmp/fraud-readme-XXXXXX)"
-pids=()
-cleanup() {
-  # Newest first: the service must leave the group while the broker is up.
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
+BUILD="$(cd "${1:-$root/build}" && pwd)"
+. "$root/tests/lib.sh"
+fraud_init readme
+build=$BUILD work=$WORK
 
 # The block between the markers, without fences and comments.
 sed -n '/<!-- readme-kcat:begin -->/,/<!-- readme-kcat:end -->/p' "$root/README.md" \
   | grep -v '^<!--' | grep -v '^```' | grep -v '^#' | grep -v '^[[:space:]]*$' >"$work/lines"
 [ "$(grep -c kcat "$work/lines")" -ge 5 ] || { echo "README kcat block not found" >&2; exit 1; }
 
-"$build/fraud-mock-broker" -t payments:3 -t fraud-alerts:1 -t payments-dlq:1 \
-  --bootstrap-file "$work/bootstrap" >"$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-export BROKER; BROKER=$(cat "$work/bootstrap")
-
-port=$(( 20000 + RANDOM % 40000 ))
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_dev_broker payments:3 fraud-alerts:1 payments-dlq:1
+export BROKER
+start_redis
+port=$REDIS_PORT
 
 "$build/fraud-detector" -X "kafka.bootstrap.servers=$BROKER" \
   -X "redis.url=redis://127.0.0.1:$port" >"$work/service.log" 2>&1 &
 svc=$!
-pids+=($svc)
+fraud_track $svc
 
 cd "$root"
 n=0

@@ -8,35 +8,20 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
 command -v valgrind >/dev/null || { echo "SKIP: valgrind not installed" >&2; exit 77; }
-work="$(mktemp -d /tmp/fraud-valgrind-XXXXXX)"
-pids=()
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-"$build/fraud-mock-broker" -t payments:3 -t fraud-alerts:1 -t payments-dlq:1 \
-  --bootstrap-file "$work/bootstrap" >"$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-BROKER=$(cat "$work/bootstrap")
-port=$(( 20000 + RANDOM % 40000 ))
-redis-server --port "$port" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+BUILD=$build
+. "$root/tests/lib.sh"
+fraud_init valgrind
+work=$WORK
+start_dev_broker payments:3 fraud-alerts:1 payments-dlq:1
+start_redis
+port=$REDIS_PORT
 
 valgrind --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,possible \
   --log-file="$work/valgrind.log" \
   "$build/fraud-detector" -X "kafka.bootstrap.servers=$BROKER" \
   -X "redis.url=redis://127.0.0.1:$port" -X http.listen=off >"$work/service.log" 2>&1 &
 svc=$!
-pids+=($svc)
+fraud_track $svc
 
 kcat -P -b "$BROKER" -t payments -K: -l "$root/tests/data/seed-payments.txt"
 printf 'bad:{oops\nbad:-5\nbad:1.234567\n' | kcat -P -b "$BROKER" -t payments -K:
@@ -50,7 +35,6 @@ done
 kill -TERM "$svc"
 status=0
 wait "$svc" || status=$?
-pids=("${pids[@]:0:2}")
 grep -E 'ERROR SUMMARY|definitely lost|possibly lost|in use at exit' "$work/valgrind.log" | sed 's/^==[0-9]*== /   /'
 [ "$alerts" = 2 ] || { echo "FAIL: $alerts alerts, want 2" >&2; tail -20 "$work/service.log" >&2; exit 1; }
 [ "$dead" = 3 ] || { echo "FAIL: $dead dead letters, want 3" >&2; exit 1; }

@@ -21,40 +21,18 @@ USERS=${USERS:-10000}
 REPS=${REPS:-3}
 ALERT_RATIO=${ALERT_RATIO:-0.01}
 mkdir -p "$out"
-work="$(mktemp -d /tmp/fraud-bench-XXXXXX)"
-pids=()
-cleanup() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-    kill "${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+BUILD=$build
+. "$root/tests/lib.sh"
+fraud_init bench
+work=$WORK
 bench="$build/fraud-bench"
 now() { date +%s.%N; }
-free_port() { # a loopback port nobody answers on
-  local port
-  for _ in $(seq 50); do
-    port=$(( 20000 + RANDOM % 40000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
-  done
-  return 1
-}
-
 # --- servers -----------------------------------------------------------------
-"$build/fraud-mock-broker" -t payments:12 -t fraud-alerts:6 -t payments-dlq:1 \
-  -t lat-payments:6 -t lat-alerts:1 -t users-1000:12 -t users-100000:12 \
-  --bootstrap-file "$work/bootstrap" >"$work/broker.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$work/bootstrap" ] && break; sleep 0.1; done
-B=$(cat "$work/bootstrap")
-RP=$(free_port)
-redis-server --port "$RP" --bind 127.0.0.1 --dir "$work" --save '' --appendonly no \
-  >"$work/redis.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_dev_broker payments:12 fraud-alerts:6 payments-dlq:1 lat-payments:6 lat-alerts:6 \
+  users-1000:12 users-100000:12
+B=$BROKER
+start_redis
+RP=$REDIS_PORT
 redis() { redis-cli -p "$RP" "$@"; }
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
@@ -81,7 +59,7 @@ start_service() { # name port extra-args..., returns once /healthz answers
   "$build/fraud-detector" -X "kafka.bootstrap.servers=$B" -X "redis.url=redis://127.0.0.1:$RP" \
     -X "http.listen=127.0.0.1:$port" -X log.level=warn "$@" >"$work/$name.log" 2>&1 &
   pid=$!
-  pids+=($pid)
+  fraud_track "$pid"
   SERVICE_PID=$pid
   for _ in $(seq 300); do
     curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && return 0
@@ -152,8 +130,8 @@ read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
 
 # --- latency at 50% of the redis throughput -------------------------------------
 rate=$(( r_med / 2 ))
-lat_events=$(( rate * 10 ))
-echo "== latency at $rate events/s (50% of the redis median), $lat_events payments, alert ratio 0.05"
+lat_events=$(( rate * 5 ))
+echo "== latency at $rate events/s (50% of the redis median), $lat_events payments, alert ratio 0.02"
 redis flushall >/dev/null
 port=$(free_port)
 start_service latency "$port" -X input.topic=lat-payments -X alert.topic=lat-alerts \
@@ -163,7 +141,7 @@ for _ in $(seq 300); do
   [ "$(metric "$port" fraud_assigned_partitions)" -gt 0 ] && break; sleep 0.1
 done
 "$bench" produce -b "$B" -t lat-payments --events "$lat_events" --users "$USERS" \
-  --alert-ratio 0.05 --rate "$rate" --seed 7 >"$work/lat-produce.json"
+  --alert-ratio 0.02 --rate "$rate" --seed 7 >"$work/lat-produce.json"
 expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
 sleep 1
 expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')

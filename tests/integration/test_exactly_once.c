@@ -2,6 +2,8 @@
  * instances joining and leaving, and broker faults, against a real
  * redis-server and the Kafka protocol (librdkafka's mock cluster). */
 #include <check.h>
+
+#include "check_main.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,10 +226,5 @@ int main(void) {
     tcase_add_test(tc, test_broker_faults_lose_no_alert_and_count_nothing_twice);
     tcase_add_test(tc, test_sigkill_at_random_points_changes_each_user_exactly_once);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

@@ -1,6 +1,8 @@
 /* The operations endpoints of the real binary: /metrics counters after a
  * known stream, /readyz following Redis, /users/{id}, 404s and limits. */
 #include <check.h>
+
+#include "check_main.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,10 +243,5 @@ int main(void) {
     tcase_add_test(tc, test_expired_user_is_404_and_a_read_refreshes_under_on_read_and_write);
     tcase_add_test(tc, test_unknown_paths_methods_and_oversized_requests_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

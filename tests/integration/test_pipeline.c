@@ -1,6 +1,8 @@
 /* End-to-end tests of the real binary against a real redis-server and the
  * Kafka protocol (librdkafka's mock cluster), all on 127.0.0.1. */
 #include <check.h>
+
+#include "check_main.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,11 +396,5 @@ int main(void) {
     tcase_add_test(tc, test_unknown_key_and_bad_value_fail_naming_the_key);
     tcase_add_test(tc, test_sasl_ssl_settings_reach_librdkafka_with_secrets_masked);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    /* The mock cluster runs threads in this process: no fork per test. */
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

@@ -1,6 +1,8 @@
 /* State: bounded cache, TTL semantics, backends, rebalances and Redis
  * outages, against a real redis-server and the Kafka protocol. */
 #include <check.h>
+
+#include "check_main.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,10 +260,5 @@ int main(void) {
     tcase_add_test(tc, test_redis_stop_and_start_mid_stream_loses_nothing);
     tcase_add_test(tc, test_large_stream_with_tiny_cache_has_exact_totals);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

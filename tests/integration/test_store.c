@@ -1,6 +1,8 @@
 /* store_redis against a real redis-server: the atomic partition step, its
  * checkpoint comparison, the outbox, TTLs and the key layout. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,10 +188,5 @@ int main(void) {
     tcase_add_test(tc, test_every_key_of_a_step_shares_one_hash_tag);
     tcase_add_test(tc, test_a_restarted_redis_gets_the_script_again);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_VERBOSE);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,9 +115,5 @@ int main(void) {
     tcase_add_test(tc, test_from_double_uses_shortest_round_trip_text);
     tcase_add_test(tc, test_parse_then_format_round_trips);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_FORK, CK_NORMAL);
 }

@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,9 +183,5 @@ int main(void) {
     tcase_add_test(tc, test_every_reason_has_a_stable_code);
     tcase_add_test(tc, test_limits_refuse_large_deep_and_long_input);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_FORK, CK_NORMAL);
 }

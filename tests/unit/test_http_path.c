@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,9 +60,5 @@ int main(void) {
     tcase_add_test(tc, test_other_paths_are_not_user_paths);
     tcase_add_test(tc, test_bad_encodings_control_bytes_and_long_ids_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_FORK, CK_NORMAL);
 }

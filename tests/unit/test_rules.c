@@ -1,4 +1,6 @@
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 
 #include "rules.h"
@@ -64,9 +66,5 @@ int main(void) {
     tcase_add_test(tc, test_decrease_does_not_fire);
     tcase_add_test(tc, test_seed_sequence_gives_the_two_expected_alerts);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_FORK, CK_NORMAL);
 }

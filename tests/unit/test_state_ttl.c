@@ -1,5 +1,7 @@
 /* Flink's TTL semantics, driven by an explicit clock. */
 #include <check.h>
+
+#include "check_main.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,9 +115,5 @@ int main(void) {
     tcase_add_test(tc, test_unknown_policy_names_are_rejected);
     tcase_add_test(tc, test_cleaner_drops_only_expired_clean_entries);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_suite(s, CK_FORK, CK_NORMAL);
 }

@@ -1,0 +1,57 @@
+# Shared by the shell tests, the demo and the benchmark: servers on
+# loopback in a work directory, all stopped (newest first, so the service
+# leaves its group while the broker is still up) when the script exits.
+# Source it, then call fraud_init; BUILD must be set.
+
+fraud_init() { # sets WORK; installs the cleanup trap
+  WORK="$(mktemp -d "/tmp/fraud-${1:-run}-XXXXXX")"
+  FRAUD_PIDS=()
+  trap fraud_cleanup EXIT
+}
+
+fraud_cleanup() {
+  local i
+  for ((i = ${#FRAUD_PIDS[@]} - 1; i >= 0; i--)); do
+    kill "${FRAUD_PIDS[i]}" 2>/dev/null || true
+    wait "${FRAUD_PIDS[i]}" 2>/dev/null || true
+  done
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+}
+
+fraud_track() { FRAUD_PIDS+=("$1"); }
+
+free_port() { # a loopback port nobody answers on
+  local port
+  for _ in $(seq 50); do
+    # Below the ephemeral range (32768-), where client sockets of the same
+    # machine could already hold the port.
+    port=$(( 20000 + RANDOM % 12000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+start_dev_broker() { # topic:partitions... -> sets BROKER
+  local args=() t
+  for t in "$@"; do args+=(-t "$t"); done
+  "$BUILD/fraud-mock-broker" "${args[@]}" --bootstrap-file "$WORK/bootstrap" \
+    >"$WORK/broker.log" 2>&1 &
+  fraud_track $!
+  for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
+  [ -s "$WORK/bootstrap" ] || { echo "dev broker did not start" >&2; cat "$WORK/broker.log" >&2; return 1; }
+  BROKER=$(cat "$WORK/bootstrap")
+}
+
+start_redis() { # -> sets REDIS_PORT
+  REDIS_PORT=$(free_port)
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
+    --appendonly no >"$WORK/redis.log" 2>&1 &
+  fraud_track $!
+  for _ in $(seq 100); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start" >&2
+  return 1
+}
