@@ -134,6 +134,8 @@ static int run_produce(const options_t *o) {
             if (!err) break;
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 fprintf(stderr, "fraud-bench: produce: %s\n", rd_kafka_err2str(err));
+                free(cdf);
+                rd_kafka_destroy(rk);
                 return 1;
             }
             rd_kafka_poll(rk, 10);
@@ -142,6 +144,8 @@ static int run_produce(const options_t *o) {
     }
     if (rd_kafka_flush(rk, 120000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "fraud-bench: flush timed out\n");
+        free(cdf);
+        rd_kafka_destroy(rk);
         return 1;
     }
     double elapsed = now_s() - start;
@@ -164,7 +168,10 @@ static int subscribe(rd_kafka_t *rk, const char *topic) {
 
 static int run_consume(const options_t *o) {
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
-    if (subscribe(rk, o->topic) != 0) return 1;
+    if (subscribe(rk, o->topic) != 0) {
+        rd_kafka_destroy(rk);
+        return 1;
+    }
     long seen = 0;
     double first = 0, last = 0, deadline = now_s() + 300;
     while (seen < o->events && now_s() < deadline) {
@@ -195,8 +202,15 @@ static int compare_ll(const void *a, const void *b) {
 
 static int run_latency(const options_t *o) {
     rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
-    if (subscribe(rk, o->topic) != 0) return 1;
+    if (subscribe(rk, o->topic) != 0) {
+        rd_kafka_destroy(rk);
+        return 1;
+    }
     long long *lat = calloc((size_t)o->events, sizeof(long long));
+    if (!lat) {
+        rd_kafka_destroy(rk);
+        return 1;
+    }
     long seen = 0;
     double deadline = now_s() + 300, last = now_s();
     /* Stops at N alerts, or after 5 s without one (the broker may have
@@ -219,6 +233,7 @@ static int run_latency(const options_t *o) {
     rd_kafka_destroy(rk);
     if (seen == 0) {
         fprintf(stderr, "fraud-bench: no alerts read\n");
+        free(lat);
         return 1;
     }
     qsort(lat, (size_t)seen, sizeof(long long), compare_ll);
