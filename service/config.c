@@ -1,5 +1,6 @@
 /* config: the table of known keys drives parsing, --help, --dump-config and
  * the documented default file, so the four cannot disagree. */
+#include "errstr.h"
 #include "config.h"
 
 #include <ctype.h>
@@ -103,16 +104,6 @@ static const struct {
 
 #define KAFKA_PREFIX "kafka."
 
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-    if (!errstr || errstr_size == 0) return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static const key_def_t *find_key(const char *name) {
     for (size_t i = 0; i < KEY_COUNT; i++)
@@ -151,17 +142,17 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
     case KEY_STRING:
     case KEY_ENUM: {
         if (def->type == KEY_ENUM && !enum_allows(def->choices, value)) {
-            set_error(errstr, errstr_size, "%s: invalid value \"%s\": expected one of %s",
+            errstr_set(errstr, errstr_size, "%s: invalid value \"%s\": expected one of %s",
                       def->name, value, def->choices);
             return -1;
         }
         if (def->type == KEY_STRING && !*value && *def->default_value) {
-            set_error(errstr, errstr_size, "%s: must not be empty", def->name);
+            errstr_set(errstr, errstr_size, "%s: must not be empty", def->name);
             return -1;
         }
         char *copy = strdup(value);
         if (!copy) {
-            set_error(errstr, errstr_size, "%s: out of memory", def->name);
+            errstr_set(errstr, errstr_size, "%s: out of memory", def->name);
             return -1;
         }
         free(*(char **)field);
@@ -171,7 +162,7 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
     case KEY_INT: {
         int64_t v;
         if (parse_int(value, &v) != 0 || v < def->min || v > def->max) {
-            set_error(errstr, errstr_size,
+            errstr_set(errstr, errstr_size,
                       "%s: invalid value \"%s\": expected an integer from %lld to %lld",
                       def->name, value, (long long)def->min, (long long)def->max);
             return -1;
@@ -183,7 +174,7 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
         decimal_t d;
         decimal_status_t st = decimal_parse(value, strlen(value), &d);
         if (st != DECIMAL_OK || d < 0) {
-            set_error(errstr, errstr_size,
+            errstr_set(errstr, errstr_size,
                       "%s: invalid value \"%s\": expected a non-negative decimal with at "
                       "most 4 digits after the point",
                       def->name, value);
@@ -199,7 +190,7 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
 static int set_kafka(config_t *cfg, const char *name, const char *value, char *errstr,
                      size_t errstr_size) {
     if (!*name) {
-        set_error(errstr, errstr_size, "kafka.: missing librdkafka property name");
+        errstr_set(errstr, errstr_size, "kafka.: missing librdkafka property name");
         return -1;
     }
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -226,7 +217,7 @@ static int set_kafka(config_t *cfg, const char *name, const char *value, char *e
     cfg->kafka_count++;
     return 0;
 oom:
-    set_error(errstr, errstr_size, "kafka.%s: out of memory", name);
+    errstr_set(errstr, errstr_size, "kafka.%s: out of memory", name);
     return -1;
 }
 
@@ -235,12 +226,12 @@ int config_set(config_t *cfg, const char *key, const char *value, char *errstr,
     if (strncmp(key, KAFKA_PREFIX, strlen(KAFKA_PREFIX)) == 0)
         return set_kafka(cfg, key + strlen(KAFKA_PREFIX), value, errstr, errstr_size);
     if (strcmp(key, "kafka.group.id") == 0) {
-        set_error(errstr, errstr_size, "kafka.group.id: use group.id instead");
+        errstr_set(errstr, errstr_size, "kafka.group.id: use group.id instead");
         return -1;
     }
     const key_def_t *def = find_key(key);
     if (!def) {
-        set_error(errstr, errstr_size,
+        errstr_set(errstr, errstr_size,
                   "unknown configuration key \"%s\" (see fraud-detector --help)", key);
         return -1;
     }
@@ -302,21 +293,21 @@ int config_load_text(config_t *cfg, const char *text, size_t len, const char *or
         pos++; /* past the newline */
         lineno++;
         if (n >= sizeof(line)) {
-            set_error(errstr, errstr_size, "%s:%d: line longer than %zu bytes", origin,
+            errstr_set(errstr, errstr_size, "%s:%d: line longer than %zu bytes", origin,
                       lineno, sizeof(line) - 1);
             return -1;
         }
         memcpy(line, text + start, n);
         line[n] = '\0';
         if (memchr(line, '\0', n)) {
-            set_error(errstr, errstr_size, "%s:%d: NUL byte in line", origin, lineno);
+            errstr_set(errstr, errstr_size, "%s:%d: NUL byte in line", origin, lineno);
             return -1;
         }
         char *s = trim(line);
         if (*s == '\0' || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            set_error(errstr, errstr_size, "%s:%d: expected key=value, got \"%s\"", origin,
+            errstr_set(errstr, errstr_size, "%s:%d: expected key=value, got \"%s\"", origin,
                       lineno, s);
             return -1;
         }
@@ -324,7 +315,7 @@ int config_load_text(config_t *cfg, const char *text, size_t len, const char *or
         char *key = trim(s), *value = trim(eq + 1);
         char reason[512];
         if (config_set(cfg, key, value, reason, sizeof(reason)) != 0) {
-            set_error(errstr, errstr_size, "%s:%d: %s", origin, lineno, reason);
+            errstr_set(errstr, errstr_size, "%s:%d: %s", origin, lineno, reason);
             return -1;
         }
     }
@@ -337,7 +328,7 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
     size_t len = 0, cap = 0;
     int rc;
     if (!f) {
-        set_error(errstr, errstr_size, "cannot open config file %s: %s", path, strerror(errno));
+        errstr_set(errstr, errstr_size, "cannot open config file %s: %s", path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -347,7 +338,7 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
             if (!grown) {
                 free(text);
                 fclose(f);
-                set_error(errstr, errstr_size, "config file %s: too large", path);
+                errstr_set(errstr, errstr_size, "config file %s: too large", path);
                 return -1;
             }
             text = grown;
@@ -358,7 +349,7 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
         if (got == 0) break;
     }
     if (ferror(f)) {
-        set_error(errstr, errstr_size, "cannot read config file %s", path);
+        errstr_set(errstr, errstr_size, "cannot read config file %s", path);
         free(text);
         fclose(f);
         return -1;
@@ -389,7 +380,7 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
         char env_key[256], key[300];
         size_t n = (size_t)(eq - entry) - (sizeof(prefix) - 1);
         if (n == 0 || n >= sizeof(env_key)) {
-            set_error(errstr, errstr_size, "environment: bad variable name %.*s",
+            errstr_set(errstr, errstr_size, "environment: bad variable name %.*s",
                       (int)(eq - entry), entry);
             return -1;
         }
@@ -407,13 +398,13 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
                 key[k++] = (*p == '_') ? '.' : (char)tolower((unsigned char)*p);
             key[k] = '\0';
         } else {
-            set_error(errstr, errstr_size,
+            errstr_set(errstr, errstr_size,
                       "environment: unknown configuration variable FRAUD_%s", env_key);
             return -1;
         }
         char reason[512];
         if (config_set(cfg, key, eq + 1, reason, sizeof(reason)) != 0) {
-            set_error(errstr, errstr_size, "environment FRAUD_%s: %s", env_key, reason);
+            errstr_set(errstr, errstr_size, "environment FRAUD_%s: %s", env_key, reason);
             return -1;
         }
     }
@@ -423,13 +414,13 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
     if (strcmp(cfg->input_topic, cfg->alert_topic) == 0 ||
         strcmp(cfg->input_topic, cfg->dlq_topic) == 0) {
-        set_error(errstr, errstr_size,
+        errstr_set(errstr, errstr_size,
                   "input.topic \"%s\" must differ from alert.topic and dlq.topic",
                   cfg->input_topic);
         return -1;
     }
     if (strncmp(cfg->redis_url, "redis://", 8) != 0) {
-        set_error(errstr, errstr_size, "redis.url: expected redis://host:port, got \"%.*s\"",
+        errstr_set(errstr, errstr_size, "redis.url: expected redis://host:port, got \"%.*s\"",
                   8, cfg->redis_url);
         return -1;
     }

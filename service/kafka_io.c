@@ -6,17 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "errstr.h"
 #include "log.h"
 
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-    if (!errstr || !errstr_size) return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static void delivery_report_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
     kafka_io_t *io = opaque;
@@ -59,7 +51,7 @@ static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, 
                     size_t errstr_size) {
     char reason[512];
     if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
-        set_error(errstr, errstr_size, "kafka.%s: %s", name, reason);
+        errstr_set(errstr, errstr_size, "kafka.%s: %s", name, reason);
         return -1;
     }
     return 0;
@@ -83,7 +75,7 @@ static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_c
             if (name != cfg->kafka[i].name) {
                 char reason[512];
                 snprintf(reason, sizeof(reason), "%s", errstr);
-                set_error(errstr, errstr_size, "kafka.%s: %s", cfg->kafka[i].name,
+                errstr_set(errstr, errstr_size, "kafka.%s: %s", cfg->kafka[i].name,
                           strchr(reason, ' ') ? strchr(reason, ' ') + 1 : reason);
             }
             return -1;
@@ -128,7 +120,7 @@ static rd_kafka_conf_t *consumer_conf_new(const config_t *cfg, char *errstr,
     size_t size = sizeof(store);
     if (rd_kafka_conf_get(conf, "enable.auto.offset.store", store, &size) == RD_KAFKA_CONF_OK &&
         strcmp(store, "false") != 0) {
-        set_error(errstr, errstr_size,
+        errstr_set(errstr, errstr_size,
                   "kafka.enable.auto.offset.store: must stay false (offsets are stored once "
                   "state is persisted)");
         rd_kafka_conf_destroy(conf);
@@ -201,7 +193,7 @@ static rd_kafka_t *new_consumer(const config_t *cfg,
     rd_kafka_conf_set_opaque(conf, opaque);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
     if (!rk) {
-        set_error(errstr, errstr_size, "kafka consumer: %s", reason);
+        errstr_set(errstr, errstr_size, "kafka consumer: %s", reason);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -220,7 +212,7 @@ static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errst
     rd_kafka_conf_set_opaque(conf, io);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof(reason));
     if (!rk) {
-        set_error(errstr, errstr_size, "kafka producer: %s", reason);
+        errstr_set(errstr, errstr_size, "kafka producer: %s", reason);
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -234,7 +226,7 @@ kafka_io_t *kafka_io_new(const config_t *cfg,
                          char *errstr, size_t errstr_size) {
     kafka_io_t *io = calloc(1, sizeof(*io));
     if (!io) {
-        set_error(errstr, errstr_size, "out of memory");
+        errstr_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     io->producer = new_producer(cfg, io, errstr, errstr_size);
@@ -254,7 +246,7 @@ int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t e
     rd_kafka_resp_err_t err = rd_kafka_subscribe(io->consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
-        set_error(errstr, errstr_size, "subscribe to %s: %s", topic, rd_kafka_err2str(err));
+        errstr_set(errstr, errstr_size, "subscribe to %s: %s", topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;
@@ -286,7 +278,7 @@ int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t 
             rd_kafka_poll(io->producer, 100);
             continue;
         }
-        set_error(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
+        errstr_set(errstr, errstr_size, "produce to %s: %s", topic, rd_kafka_err2str(err));
         return -1;
     }
 }

@@ -963,8 +963,6 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
     return p->fatal ? 1 : 0;
 }
 
-pipeline_stats_t pipeline_stats(const pipeline_t *p) { return p->stats; }
-
 /* ---- operations endpoints (HTTP thread) ------------------------------- */
 
 static int http_metrics(void *ctx, char **body) {

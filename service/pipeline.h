@@ -47,8 +47,6 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size);
  * clean stop (last batch persisted and committed), 1 on a fatal error. */
 int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop);
 
-pipeline_stats_t pipeline_stats(const pipeline_t *p);
-
 /* The operations endpoints' handlers (metrics, health, readiness, state
  * query), safe to call from the HTTP thread while the pipeline runs. */
 http_handlers_t pipeline_http_handlers(pipeline_t *p);

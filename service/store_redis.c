@@ -5,6 +5,7 @@
  * Retrying is safe: a partition step whose first attempt did land is refused
  * by its checkpoint comparison and reported as a conflict whose
  * actual_checkpoint equals its next_offset, which the caller treats as done. */
+#include "errstr.h"
 #include "store_redis.h"
 
 #include <errno.h>
@@ -148,15 +149,6 @@ static int add_user_key(store_t *s, argv_builder_t *b, const cache_entry_t *e) {
     return len ? argv_add(b, key, len) : -1;
 }
 
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_error(char *errstr, size_t errstr_size, const char *fmt, ...) {
-    va_list ap;
-    if (!errstr || !errstr_size) return;
-    va_start(ap, fmt);
-    vsnprintf(errstr, errstr_size, fmt, ap);
-    va_end(ap);
-}
 
 static struct timeval ms_to_timeval(int64_t ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -167,7 +159,7 @@ static struct timeval ms_to_timeval(int64_t ms) {
 static int parse_url(store_t *s, const char *url, char *errstr, size_t errstr_size) {
     const char *p = url, *at, *slash, *colon, *host_end;
     if (strncmp(p, "redis://", 8) != 0) {
-        set_error(errstr, errstr_size, "redis.url: must start with redis://");
+        errstr_set(errstr, errstr_size, "redis.url: must start with redis://");
         return -1;
     }
     p += 8;
@@ -209,7 +201,7 @@ static int parse_url(store_t *s, const char *url, char *errstr, size_t errstr_si
     }
     return 0;
 bad:
-    set_error(errstr, errstr_size,
+    errstr_set(errstr, errstr_size,
               "redis.url: expected redis://[[user]:password@]host[:port][/db]");
     return -1;
 }
@@ -222,12 +214,12 @@ static void disconnect(store_t *s) {
 static int expect_ok_reply(store_t *s, redisReply *reply, const char *what, char *errstr,
                            size_t errstr_size) {
     if (!reply) {
-        set_error(errstr, errstr_size, "redis %s:%d: %s failed: %s", s->host, s->port, what,
+        errstr_set(errstr, errstr_size, "redis %s:%d: %s failed: %s", s->host, s->port, what,
                   s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "no reply");
         return -1;
     }
     if (reply->type == REDIS_REPLY_ERROR) {
-        set_error(errstr, errstr_size, "redis %s:%d: %s refused: %.200s", s->host, s->port,
+        errstr_set(errstr, errstr_size, "redis %s:%d: %s refused: %.200s", s->host, s->port,
                   what, reply->str);
         freeReplyObject(reply);
         return -1;
@@ -240,7 +232,7 @@ static int ensure_connected(store_t *s, char *errstr, size_t errstr_size) {
     if (s->ctx) return 0;
     redisContext *c = redisConnectWithTimeout(s->host, s->port, s->connect_timeout);
     if (!c || c->err) {
-        set_error(errstr, errstr_size, "redis %s:%d: cannot connect: %s", s->host, s->port,
+        errstr_set(errstr, errstr_size, "redis %s:%d: cannot connect: %s", s->host, s->port,
                   c ? c->errstr : "out of memory");
         if (c) redisFree(c);
         s->errors++;
@@ -248,7 +240,7 @@ static int ensure_connected(store_t *s, char *errstr, size_t errstr_size) {
     }
     s->ctx = c;
     if (redisSetTimeout(c, s->command_timeout) != REDIS_OK) {
-        set_error(errstr, errstr_size, "redis %s:%d: cannot set timeout", s->host, s->port);
+        errstr_set(errstr, errstr_size, "redis %s:%d: cannot set timeout", s->host, s->port);
         goto fail;
     }
     if (s->password[0]) {
@@ -265,10 +257,10 @@ static int ensure_connected(store_t *s, char *errstr, size_t errstr_size) {
     redisReply *r = redisCommand(c, "SCRIPT LOAD %s", COMMIT_SCRIPT);
     if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
         if (r && r->type == REDIS_REPLY_ERROR)
-            set_error(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD refused: %.200s", s->host,
+            errstr_set(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD refused: %.200s", s->host,
                       s->port, r->str);
         else
-            set_error(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD failed", s->host, s->port);
+            errstr_set(errstr, errstr_size, "redis %s:%d: SCRIPT LOAD failed", s->host, s->port);
         if (r) freeReplyObject(r);
         goto fail;
     }
@@ -287,14 +279,14 @@ fail:
 static int read_password_file(store_t *s, const char *path, char *errstr, size_t errstr_size) {
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_error(errstr, errstr_size, "redis.password.file: cannot open %s: %s", path,
+        errstr_set(errstr, errstr_size, "redis.password.file: cannot open %s: %s", path,
                   strerror(errno));
         return -1;
     }
     char *got = fgets(s->password, sizeof(s->password), f);
     fclose(f);
     if (!got) {
-        set_error(errstr, errstr_size, "redis.password.file: %s is empty", path);
+        errstr_set(errstr, errstr_size, "redis.password.file: %s is empty", path);
         return -1;
     }
     s->password[strcspn(s->password, "\r\n")] = '\0';
@@ -304,13 +296,13 @@ static int read_password_file(store_t *s, const char *path, char *errstr, size_t
 store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size) {
     store_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        set_error(errstr, errstr_size, "out of memory");
+        errstr_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
     s->key_prefix = strdup(opts->key_prefix);
     s->topic = strdup(opts->topic);
     if (!s->key_prefix || !s->topic || parse_url(s, opts->url, errstr, errstr_size) != 0) {
-        if (!s->key_prefix || !s->topic) set_error(errstr, errstr_size, "out of memory");
+        if (!s->key_prefix || !s->topic) errstr_set(errstr, errstr_size, "out of memory");
         store_destroy(s);
         return NULL;
     }
@@ -342,7 +334,7 @@ void store_destroy(store_t *store) {
 
 /* Fails the pipeline: drops the connection so the next call starts clean. */
 static int pipeline_failed(store_t *s, char *errstr, size_t errstr_size, const char *what) {
-    set_error(errstr, errstr_size, "redis %s:%d: %s: %s", s->host, s->port, what,
+    errstr_set(errstr, errstr_size, "redis %s:%d: %s: %s", s->host, s->port, what,
               s->ctx && s->ctx->errstr[0] ? s->ctx->errstr : "unexpected reply");
     s->errors++;
     disconnect(s);
@@ -403,7 +395,7 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
                 if (redisGetReply(s->ctx, (void **)&r) != REDIS_OK) break;
                 freeReplyObject(r);
             }
-            set_error(errstr, errstr_size,
+            errstr_set(errstr, errstr_size,
                       "redis: corrupt state for user %.*s of partition %d (fields prev, cum, "
                       "count)", (int)e->user_len, e->user, (int)e->partition);
             s->errors++;
@@ -488,7 +480,7 @@ int store_commit_steps(store_t *s, store_step_t *steps, size_t count, int64_t tt
             st->conflict = r->element[0]->integer == 0;
         } else if (!failed) {
             failed = 1;
-            set_error(errstr, errstr_size, "redis %s:%d: partition %d step refused: %.200s",
+            errstr_set(errstr, errstr_size, "redis %s:%d: partition %d step refused: %.200s",
                       s->host, s->port, (int)st->partition,
                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         }
@@ -515,7 +507,7 @@ int store_get_checkpoint(store_t *s, int32_t partition, int64_t *offset, char *e
     int rc = 0;
     if (r->type == REDIS_REPLY_NIL) *offset = -1;
     else if (r->type != REDIS_REPLY_STRING || parse_checkpoint(r->str, r->len, offset) != 0) {
-        set_error(errstr, errstr_size, "redis: corrupt checkpoint of partition %d",
+        errstr_set(errstr, errstr_size, "redis: corrupt checkpoint of partition %d",
                   (int)partition);
         rc = -1;
     }
@@ -536,7 +528,7 @@ int store_outbox_load(store_t *s, int32_t partition, store_outbox_t *out, char *
     if (!r) return pipeline_failed(s, errstr, errstr_size, "HGETALL outbox");
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
         freeReplyObject(r);
-        set_error(errstr, errstr_size, "redis: unexpected outbox of partition %d",
+        errstr_set(errstr, errstr_size, "redis: unexpected outbox of partition %d",
                   (int)partition);
         return -1;
     }
@@ -544,7 +536,7 @@ int store_outbox_load(store_t *s, int32_t partition, store_outbox_t *out, char *
     out->alerts = out->count ? calloc(out->count, sizeof(*out->alerts)) : NULL;
     if (out->count && !out->alerts) {
         freeReplyObject(r);
-        set_error(errstr, errstr_size, "out of memory");
+        errstr_set(errstr, errstr_size, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < out->count; i++) {
@@ -622,7 +614,7 @@ int store_find_user(store_t *s, const char *user, size_t user_len, int32_t parti
             r->element[2]->type == REDIS_REPLY_STRING) {
             if (parse_field(r->element[0], &prev) || parse_field(r->element[1], &cum) ||
                 parse_field(r->element[2], &count)) {
-                set_error(errstr, errstr_size, "redis: corrupt state for user %.*s",
+                errstr_set(errstr, errstr_size, "redis: corrupt state for user %.*s",
                           (int)user_len, user);
                 rc = -1;
             } else {
@@ -663,7 +655,7 @@ int store_ping(store_t *s, char *errstr, size_t errstr_size) {
     redisReply *r = redisCommand(s->ctx, "PING");
     if (!r) return pipeline_failed(s, errstr, errstr_size, "PING");
     if (r->type == REDIS_REPLY_ERROR) {
-        set_error(errstr, errstr_size, "redis %s:%d: PING refused: %.200s", s->host, s->port,
+        errstr_set(errstr, errstr_size, "redis %s:%d: PING refused: %.200s", s->host, s->port,
                   r->str);
         freeReplyObject(r);
         s->errors++;
