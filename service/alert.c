@@ -27,11 +27,67 @@ static cJSON *add_int(cJSON *obj, const char *name, int64_t value) {
     return cJSON_AddRawToObject(obj, name, text);
 }
 
+static int add_source(cJSON *root, const char *topic, int32_t partition, int64_t offset) {
+    cJSON *source = cJSON_AddObjectToObject(root, "source");
+    return source && cJSON_AddStringToObject(source, "topic", topic) &&
+                   add_int(source, "partition", partition) && add_int(source, "offset", offset)
+               ? 0
+               : -1;
+}
+
+static int add_params(cJSON *root, rule_id_t rule, const rule_set_t *r) {
+    cJSON *params = cJSON_AddObjectToObject(root, "params");
+    if (!params) return -1;
+    switch (rule) {
+    case RULE_AMOUNT_JUMP:
+        return add_decimal(params, "threshold", r->jump_threshold) &&
+                       cJSON_AddStringToObject(params, "direction",
+                                               r->jump_direction == JUMP_BOTH ? "both" : "up")
+                   ? 0
+                   : -1;
+    case RULE_CUMULATIVE_LIMIT:
+        return add_decimal(params, "limit", r->cumulative_limit) ? 0 : -1;
+    case RULE_SMALL_THEN_LARGE:
+        return add_decimal(params, "small", r->small_amount) &&
+                       add_decimal(params, "large", r->large_amount) &&
+                       add_int(params, "window_ms", r->small_window_ms)
+                   ? 0
+                   : -1;
+    case RULE_COUNT_AVERAGE:
+        return add_int(params, "count", r->average_count) ? 0 : -1;
+    case RULE_VELOCITY:
+        return add_int(params, "max_count", r->velocity_max_count) &&
+                       add_int(params, "window_ms", r->velocity_window_ms)
+                   ? 0
+                   : -1;
+    case RULE_COUNT:
+        break;
+    }
+    return -1;
+}
+
+/* What only this rule's alerts carry. */
+static int add_details(cJSON *root, const alert_t *a) {
+    switch (rule_id(a->rule)) {
+    case RULE_AMOUNT_JUMP:
+        return add_decimal(root, "diff", a->diff) && add_decimal(root, "threshold", a->threshold)
+                   ? 0
+                   : -1;
+    case RULE_CUMULATIVE_LIMIT:
+        return add_decimal(root, "limit", a->limit) ? 0 : -1;
+    case RULE_SMALL_THEN_LARGE:
+        return add_int(root, "elapsed_ms", a->elapsed_ms) ? 0 : -1;
+    case RULE_VELOCITY:
+        return add_int(root, "payments_in_window", a->payments_in_window) ? 0 : -1;
+    default:
+        return 0;
+    }
+}
+
 char *alert_encode_new(const alert_t *a) {
     char id[512];
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
-    cJSON *source = NULL;
     if (!root) return NULL;
 
     alert_id_format(a->source_topic, a->source_partition, a->source_offset, a->rule, id,
@@ -41,14 +97,13 @@ char *alert_encode_new(const alert_t *a) {
         !cJSON_AddStringToObject(root, "user_id", a->user_id) ||
         !add_decimal(root, "amount", a->amount) ||
         !add_decimal(root, "previous_amount", a->previous_amount) ||
-        !add_decimal(root, "diff", a->diff) || !add_decimal(root, "threshold", a->threshold) ||
+        add_details(root, a) != 0 ||
         !add_decimal(root, "cumulative_amount", a->cumulative_amount) ||
         !add_int(root, "event_count", a->event_count))
         goto done;
-    source = cJSON_AddObjectToObject(root, "source");
-    if (!source || !cJSON_AddStringToObject(source, "topic", a->source_topic) ||
-        !add_int(source, "partition", a->source_partition) ||
-        !add_int(source, "offset", a->source_offset))
+    if (a->rules && rule_id(a->rule) >= 0 && add_params(root, rule_id(a->rule), a->rules) != 0)
+        goto done;
+    if (add_source(root, a->source_topic, a->source_partition, a->source_offset) != 0)
         goto done;
     if (a->event_id && a->event_id[0] && !cJSON_AddStringToObject(root, "event_id", a->event_id))
         goto done;
@@ -57,6 +112,37 @@ char *alert_encode_new(const alert_t *a) {
         goto done;
     text = cJSON_PrintUnformatted(root);
 done:
+    cJSON_Delete(root);
+    return text;
+}
+
+char *average_encode_new(const average_event_t *e) {
+    char id[512];
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    alert_id_format(e->source_topic, e->source_partition, e->source_offset,
+                    rule_name(RULE_COUNT_AVERAGE), id, sizeof(id));
+    if (cJSON_AddStringToObject(root, "average_id", id) &&
+        cJSON_AddStringToObject(root, "user_id", e->user_id) &&
+        add_int(root, "average", e->average) && add_decimal(root, "sum", e->sum) &&
+        add_int(root, "count", e->count) &&
+        (!e->rules || add_params(root, RULE_COUNT_AVERAGE, e->rules) == 0) &&
+        add_source(root, e->source_topic, e->source_partition, e->source_offset) == 0 &&
+        add_int(root, "detected_at", e->detected_at_ms))
+        text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+char *totals_encode_new(const char *user_id, decimal_t cumulative_amount, int64_t event_count) {
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    if (cJSON_AddStringToObject(root, "user_id", user_id) &&
+        add_decimal(root, "cumulative_amount", cumulative_amount) &&
+        add_int(root, "event_count", event_count))
+        text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;
 }

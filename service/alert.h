@@ -3,7 +3,9 @@
  * alert_id is derived only from where the payment was read and which rule
  * fired ("<topic>/<partition>/<offset>/<rule>"), so a payment processed twice
  * yields the same id and consumers can drop the repeat. Amounts are written
- * as JSON numbers in their exact decimal form. */
+ * as JSON numbers in their exact decimal form. "params" holds the rule's
+ * parameters as they were when it fired. The same module writes the other
+ * two outputs, averages and running totals. */
 #ifndef FRAUD_ALERT_H
 #define FRAUD_ALERT_H
 
@@ -11,14 +13,19 @@
 #include <stdint.h>
 
 #include "decimal.h"
+#include "rules.h"
 
 typedef struct alert {
-    const char *rule;
+    const char *rule;             /* a rule_name() */
+    const rule_set_t *rules;      /* its parameters go in "params"; NULL: none */
     const char *user_id;          /* NUL-terminated */
     decimal_t amount;
     decimal_t previous_amount;
-    decimal_t diff;
-    decimal_t threshold;
+    decimal_t diff;               /* amount_jump */
+    decimal_t threshold;          /* amount_jump */
+    decimal_t limit;              /* cumulative_limit */
+    int64_t elapsed_ms;           /* small_then_large: since the small payment */
+    int64_t payments_in_window;   /* velocity */
     decimal_t cumulative_amount;
     int64_t event_count;
     const char *source_topic;
@@ -36,5 +43,24 @@ size_t alert_id_format(const char *topic, int32_t partition, int64_t offset,
 /* Returns the alert as a JSON object text that the caller frees with free(),
  * or NULL when out of memory. */
 char *alert_encode_new(const alert_t *alert);
+
+/* count_average's event for averages.topic: the integer average of `count`
+ * payments ending at the source offset. Freed by the caller. */
+typedef struct average_event {
+    const rule_set_t *rules; /* count_average's parameters go in "params" */
+    const char *user_id;
+    int64_t average;
+    decimal_t sum;
+    int64_t count;
+    const char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+    int64_t detected_at_ms;
+} average_event_t;
+char *average_encode_new(const average_event_t *event);
+
+/* The running total for totals.topic: {user_id, cumulative_amount,
+ * event_count}. Freed by the caller. */
+char *totals_encode_new(const char *user_id, decimal_t cumulative_amount, int64_t event_count);
 
 #endif

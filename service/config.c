@@ -9,19 +9,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { KEY_STRING, KEY_INT, KEY_DECIMAL, KEY_ENUM } key_type_t;
+/* KEY_ENUM keeps the string; KEY_CHOICE keeps the index of the choice. */
+typedef enum { KEY_STRING, KEY_INT, KEY_DECIMAL, KEY_ENUM, KEY_BOOL, KEY_CHOICE } key_type_t;
 
 typedef struct key_def {
     const char *name;
     key_type_t type;
     const char *default_value;
     int64_t min, max;       /* KEY_INT bounds, inclusive */
-    const char *choices;    /* KEY_ENUM: '|'-separated */
+    const char *choices;    /* KEY_ENUM, KEY_CHOICE: '|'-separated */
     size_t offset;          /* where the value lives in config_t */
     const char *doc;
 } key_def_t;
 
 #define FIELD(f) offsetof(config_t, f)
+#define RULE_FIELD(f) (offsetof(config_t, rules) + offsetof(rule_set_t, f))
 
 static const key_def_t KEYS[] = {
     {"input.topic", KEY_STRING, "payments", 0, 0, NULL, FIELD(input_topic),
@@ -76,9 +78,63 @@ static const key_def_t KEYS[] = {
      "Longest accepted user id; longer ones are dead-lettered (user_too_long)."},
     {"input.max.json.depth", KEY_INT, "8", 1, 100, NULL, FIELD(input_max_json_depth),
      "Deepest accepted nesting of JSON objects and arrays (json_too_deep past it)."},
+    {"totals.topic", KEY_STRING, "", 0, 0, NULL, FIELD(totals_topic),
+     "When set, each user's latest {user_id, cumulative_amount, event_count} is produced "
+     "here after every batch that changed it, keyed by user id: a changelog, meant to be "
+     "a compacted topic."},
+    {"averages.topic", KEY_STRING, "", 0, 0, NULL, FIELD(averages_topic),
+     "Topic the count_average rule writes its averages to, keyed by user id; required "
+     "when that rule is enabled."},
+    {"rules.topic", KEY_STRING, "", 0, 0, NULL, FIELD(rules_topic),
+     "When set, every instance reads rule updates from this (compacted) topic, from its "
+     "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "
+     "empty value returns the rule to this config. Changes apply from the next batch."},
+    {"rule.amount_jump.enabled", KEY_BOOL, "true", 0, 0, NULL,
+     RULE_FIELD(enabled[RULE_AMOUNT_JUMP]),
+     "The seed's rule: alert when a payment exceeds the user's previous one by threshold."},
     {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
-     FIELD(amount_jump_threshold),
+     RULE_FIELD(jump_threshold),
      "Alert when amount - previous_amount >= this (exact decimal)."},
+    {"rule.amount_jump.direction", KEY_CHOICE, "up", 0, 0, "up|both",
+     RULE_FIELD(jump_direction),
+     "up: only increases count, as in the seed; both: |amount - previous_amount|."},
+    {"rule.cumulative_limit.enabled", KEY_BOOL, "false", 0, 0, NULL,
+     RULE_FIELD(enabled[RULE_CUMULATIVE_LIMIT]),
+     "Alert once when a user's running total first reaches limit (remembered in state, "
+     "so it survives restarts and expires with the state's TTL)."},
+    {"rule.cumulative_limit.limit", KEY_DECIMAL, "100000", 0, 0, NULL,
+     RULE_FIELD(cumulative_limit),
+     "Running total (>=) at which cumulative_limit alerts."},
+    {"rule.small_then_large.enabled", KEY_BOOL, "false", 0, 0, NULL,
+     RULE_FIELD(enabled[RULE_SMALL_THEN_LARGE]),
+     "Flink's fraud walkthrough: a payment below small, then the user's next payment above "
+     "large within window.ms (processing time)."},
+    {"rule.small_then_large.small", KEY_DECIMAL, "1.00", 0, 0, NULL,
+     RULE_FIELD(small_amount),
+     "A payment strictly below this starts the pattern."},
+    {"rule.small_then_large.large", KEY_DECIMAL, "500.00", 0, 0, NULL,
+     RULE_FIELD(large_amount),
+     "The next payment strictly above this completes it."},
+    {"rule.small_then_large.window.ms", KEY_INT, "60000", 0, INT64_MAX / 2, NULL,
+     RULE_FIELD(small_window_ms),
+     "Longest time from the small payment to the large one (inclusive)."},
+    {"rule.count_average.enabled", KEY_BOOL, "false", 0, 0, NULL,
+     RULE_FIELD(enabled[RULE_COUNT_AVERAGE]),
+     "The seed's CountWindowAverage: every count payments of a user, produce their integer "
+     "average to averages.topic, then start over."},
+    {"rule.count_average.count", KEY_INT, "2", 1, 1000000, NULL,
+     RULE_FIELD(average_count),
+     "Payments per average."},
+    {"rule.velocity.enabled", KEY_BOOL, "false", 0, 0, NULL,
+     RULE_FIELD(enabled[RULE_VELOCITY]),
+     "Alert on each payment that makes more than max.count payments of a user within "
+     "window.ms (processing time)."},
+    {"rule.velocity.max.count", KEY_INT, "10", 1, VELOCITY_MAX_COUNT, NULL,
+     RULE_FIELD(velocity_max_count),
+     "Payments allowed within the window; a user's state keeps this many times at most."},
+    {"rule.velocity.window.ms", KEY_INT, "60000", 1, INT64_MAX / 2, NULL,
+     RULE_FIELD(velocity_window_ms),
+     "Length of the sliding window (inclusive)."},
     {"http.listen", KEY_STRING, "0.0.0.0:8080", 0, 0, NULL, FIELD(http_listen),
      "Address of the /metrics, /healthz, /readyz and /users/{id} endpoints (IPv4 host:port), "
      "or off."},
@@ -111,19 +167,6 @@ static const key_def_t *find_key(const char *name) {
     return NULL;
 }
 
-static bool enum_allows(const char *choices, const char *value) {
-    size_t len = strlen(value);
-    const char *p = choices;
-    while (*p) {
-        const char *bar = strchr(p, '|');
-        size_t n = bar ? (size_t)(bar - p) : strlen(p);
-        if (n == len && strncmp(p, value, n) == 0) return true;
-        if (!bar) break;
-        p = bar + 1;
-    }
-    return false;
-}
-
 static int parse_int(const char *value, int64_t *out) {
     char *end;
     long long v;
@@ -135,13 +178,54 @@ static int parse_int(const char *value, int64_t *out) {
     return 0;
 }
 
-static int set_known(config_t *cfg, const key_def_t *def, const char *value,
-                     char *errstr, size_t errstr_size) {
-    void *field = (char *)cfg + def->offset;
+static int choice_index(const char *choices, const char *value) {
+    size_t len = strlen(value);
+    const char *p = choices;
+    for (int i = 0; *p; i++) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar ? (size_t)(bar - p) : strlen(p);
+        if (n == len && strncmp(p, value, n) == 0) return i;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static const char *choice_name(const char *choices, int index, char *buf, size_t size) {
+    const char *p = choices;
+    for (int i = 0; i < index && p; i++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    if (!p) p = "";
+    snprintf(buf, size, "%.*s", (int)strcspn(p, "|"), p);
+    return buf;
+}
+
+static int set_field(void *field, const key_def_t *def, const char *value, char *errstr,
+                     size_t errstr_size) {
     switch (def->type) {
+    case KEY_BOOL:
+        if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+            errstr_set(errstr, errstr_size, "%s: invalid value \"%s\": expected true or false",
+                       def->name, value);
+            return -1;
+        }
+        *(bool *)field = value[0] == 't';
+        return 0;
+    case KEY_CHOICE: {
+        int index = choice_index(def->choices, value);
+        if (index < 0) {
+            errstr_set(errstr, errstr_size, "%s: invalid value \"%s\": expected one of %s",
+                       def->name, value, def->choices);
+            return -1;
+        }
+        *(int *)field = index;
+        return 0;
+    }
     case KEY_STRING:
     case KEY_ENUM: {
-        if (def->type == KEY_ENUM && !enum_allows(def->choices, value)) {
+        if (def->type == KEY_ENUM && choice_index(def->choices, value) < 0) {
             errstr_set(errstr, errstr_size, "%s: invalid value \"%s\": expected one of %s",
                       def->name, value, def->choices);
             return -1;
@@ -185,6 +269,22 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value,
     }
     }
     return -1;
+}
+
+static int set_known(config_t *cfg, const key_def_t *def, const char *value, char *errstr,
+                     size_t errstr_size) {
+    return set_field((char *)cfg + def->offset, def, value, errstr, errstr_size);
+}
+
+int config_set_rule(rule_set_t *rules, const char *key, const char *value, char *errstr,
+                    size_t errstr_size) {
+    const key_def_t *def = strncmp(key, "rule.", 5) == 0 ? find_key(key) : NULL;
+    if (!def) {
+        errstr_set(errstr, errstr_size, "unknown rule setting \"%s\"", key);
+        return -1;
+    }
+    return set_field((char *)rules + (def->offset - offsetof(config_t, rules)), def, value,
+                     errstr, errstr_size);
 }
 
 static int set_kafka(config_t *cfg, const char *name, const char *value, char *errstr,
@@ -419,9 +519,29 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
                   cfg->input_topic);
         return -1;
     }
+    const char *outputs[] = {cfg->rules_topic, cfg->totals_topic, cfg->averages_topic};
+    for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
+        if (strcmp(outputs[i], cfg->input_topic) == 0) {
+            errstr_set(errstr, errstr_size,
+                       "rules.topic, totals.topic and averages.topic must differ from "
+                       "input.topic \"%s\"", cfg->input_topic);
+            return -1;
+        }
+    }
+    if (config_validate_rules(cfg, &cfg->rules, errstr, errstr_size) != 0) return -1;
     if (strncmp(cfg->redis_url, "redis://", 8) != 0) {
         errstr_set(errstr, errstr_size, "redis.url: expected redis://host:port, got \"%.*s\"",
                   8, cfg->redis_url);
+        return -1;
+    }
+    return 0;
+}
+
+int config_validate_rules(const config_t *cfg, const rule_set_t *rules, char *errstr,
+                          size_t errstr_size) {
+    if (rules->enabled[RULE_COUNT_AVERAGE] && !cfg->averages_topic[0]) {
+        errstr_set(errstr, errstr_size,
+                   "rule.count_average.enabled=true needs averages.topic to write to");
         return -1;
     }
     return 0;
@@ -469,7 +589,29 @@ static void format_value(const config_t *cfg, const key_def_t *def, char *buf, s
     case KEY_DECIMAL:
         decimal_format(*(const decimal_t *)field, buf, size);
         break;
+    case KEY_BOOL:
+        snprintf(buf, size, "%s", *(const bool *)field ? "true" : "false");
+        break;
+    case KEY_CHOICE:
+        choice_name(def->choices, *(const int *)field, buf, size);
+        break;
     }
+}
+
+bool config_differs_beyond_rules(const config_t *a, const config_t *b) {
+    char va[1024], vb[1024];
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strncmp(KEYS[i].name, "rule.", 5) == 0) continue;
+        format_value(a, &KEYS[i], va, sizeof(va));
+        format_value(b, &KEYS[i], vb, sizeof(vb));
+        if (strcmp(va, vb) != 0) return true;
+    }
+    if (a->kafka_count != b->kafka_count) return true;
+    for (size_t i = 0; i < a->kafka_count; i++)
+        if (strcmp(a->kafka[i].name, b->kafka[i].name) != 0 ||
+            strcmp(a->kafka[i].value, b->kafka[i].value) != 0)
+            return true;
+    return false;
 }
 
 void config_dump(const config_t *cfg, FILE *out) {

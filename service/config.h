@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "decimal.h"
+#include "rules.h"
 
 typedef struct config_kafka_prop {
     char *name;  /* librdkafka property, without the "kafka." prefix */
@@ -43,7 +44,10 @@ typedef struct config {
     int64_t input_max_message_bytes;
     int64_t input_max_user_id_bytes;
     int64_t input_max_json_depth;
-    decimal_t amount_jump_threshold;
+    rule_set_t rules;            /* the rule.* keys; reloadable at run time */
+    char *rules_topic;
+    char *totals_topic;
+    char *averages_topic;
     char *log_level;
     char *log_format;
     char *http_listen;
@@ -74,6 +78,20 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
 
 /* Cross-key checks once all sources are in, e.g. distinct topics. */
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size);
+
+/* Sets one rule.* key on a rule set alone, as config_set() would on the
+ * config's own (for rule updates at run time). */
+int config_set_rule(rule_set_t *rules, const char *key, const char *value, char *errstr,
+                    size_t errstr_size);
+
+/* Checks a rule set against the rest of the config, e.g. that
+ * count_average has averages.topic to write to. */
+int config_validate_rules(const config_t *cfg, const rule_set_t *rules, char *errstr,
+                          size_t errstr_size);
+
+/* True when a and b differ in any key other than rule.* (and kafka.*
+ * settings in any way). */
+bool config_differs_beyond_rules(const config_t *a, const config_t *b);
 
 /* Looks up a kafka.* value by librdkafka name; NULL when not set. */
 const char *config_kafka_get(const config_t *cfg, const char *name);

@@ -46,6 +46,8 @@ typedef enum {
     DECODE_TOO_DEEP,
     /* Not from decoding: the payment would overflow the user's total. */
     DECODE_CUMULATIVE_OVERFLOW,
+    /* Not a payment at all: a rules.topic record that cannot be applied. */
+    DECODE_INVALID_RULE,
     DECODE_REASON_COUNT
 } decode_reason_t;
 

@@ -219,6 +219,35 @@ static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errst
     return rk;
 }
 
+rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char reason[512], group[512];
+    /* librdkafka wants a group.id even to assign(); with assign() and no
+     * commits the broker never sees this group. */
+    snprintf(group, sizeof(group), "%s.reader", cfg->group_id);
+    if (apply_user_props(conf, cfg, 1, errstr, errstr_size) != 0 ||
+        set_prop(conf, "group.id", group, errstr, errstr_size) != 0 ||
+        set_prop(conf, "enable.auto.commit", "false", errstr, errstr_size) != 0 ||
+        set_prop(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
+        set_prop(conf, "enable.partition.eof", "false", errstr, errstr_size) != 0 ||
+        set_prop(conf, "socket.nagle.disable", "true", errstr, errstr_size) != 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    /* A reader reports no lag: the group's statistics stay the consumer's. */
+    rd_kafka_conf_set(conf, "statistics.interval.ms", "0", NULL, 0);
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
+    if (!rk) {
+        errstr_set(errstr, errstr_size, "kafka reader: %s", reason);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
 kafka_io_t *kafka_io_new(const config_t *cfg,
                          void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                               rd_kafka_topic_partition_list_t *, void *),

@@ -43,6 +43,11 @@ kafka_io_t *kafka_io_new(const config_t *cfg,
                          int (*stats_cb)(rd_kafka_t *, char *, size_t, void *), void *opaque,
                          char *errstr, size_t errstr_size);
 
+/* A consumer outside any group, with the user's kafka.* and
+ * kafka.consumer.* settings, that never commits: for topics every instance
+ * reads whole (rules.topic). The caller assigns it and destroys it. */
+rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr_size);
+
 /* Subscribes the consumer to one topic. */
 int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size);
 

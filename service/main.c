@@ -18,10 +18,16 @@
 extern char **environ;
 
 static volatile sig_atomic_t stop_flag = 0;
+static volatile sig_atomic_t reload_flag = 0;
 
 static void on_stop_signal(int sig) {
     (void)sig;
     stop_flag = 1;
+}
+
+static void on_reload_signal(int sig) {
+    (void)sig;
+    reload_flag = 1;
 }
 
 static void usage(FILE *out) {
@@ -30,7 +36,8 @@ static void usage(FILE *out) {
             "\n"
             "Consumes payments from Kafka, keeps per-user state in Redis and produces\n"
             "fraud alerts. Settings come from FILE, then FRAUD_* environment variables,\n"
-            "then -X flags; later sources win.\n"
+            "then -X flags; later sources win. SIGHUP reads them again and applies\n"
+            "the rule.* keys without a restart.\n"
             "\n"
             "Options:\n"
             "  -c FILE                 read key=value settings from FILE\n"
@@ -48,15 +55,58 @@ typedef enum { RUN_SERVICE, RUN_DUMP_CONFIG, RUN_EXIT_OK, RUN_EXIT_ERROR } run_m
 
 #define MAX_X_FLAGS 512
 
+/* Where the settings came from, kept so SIGHUP can read them again. */
+typedef struct config_sources {
+    const char *file; /* NULL: none */
+    const char *settings[MAX_X_FLAGS];
+    int setting_count;
+} config_sources_t;
+
+static config_sources_t sources;
+
 /* Applies the sources in precedence order: -c first, environment next,
  * -X flags last, whatever their order on the command line. */
+static int load_config_sources(const config_sources_t *src, config_t *cfg, char *errstr,
+                               size_t errstr_size) {
+    if (src->file && config_load_file(cfg, src->file, errstr, errstr_size) != 0) return -1;
+    if (config_load_env(cfg, environ, errstr, errstr_size) != 0) return -1;
+    for (int i = 0; i < src->setting_count; i++) {
+        const char *kv = src->settings[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            snprintf(errstr, errstr_size, "-X %s: expected key=value", kv);
+            return -1;
+        }
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+        if (config_set(cfg, key, eq + 1, errstr, errstr_size) != 0) return -1;
+    }
+    return config_validate(cfg, errstr, errstr_size);
+}
+
+/* SIGHUP: every source again, into a fresh config; only its rules are
+ * taken (other keys need a restart, and say so when they changed). */
+static int reload_rules(void *ctx, rule_set_t *out, char *errstr, size_t errstr_size) {
+    const config_t *running = ctx;
+    config_t *fresh = config_new();
+    if (!fresh) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    int rc = load_config_sources(&sources, fresh, errstr, errstr_size);
+    if (rc == 0) {
+        *out = fresh->rules;
+        if (config_differs_beyond_rules(running, fresh))
+            log_warn("main", "SIGHUP reloads only the rule.* keys; the other changed settings "
+                     "take effect after a restart");
+    }
+    config_destroy(fresh);
+    return rc;
+}
+
 static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
     char errstr[1024];
     run_mode_t mode = RUN_SERVICE;
-    const char *config_file = NULL;
-    const char *settings[MAX_X_FLAGS];
-    int setting_count = 0;
-
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -76,37 +126,23 @@ static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
                 return RUN_EXIT_ERROR;
             }
             if (arg[1] == 'c') {
-                config_file = argv[++i];
-            } else if (setting_count == MAX_X_FLAGS) {
+                sources.file = argv[++i];
+            } else if (sources.setting_count == MAX_X_FLAGS) {
                 fprintf(stderr, "fraud-detector: more than %d -X flags\n", MAX_X_FLAGS);
                 return RUN_EXIT_ERROR;
             } else {
-                settings[setting_count++] = argv[++i];
+                sources.settings[sources.setting_count++] = argv[++i];
             }
         } else {
             fprintf(stderr, "fraud-detector: unknown argument \"%s\" (see --help)\n", arg);
             return RUN_EXIT_ERROR;
         }
     }
-    if (config_file && config_load_file(cfg, config_file, errstr, sizeof(errstr)) != 0)
-        goto fail;
-    if (config_load_env(cfg, environ, errstr, sizeof(errstr)) != 0) goto fail;
-    for (int i = 0; i < setting_count; i++) {
-        const char *kv = settings[i];
-        const char *eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            snprintf(errstr, sizeof(errstr), "-X %s: expected key=value", kv);
-            goto fail;
-        }
-        char key[256];
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-        if (config_set(cfg, key, eq + 1, errstr, sizeof(errstr)) != 0) goto fail;
+    if (load_config_sources(&sources, cfg, errstr, sizeof(errstr)) != 0) {
+        fprintf(stderr, "fraud-detector: %s\n", errstr);
+        return RUN_EXIT_ERROR;
     }
-    if (config_validate(cfg, errstr, sizeof(errstr)) != 0) goto fail;
     return mode;
-fail:
-    fprintf(stderr, "fraud-detector: %s\n", errstr);
-    return RUN_EXIT_ERROR;
 }
 
 /* The whole effective configuration on one line, secrets masked. */
@@ -154,6 +190,8 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     log_startup(cfg);
@@ -163,6 +201,7 @@ int main(int argc, char **argv) {
         config_destroy(cfg);
         return 1;
     }
+    pipeline_set_rules_reload(pipeline, &reload_flag, reload_rules, cfg);
     http_handlers_t handlers = pipeline_http_handlers(pipeline);
     http_server_t *http = http_server_start(cfg->http_listen, &handlers, errstr, sizeof(errstr));
     if (!http && errstr[0]) {

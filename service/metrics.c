@@ -154,8 +154,23 @@ char *metrics_render_new(const metrics_t *m) {
         append(&t, "fraud_dead_letters_total{reason=\"%s\"} %llu\n",
                decode_reason_code((decode_reason_t)r), (unsigned long long)load(&m->dead_letters[r]));
     counter_header(&t, "fraud_alerts_total", "Alerts produced and acknowledged, by rule.");
-    append(&t, "fraud_alerts_total{rule=\"amount_jump\"} %llu\n",
-           (unsigned long long)load(&m->alerts_amount_jump));
+    for (int r = 0; r < RULE_COUNT; r++)
+        if (r != RULE_COUNT_AVERAGE)
+            append(&t, "fraud_alerts_total{rule=\"%s\"} %llu\n", rule_name((rule_id_t)r),
+                   (unsigned long long)load(&m->alerts[r]));
+    counter_header(&t, "fraud_averages_total",
+                   "count_average events produced to averages.topic and acknowledged.");
+    append(&t, "fraud_averages_total %llu\n", (unsigned long long)load(&m->averages_produced));
+    counter_header(&t, "fraud_totals_total",
+                   "Running totals produced to totals.topic and acknowledged.");
+    append(&t, "fraud_totals_total %llu\n", (unsigned long long)load(&m->totals_produced));
+    counter_header(&t, "fraud_rule_updates_total",
+                   "Rule changes by source (sighup, topic) and result (applied, rejected).");
+    for (int src = 0; src < 2; src++)
+        for (int res = 0; res < 2; res++)
+            append(&t, "fraud_rule_updates_total{source=\"%s\",result=\"%s\"} %llu\n",
+                   src ? "topic" : "sighup", res ? "rejected" : "applied",
+                   (unsigned long long)load(&m->rule_updates[src][res]));
     counter_header(&t, "fraud_alerts_redelivered_total",
                    "Alerts produced again from a partition's outbox after a crash or handover.");
     append(&t, "fraud_alerts_redelivered_total %llu\n",

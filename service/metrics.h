@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "decode.h"
+#include "rules.h"
 
 #define METRICS_MAX_PARTITIONS 1024
 #define METRICS_BUCKETS 14
@@ -32,7 +33,11 @@ typedef struct histogram {
 typedef struct metrics {
     atomic_uint_least64_t events[EVENT_RESULT_COUNT];
     atomic_uint_least64_t dead_letters[DECODE_REASON_COUNT];
-    atomic_uint_least64_t alerts_amount_jump;
+    atomic_uint_least64_t alerts[RULE_COUNT]; /* count_average's stays 0 */
+    atomic_uint_least64_t averages_produced;
+    atomic_uint_least64_t totals_produced;
+    /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */
+    atomic_uint_least64_t rule_updates[2][2];
     atomic_uint_least64_t alerts_redelivered;
     atomic_uint_least64_t redis_commands, redis_errors;
     atomic_uint_least64_t cache_hits, cache_misses, cache_evictions, cache_expirations;

@@ -24,6 +24,7 @@
 #include "kafka_io.h"
 #include "log.h"
 #include "metrics.h"
+#include "rule_control.h"
 #include "rules.h"
 #include "state_cache.h"
 #include "state_ttl.h"
@@ -36,6 +37,7 @@
 #define QUERY_LOCK_WAIT_MS 2000
 #define STALL_LIMIT_MS 120000 /* liveness fails when the loop stops this long */
 #define DLQ_LOG_PER_SECOND 5
+#define RULES_TOPIC_CATCH_UP_MS 30000
 
 /* An assigned partition and the checkpoint last seen in Redis. */
 typedef struct owned_partition {
@@ -115,6 +117,16 @@ struct pipeline {
     int64_t dlq_log_window_ms;   /* dead-letter log sampling */
     int dlq_logged_in_window;
     uint64_t dlq_suppressed;
+
+    /* The rules in force: the config's rule.* keys (re-read on SIGHUP) with
+     * the control topic's updates on top. Consumer thread only. */
+    rule_set_t base_rules;
+    rule_set_t rules;
+    rule_overrides_t overrides;
+    rule_control_t *control;
+    volatile sig_atomic_t *reload_requested;
+    pipeline_rules_loader_fn load_rules;
+    void *load_rules_ctx;
 };
 
 static int64_t now_ms(void) {
@@ -282,8 +294,8 @@ static int attach_user_state(pipeline_t *p) {
 
 /* One line per dead letter, but at most DLQ_LOG_PER_SECOND a second: a
  * flood of bad input must not become a flood of logs. */
-static void log_dead_letter_sampled(pipeline_t *p, const batch_item_t *it) {
-    const rd_kafka_message_t *m = it->msg;
+static void log_dead_letter_sampled(pipeline_t *p, const rd_kafka_message_t *m,
+                                    decode_reason_t reason, const char *reason_text) {
     int64_t now = now_ms();
     if (now - p->dlq_log_window_ms >= 1000) {
         if (p->dlq_suppressed)
@@ -298,17 +310,17 @@ static void log_dead_letter_sampled(pipeline_t *p, const batch_item_t *it) {
         return;
     }
     log_warn("dlq", "%s [%d] offset %lld dead-lettered: %s (%s)", rd_kafka_topic_name(m->rkt),
-             (int)m->partition, (long long)m->offset, decode_reason_code(it->reason),
-             it->reason_text);
+             (int)m->partition, (long long)m->offset, decode_reason_code(reason), reason_text);
 }
 
-static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
-    const rd_kafka_message_t *m = it->msg;
+/* Copies the message to the dead-letter topic with why and where from. */
+static int send_dead_letter(pipeline_t *p, const rd_kafka_message_t *m, decode_reason_t reason,
+                            const char *reason_text) {
     char partition[16], offset[24], errstr[512];
     snprintf(partition, sizeof(partition), "%d", (int)m->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
-    const char *headers[] = {"fraud.dlq.reason", decode_reason_code(it->reason),
-                             "fraud.dlq.error", it->reason_text,
+    const char *headers[] = {"fraud.dlq.reason", decode_reason_code(reason),
+                             "fraud.dlq.error", reason_text,
                              "fraud.source.topic", rd_kafka_topic_name(m->rkt),
                              "fraud.source.partition", partition,
                              "fraud.source.offset", offset,
@@ -318,19 +330,49 @@ static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
         log_error("dlq", "%s", errstr);
         return -1;
     }
+    metrics_add(&p->metrics->dead_letters[reason], 1);
+    log_dead_letter_sampled(p, m, reason, reason_text);
+    return 0;
+}
+
+static int produce_dead_letter(pipeline_t *p, const batch_item_t *it) {
+    if (send_dead_letter(p, it->msg, it->reason, it->reason_text) != 0) return -1;
     p->dead_letters_in_batch++;
     p->stats.dead_lettered++;
     p->stats.dead_lettered_by_reason[it->reason]++;
     metrics_add(&p->metrics->events[EVENT_DEAD_LETTER], 1);
-    metrics_add(&p->metrics->dead_letters[it->reason], 1);
-    log_dead_letter_sampled(p, it);
     return 0;
 }
 
-static int produce_alert_record(pipeline_t *p, const char *user_id, const char *json,
-                                inflight_alert_t *inflight) {
+/* The rule (or RULE_COUNT for a running total) an output record's id ends
+ * with: "<topic>/<partition>/<offset>/<rule>". */
+static int record_rule_of(const char *id) {
+    const char *slash = strrchr(id, '/');
+    const char *name = slash ? slash + 1 : id;
+    if (strcmp(name, RECORD_TOTALS) == 0) return RULE_COUNT;
+    int rule = rule_id(name);
+    return rule >= 0 ? rule : RULE_AMOUNT_JUMP;
+}
+
+/* Alerts, averages and running totals share the outbox; the id says where
+ * each goes. */
+static const char *record_topic(const pipeline_t *p, const char *id) {
+    int rule = record_rule_of(id);
+    if (rule == RULE_COUNT) return p->cfg->totals_topic;
+    if (rule == RULE_COUNT_AVERAGE) return p->cfg->averages_topic;
+    return p->cfg->alert_topic;
+}
+
+static int produce_alert_record(pipeline_t *p, const char *id, const char *user_id,
+                                const char *json, inflight_alert_t *inflight) {
     char errstr[512];
-    if (kafka_io_produce(p->io, p->cfg->alert_topic, user_id, strlen(user_id), json,
+    const char *topic = record_topic(p, id);
+    if (!topic[0]) { /* its topic was unset since: nowhere to go, drop it */
+        log_warn("alert", "%s: no topic configured for it any more; dropped", id);
+        free(inflight);
+        return 0;
+    }
+    if (kafka_io_produce(p->io, topic, user_id, strlen(user_id), json,
                          strlen(json), NULL, inflight, errstr, sizeof(errstr)) != 0) {
         log_error("alert", "%s", errstr);
         return -1;
@@ -338,11 +380,12 @@ static int produce_alert_record(pipeline_t *p, const char *user_id, const char *
     return 0;
 }
 
-/* Keeps the encoded alert until its partition's atomic step has put it in
- * the outbox (the memory backend has none, and just waits for the batch). */
-static int queue_alert(pipeline_t *p, const alert_t *alert) {
-    char *json = alert_encode_new(alert);
-    char *user = strdup(alert->user_id);
+/* Keeps an encoded record (alert, average or running total) until its
+ * partition's atomic step has put it in the outbox (the memory backend has
+ * none, and just waits for the batch). Takes ownership of json. */
+static int queue_record(pipeline_t *p, int32_t partition, const char *id, char *json,
+                        const char *user_id, int64_t event_time_ms) {
+    char *user = json ? strdup(user_id) : NULL;
     if (!json || !user) goto oom;
     if (p->pending_count == p->pending_cap) {
         size_t cap = p->pending_cap ? p->pending_cap * 2 : 64;
@@ -352,18 +395,25 @@ static int queue_alert(pipeline_t *p, const alert_t *alert) {
         p->pending_cap = cap;
     }
     pending_alert_t *pa = &p->pending[p->pending_count++];
-    pa->partition = alert->source_partition;
-    alert_id_format(alert->source_topic, alert->source_partition, alert->source_offset,
-                    alert->rule, pa->id, sizeof(pa->id));
+    pa->partition = partition;
+    snprintf(pa->id, sizeof(pa->id), "%s", id);
     pa->json = json;
     pa->user_id = user;
-    pa->event_time_ms = alert->event_time_ms;
+    pa->event_time_ms = event_time_ms;
     return 0;
 oom:
     free(json);
     free(user);
-    log_error("alert", "out of memory encoding an alert");
+    log_error("alert", "out of memory encoding an output record");
     return -1;
+}
+
+static int queue_alert(pipeline_t *p, const alert_t *alert) {
+    char id[sizeof(((pending_alert_t *)0)->id)];
+    alert_id_format(alert->source_topic, alert->source_partition, alert->source_offset,
+                    alert->rule, id, sizeof(id));
+    return queue_record(p, alert->source_partition, id, alert_encode_new(alert),
+                        alert->user_id, alert->event_time_ms);
 }
 
 static void free_pending_alerts(pipeline_t *p) {
@@ -374,12 +424,64 @@ static void free_pending_alerts(pipeline_t *p) {
     p->pending_count = 0;
 }
 
+/* Turns what the rules decided into records: alerts, and averages. */
+static int queue_rule_outputs(pipeline_t *p, const batch_item_t *it, const rule_hit_t *hits,
+                              int hit_count, decimal_t previous, int64_t now) {
+    const payment_t *pay = &it->payment;
+    const rd_kafka_message_t *m = it->msg;
+    const user_state_t *state = &it->entry->state;
+    int64_t kafka_ts = rd_kafka_message_timestamp(m, NULL);
+    int64_t event_time = pay->timestamp_ms >= 0 ? pay->timestamp_ms
+                         : kafka_ts >= 0        ? kafka_ts
+                                                : now;
+    for (int i = 0; i < hit_count; i++) {
+        const rule_hit_t *h = &hits[i];
+        if (h->rule == RULE_COUNT_AVERAGE) {
+            average_event_t avg = {
+                .rules = &p->rules, .user_id = pay->user_id, .average = h->average, .sum = h->sum,
+                .count = h->count, .source_topic = rd_kafka_topic_name(m->rkt),
+                .source_partition = m->partition, .source_offset = m->offset,
+                .detected_at_ms = now,
+            };
+            char id[sizeof(((pending_alert_t *)0)->id)];
+            alert_id_format(avg.source_topic, m->partition, m->offset,
+                            rule_name(RULE_COUNT_AVERAGE), id, sizeof(id));
+            if (queue_record(p, m->partition, id, average_encode_new(&avg), pay->user_id,
+                             event_time) != 0)
+                return -1;
+            continue;
+        }
+        alert_t alert = {
+            .rule = rule_name(h->rule),
+            .rules = &p->rules,
+            .user_id = pay->user_id,
+            .amount = pay->amount,
+            .previous_amount = previous,
+            .diff = h->diff,
+            .threshold = p->rules.jump_threshold,
+            .limit = p->rules.cumulative_limit,
+            .elapsed_ms = h->elapsed_ms,
+            .payments_in_window = h->in_window,
+            .cumulative_amount = state->cum,
+            .event_count = state->count,
+            .source_topic = rd_kafka_topic_name(m->rkt),
+            .source_partition = m->partition,
+            .source_offset = m->offset,
+            .event_id = pay->event_id,
+            .event_time_ms = event_time,
+            .detected_at_ms = now,
+        };
+        if (queue_alert(p, &alert) != 0) return -1;
+    }
+    return 0;
+}
+
 static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     cache_entry_t *e = it->entry;
     const payment_t *pay = &it->payment;
-    const rd_kafka_message_t *m = it->msg;
     int64_t now = now_ms();
-    decimal_t diff = 0, cum;
+    decimal_t cum;
+    rule_hit_t hits[RULE_COUNT];
 
     ttl_on_read(&p->ttl, e, now); /* expired state may read as absent */
     if (!decimal_add(e->state.cum, pay->amount, &cum)) {
@@ -388,9 +490,25 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
                  "cumulative amount of the user would exceed the exact range");
         return produce_dead_letter(p, it);
     }
-    int fires = rule_amount_jump_fires(e->state.count > 0, e->state.prev, pay->amount,
-                                       p->cfg->amount_jump_threshold, &diff);
     decimal_t previous = e->state.prev;
+    /* Most users of most rule sets remember nothing beyond prev/cum/count:
+     * their rule state lives on the heap only while it holds something. */
+    rule_state_t scratch = {0};
+    rule_state_t *rs = e->state.rules ? e->state.rules : &scratch;
+    int hit_count = rules_evaluate(&p->rules, rs, e->state.count > 0, previous, pay->amount,
+                                   cum, now, hits);
+    if (hit_count >= 0 && rs == &scratch && !rule_state_is_empty(&scratch)) {
+        e->state.rules = rule_state_move_to_heap(&scratch);
+        if (!e->state.rules) hit_count = -1;
+    } else if (rs != &scratch && rule_state_is_empty(rs)) {
+        rule_state_destroy(rs);
+        e->state.rules = NULL;
+    }
+    rule_state_free(&scratch);
+    if (hit_count < 0) {
+        log_error("state", "out of memory evaluating rules");
+        return -1;
+    }
     e->state.prev = pay->amount;
     e->state.cum = cum;
     e->state.count++;
@@ -398,28 +516,29 @@ static int apply_payment_to_state(pipeline_t *p, batch_item_t *it) {
     state_cache_mark_dirty(p->cache, e);
     p->stats.valid++;
     metrics_add(&p->metrics->events[EVENT_VALID], 1);
-    if (!fires) return 0;
+    return queue_rule_outputs(p, it, hits, hit_count, previous, now);
+}
 
-    int64_t kafka_ts = rd_kafka_message_timestamp(m, NULL);
-    alert_t alert = {
-        .rule = RULE_AMOUNT_JUMP,
-        .user_id = pay->user_id,
-        .amount = pay->amount,
-        .previous_amount = previous,
-        .diff = diff,
-        .threshold = p->cfg->amount_jump_threshold,
-        .cumulative_amount = e->state.cum,
-        .event_count = e->state.count,
-        .source_topic = rd_kafka_topic_name(m->rkt),
-        .source_partition = m->partition,
-        .source_offset = m->offset,
-        .event_id = pay->event_id,
-        .event_time_ms = pay->timestamp_ms >= 0 ? pay->timestamp_ms
-                         : kafka_ts >= 0        ? kafka_ts
-                                                : now,
-        .detected_at_ms = now,
-    };
-    return queue_alert(p, &alert);
+/* totals.topic: each user changed by the batch, once, with the state the
+ * batch left, under the id of the user's last payment in it. */
+static int queue_running_totals(pipeline_t *p) {
+    int rc = 0;
+    if (!p->cfg->totals_topic[0]) return 0;
+    for (size_t i = p->item_count; i-- > 0 && rc == 0;) {
+        batch_item_t *it = &p->items[i];
+        cache_entry_t *e = it->entry;
+        if (!e || it->reason != DECODE_OK || (e->flags & CACHE_ENTRY_TOTALS_QUEUED)) continue;
+        e->flags |= CACHE_ENTRY_TOTALS_QUEUED;
+        char id[sizeof(((pending_alert_t *)0)->id)];
+        alert_id_format(rd_kafka_topic_name(it->msg->rkt), it->msg->partition, it->msg->offset,
+                        RECORD_TOTALS, id, sizeof(id));
+        rc = queue_record(p, it->msg->partition, id,
+                          totals_encode_new(it->payment.user_id, e->state.cum, e->state.count),
+                          it->payment.user_id, now_ms());
+    }
+    for (size_t i = 0; i < p->item_count; i++)
+        if (p->items[i].entry) p->items[i].entry->flags &= (uint8_t)~CACHE_ENTRY_TOTALS_QUEUED;
+    return rc;
 }
 
 static int apply_batch(pipeline_t *p) {
@@ -434,7 +553,7 @@ static int apply_batch(pipeline_t *p) {
                                          : produce_dead_letter(p, it);
         if (rc != 0) return -1;
     }
-    return 0;
+    return queue_running_totals(p);
 }
 
 /* ---- the atomic step -------------------------------------------------- */
@@ -558,10 +677,17 @@ static void on_alert_delivered(void *app, void *record_opaque, int failed) {
         atomic_store(&p->fatal_seen, 1);
         return;
     }
-    p->stats.alerts++;
-    metrics_add(&p->metrics->alerts_amount_jump, 1);
-    metrics_observe(&p->metrics->event_to_alert_seconds,
-                    (double)(now_ms() - a->event_time_ms) / 1000.0);
+    int rule = record_rule_of(a->id);
+    if (rule == RULE_COUNT) {
+        metrics_add(&p->metrics->totals_produced, 1);
+    } else if (rule == RULE_COUNT_AVERAGE) {
+        metrics_add(&p->metrics->averages_produced, 1);
+    } else {
+        p->stats.alerts++;
+        metrics_add(&p->metrics->alerts[rule], 1);
+        metrics_observe(&p->metrics->event_to_alert_seconds,
+                        (double)(now_ms() - a->event_time_ms) / 1000.0);
+    }
     if (p->acked_count == p->acked_cap) {
         size_t cap = p->acked_cap ? p->acked_cap * 2 : 256;
         inflight_alert_t **grown = realloc(p->acked, cap * sizeof(*grown));
@@ -647,7 +773,7 @@ static int deliver_committed_alerts(pipeline_t *p) {
         a->partition = pa->partition;
         a->event_time_ms = pa->event_time_ms;
         memcpy(a->id, pa->id, id_len);
-        if (produce_alert_record(p, pa->user_id, pa->json, a) != 0) {
+        if (produce_alert_record(p, pa->id, pa->user_id, pa->json, a) != 0) {
             free(a);
             return -1;
         }
@@ -737,8 +863,24 @@ static void log_partitions(const char *what, const rd_kafka_topic_partition_list
     log_info("kafka", "%s %d partition(s): %s", what, parts->cnt, text);
 }
 
+/* The source offset in an outbox id "<topic>/<partition>/<offset>/<rule>". */
+static long long outbox_id_offset(const char *id) {
+    const char *last = strrchr(id, '/');
+    const char *start = last;
+    while (start && start > id && start[-1] != '/') start--;
+    return start ? strtoll(start, NULL, 10) : 0;
+}
+
+static int by_source_offset(const void *a, const void *b) {
+    long long x = outbox_id_offset(((const store_alert_t *)a)->id);
+    long long y = outbox_id_offset(((const store_alert_t *)b)->id);
+    return (x > y) - (x < y);
+}
+
 /* Produces what a previous owner (or this process before a crash) put in
- * the partition's outbox but may not have delivered, before anything new. */
+ * the partition's outbox but may not have delivered, before anything new.
+ * In offset order, so a user's running totals arrive oldest first and the
+ * latest stays last in the compacted topic. */
 static int redeliver_outbox(pipeline_t *p, int32_t partition) {
     store_outbox_t outbox;
     char errstr[512];
@@ -752,11 +894,13 @@ static int redeliver_outbox(pipeline_t *p, int32_t partition) {
     }
     uint64_t failures_before = p->io->delivery_failures;
     int rc = 0;
+    qsort(outbox.alerts, outbox.count, sizeof(*outbox.alerts), by_source_offset);
     for (size_t i = 0; i < outbox.count && rc == 0; i++) {
         cJSON *json = cJSON_Parse(outbox.alerts[i].json);
         const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
         rc = cJSON_IsString(user)
-                 ? produce_alert_record(p, user->valuestring, outbox.alerts[i].json, NULL)
+                 ? produce_alert_record(p, outbox.alerts[i].id, user->valuestring,
+                                        outbox.alerts[i].json, NULL)
                  : -1;
         cJSON_Delete(json);
     }
@@ -903,6 +1047,78 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
+/* ---- rules ------------------------------------------------------------ */
+
+static void log_rules(const char *why, const rule_set_t *rules) {
+    char text[512];
+    rules_describe(rules, text, sizeof(text));
+    log_info("rules", "%s: %s", why, text);
+}
+
+enum { UPDATE_SIGHUP = 0, UPDATE_TOPIC = 1, UPDATE_APPLIED = 0, UPDATE_REJECTED = 1 };
+
+/* A record of rules.topic, read between batches on this thread. A record
+ * that cannot be applied changes nothing and goes to the dead-letter topic. */
+static void on_rule_record(void *ctx, const rd_kafka_message_t *m) {
+    pipeline_t *p = ctx;
+    char errstr[512], why[256];
+    int changed = -1;
+    rule_set_t rules;
+    if (rule_overrides_accept(&p->overrides, p->cfg, &p->base_rules, m->key, m->key_len,
+                              m->payload, m->len, &rules, &changed, errstr,
+                              sizeof(errstr)) != 0) {
+        metrics_add(&p->metrics->rule_updates[UPDATE_TOPIC][UPDATE_REJECTED], 1);
+        log_error("rules", "%s [%d] offset %lld rejected, the rules in force stay: %s",
+                  rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                  errstr);
+        if (send_dead_letter(p, m, DECODE_INVALID_RULE, errstr) != 0) {
+            p->fatal = 1;
+            atomic_store(&p->fatal_seen, 1);
+        }
+        return;
+    }
+    p->rules = rules;
+    metrics_add(&p->metrics->rule_updates[UPDATE_TOPIC][UPDATE_APPLIED], 1);
+    snprintf(why, sizeof(why), "%s %s from %s [%d] offset %lld", rule_name(changed),
+             m->len ? "updated" : "returned to the config", rd_kafka_topic_name(m->rkt),
+             (int)m->partition, (long long)m->offset);
+    log_rules(why, &p->rules);
+}
+
+/* SIGHUP: the config's rule.* keys again, with the topic's updates on top.
+ * Anything invalid keeps the rules in force. */
+static void reload_rules_from_config(pipeline_t *p) {
+    rule_set_t base, rules;
+    char errstr[1024];
+    if (p->load_rules(p->load_rules_ctx, &base, errstr, sizeof(errstr)) != 0 ||
+        rule_overrides_apply(&p->overrides, &base, &rules, errstr, sizeof(errstr)) != 0 ||
+        config_validate_rules(p->cfg, &rules, errstr, sizeof(errstr)) != 0) {
+        metrics_add(&p->metrics->rule_updates[UPDATE_SIGHUP][UPDATE_REJECTED], 1);
+        log_error("rules", "SIGHUP: rules not reloaded, the rules in force stay: %s", errstr);
+        return;
+    }
+    p->base_rules = base;
+    p->rules = rules;
+    metrics_add(&p->metrics->rule_updates[UPDATE_SIGHUP][UPDATE_APPLIED], 1);
+    log_rules("reloaded on SIGHUP", &p->rules);
+}
+
+/* Between batches, so a batch sees one rule set throughout. */
+static void refresh_rules(pipeline_t *p) {
+    if (p->reload_requested && *p->reload_requested) {
+        *p->reload_requested = 0;
+        if (p->load_rules) reload_rules_from_config(p);
+    }
+    if (p->control) rule_control_poll(p->control);
+}
+
+void pipeline_set_rules_reload(pipeline_t *p, volatile sig_atomic_t *requested,
+                               pipeline_rules_loader_fn load, void *ctx) {
+    p->reload_requested = requested;
+    p->load_rules = load;
+    p->load_rules_ctx = ctx;
+}
+
 /* ---- loop ------------------------------------------------------------- */
 
 /* Collects up to batch.max.messages or batch.max.bytes. A rebalance
@@ -941,6 +1157,8 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
     p->stop = stop;
     while (!stop_requested(p) && !p->fatal) {
         atomic_store(&p->heartbeat_ms, now_ms());
+        refresh_rules(p);
+        if (p->fatal) break;
         gather_batch(p);
         rd_kafka_poll(p->io->producer, 0); /* serve stray delivery reports */
         pthread_mutex_lock(&p->lock);
@@ -1203,7 +1421,21 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         p->io->on_delivery = on_alert_delivered;
         p->io->app = p;
     }
-    if (!p->io || kafka_io_subscribe(p->io, cfg->input_topic, errstr, errstr_size) != 0) {
+    if (!p->io) {
+        pipeline_destroy(p);
+        return NULL;
+    }
+    p->base_rules = p->rules = cfg->rules;
+    if (cfg->rules_topic[0]) {
+        p->control = rule_control_new(cfg, on_rule_record, p, RULES_TOPIC_CATCH_UP_MS, errstr,
+                                      errstr_size);
+        if (!p->control) {
+            pipeline_destroy(p);
+            return NULL;
+        }
+    }
+    log_rules("in force", &p->rules);
+    if (kafka_io_subscribe(p->io, cfg->input_topic, errstr, errstr_size) != 0) {
         pipeline_destroy(p);
         return NULL;
     }
@@ -1214,6 +1446,8 @@ void pipeline_destroy_kafka(pipeline_t *p) {
     /* Closing the consumer runs the revoke callback, which still needs the
      * store, the cache and the producer: tear down Kafka first. */
     kafka_io_t *io = p->io;
+    rule_control_destroy(p->control);
+    p->control = NULL;
     kafka_io_destroy(io);
     pthread_mutex_lock(&p->lock);
     p->io = NULL;
@@ -1223,6 +1457,8 @@ void pipeline_destroy_kafka(pipeline_t *p) {
 void pipeline_destroy(pipeline_t *p) {
     if (!p) return;
     if (p->io) pipeline_destroy_kafka(p);
+    rule_control_destroy(p->control);
+    rule_overrides_clear(&p->overrides);
     release_batch(p);
     store_destroy(p->store);
     store_destroy(p->query_store);

@@ -10,6 +10,11 @@
  * last. State therefore changes exactly once per payment whatever crashes;
  * alerts are delivered at least once with a stable alert_id.
  *
+ * Rules come from the config's rule.* keys, reloaded on SIGHUP, with the
+ * updates of rules.topic on top; a change applies from the next batch.
+ * Alerts, count_average's averages and totals.topic's running totals all
+ * go through the same outbox.
+ *
  * On a partition revoke the pending batch is finished and committed first,
  * then the cache forgets the users of those partitions, so their next owner
  * reads fresh state from Redis.
@@ -46,6 +51,17 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size);
 /* Runs until *stop becomes non-zero or a fatal error. Returns 0 after a
  * clean stop (last batch persisted and committed), 1 on a fatal error. */
 int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop);
+
+/* Reads the rule.* keys again from the config's sources. 0, or -1 with a
+ * reason (then the rules in force stay). */
+typedef int (*pipeline_rules_loader_fn)(void *ctx, rule_set_t *out, char *errstr,
+                                        size_t errstr_size);
+
+/* Rules reload (SIGHUP): whenever *requested is non-zero before a batch, the
+ * loop clears it, calls load and puts the result (with rules.topic's
+ * updates on top) in force. */
+void pipeline_set_rules_reload(pipeline_t *p, volatile sig_atomic_t *requested,
+                               pipeline_rules_loader_fn load, void *ctx);
 
 /* The operations endpoints' handlers (metrics, health, readiness, state
  * query), safe to call from the HTTP thread while the pipeline runs. */

@@ -1,11 +1,224 @@
 #include "rules.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const NAMES[RULE_COUNT] = {
+    [RULE_AMOUNT_JUMP] = "amount_jump",
+    [RULE_CUMULATIVE_LIMIT] = "cumulative_limit",
+    [RULE_SMALL_THEN_LARGE] = "small_then_large",
+    [RULE_COUNT_AVERAGE] = "count_average",
+    [RULE_VELOCITY] = "velocity",
+};
+
+const char *rule_name(rule_id_t id) {
+    return (unsigned)id < RULE_COUNT ? NAMES[id] : NULL;
+}
+
+int rule_id(const char *name) {
+    for (int i = 0; i < RULE_COUNT; i++)
+        if (strcmp(NAMES[i], name) == 0) return i;
+    return -1;
+}
+
 bool rule_amount_jump_fires(bool has_previous, decimal_t previous, decimal_t amount,
-                            decimal_t threshold, decimal_t *diff) {
+                            decimal_t threshold, int direction, decimal_t *diff) {
     decimal_t d;
     if (!has_previous) return false;
     /* Both lie in 0..1e12, so the difference cannot overflow. */
     if (!decimal_sub(amount, previous, &d)) return false;
     *diff = d;
+    if (direction == JUMP_BOTH && d < 0) d = -d;
     return d >= threshold;
+}
+
+bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limit) {
+    if (cum < limit || st->cumulative_alerted == limit) return false;
+    st->cumulative_alerted = limit;
+    return true;
+}
+
+bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now_ms,
+                                 const rule_set_t *rules, int64_t *elapsed_ms) {
+    bool fires = false;
+    if (st->small_at_ms > 0 && amount > rules->large_amount) {
+        int64_t elapsed = now_ms - st->small_at_ms;
+        /* A clock stepping back must not open the window wider. */
+        if (elapsed < 0) elapsed = 0;
+        if (elapsed <= rules->small_window_ms) {
+            *elapsed_ms = elapsed;
+            fires = true;
+        }
+    }
+    /* Whatever this payment is, it ends any pattern in progress. */
+    st->small_at_ms = amount < rules->small_amount ? (now_ms > 0 ? now_ms : 1) : 0;
+    return fires;
+}
+
+bool rule_count_average_fires(rule_state_t *st, decimal_t amount, int64_t count,
+                              int64_t *average, decimal_t *sum, int64_t *n) {
+    decimal_t total;
+    /* Each amount is at most 1e12 and count at most 1e6: no overflow. */
+    if (!decimal_add(st->average_sum, amount, &total)) total = st->average_sum;
+    st->average_sum = total;
+    st->average_n++;
+    if (st->average_n < count) return false;
+    *sum = st->average_sum;
+    *n = st->average_n;
+    *average = (int64_t)(st->average_sum / DECIMAL_SCALE / st->average_n);
+    st->average_sum = 0;
+    st->average_n = 0;
+    return true;
+}
+
+static void velocity_forget_older(rule_state_t *st, int64_t now_ms, int64_t window_ms) {
+    uint16_t keep_from = 0;
+    while (keep_from < st->velocity_len && now_ms - st->velocity_ms[keep_from] > window_ms)
+        keep_from++;
+    if (keep_from == 0) return;
+    st->velocity_len = (uint16_t)(st->velocity_len - keep_from);
+    memmove(st->velocity_ms, st->velocity_ms + keep_from,
+            st->velocity_len * sizeof(*st->velocity_ms));
+}
+
+int rule_velocity_fires(rule_state_t *st, int64_t now_ms, int64_t max_count,
+                        int64_t window_ms, int64_t *in_window) {
+    velocity_forget_older(st, now_ms, window_ms);
+    if (st->velocity_cap < max_count) {
+        int64_t *grown = realloc(st->velocity_ms, (size_t)max_count * sizeof(*grown));
+        if (!grown) return -1;
+        st->velocity_ms = grown;
+        st->velocity_cap = (uint16_t)max_count;
+    }
+    /* The ring holds at most max_count times, so "more than max_count" is
+     * "the ring is full of times within the window, plus this one". */
+    *in_window = st->velocity_len + 1;
+    int fires = st->velocity_len >= max_count;
+    if (st->velocity_len >= max_count) {
+        uint16_t drop = (uint16_t)(st->velocity_len - max_count + 1);
+        st->velocity_len = (uint16_t)(st->velocity_len - drop);
+        memmove(st->velocity_ms, st->velocity_ms + drop,
+                st->velocity_len * sizeof(*st->velocity_ms));
+    }
+    st->velocity_ms[st->velocity_len++] = now_ms;
+    return fires;
+}
+
+bool rule_state_prune(rule_state_t *st, const rule_set_t *rules) {
+    bool changed = false;
+    if (!rules->enabled[RULE_CUMULATIVE_LIMIT] && st->cumulative_alerted) {
+        st->cumulative_alerted = 0;
+        changed = true;
+    }
+    if (!rules->enabled[RULE_SMALL_THEN_LARGE] && st->small_at_ms) {
+        st->small_at_ms = 0;
+        changed = true;
+    }
+    if (!rules->enabled[RULE_COUNT_AVERAGE] && (st->average_n || st->average_sum)) {
+        st->average_n = 0;
+        st->average_sum = 0;
+        changed = true;
+    }
+    if (!rules->enabled[RULE_VELOCITY]) {
+        if (st->velocity_len) changed = true;
+        rule_state_free(st);
+    } else if (st->velocity_len > rules->velocity_max_count) {
+        uint16_t drop = (uint16_t)(st->velocity_len - rules->velocity_max_count);
+        st->velocity_len = (uint16_t)(st->velocity_len - drop);
+        memmove(st->velocity_ms, st->velocity_ms + drop,
+                st->velocity_len * sizeof(*st->velocity_ms));
+        changed = true;
+    }
+    return changed;
+}
+
+bool rule_state_is_empty(const rule_state_t *st) {
+    return !st->cumulative_alerted && !st->small_at_ms && !st->average_n && !st->average_sum &&
+           !st->velocity_len;
+}
+
+rule_state_t *rule_state_move_to_heap(rule_state_t *st) {
+    rule_state_t *copy = malloc(sizeof(*copy));
+    if (!copy) return NULL;
+    *copy = *st;
+    st->velocity_ms = NULL;
+    st->velocity_len = st->velocity_cap = 0;
+    return copy;
+}
+
+void rule_state_destroy(rule_state_t *st) {
+    if (!st) return;
+    rule_state_free(st);
+    free(st);
+}
+
+void rule_state_free(rule_state_t *st) {
+    free(st->velocity_ms);
+    st->velocity_ms = NULL;
+    st->velocity_len = 0;
+    st->velocity_cap = 0;
+}
+
+int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
+                   decimal_t previous, decimal_t amount, decimal_t cum, int64_t now_ms,
+                   rule_hit_t hits[RULE_COUNT]) {
+    int n = 0;
+    rule_state_prune(st, r);
+    memset(hits, 0, RULE_COUNT * sizeof(*hits));
+    if (r->enabled[RULE_AMOUNT_JUMP] &&
+        rule_amount_jump_fires(has_previous, previous, amount, r->jump_threshold,
+                               r->jump_direction, &hits[n].diff))
+        hits[n++].rule = RULE_AMOUNT_JUMP;
+    if (r->enabled[RULE_CUMULATIVE_LIMIT] &&
+        rule_cumulative_limit_fires(st, cum, r->cumulative_limit))
+        hits[n++].rule = RULE_CUMULATIVE_LIMIT;
+    if (r->enabled[RULE_SMALL_THEN_LARGE] &&
+        rule_small_then_large_fires(st, amount, now_ms, r, &hits[n].elapsed_ms))
+        hits[n++].rule = RULE_SMALL_THEN_LARGE;
+    if (r->enabled[RULE_COUNT_AVERAGE] &&
+        rule_count_average_fires(st, amount, r->average_count, &hits[n].average, &hits[n].sum,
+                                 &hits[n].count))
+        hits[n++].rule = RULE_COUNT_AVERAGE;
+    if (r->enabled[RULE_VELOCITY]) {
+        int fires = rule_velocity_fires(st, now_ms, r->velocity_max_count,
+                                        r->velocity_window_ms, &hits[n].in_window);
+        if (fires < 0) return -1;
+        if (fires) hits[n++].rule = RULE_VELOCITY;
+    }
+    return n;
+}
+
+void rules_describe(const rule_set_t *r, char *buf, size_t size) {
+    char a[DECIMAL_TEXT_MAX], b[DECIMAL_TEXT_MAX];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < RULE_COUNT && len < size; i++) {
+        int n = 0;
+        const char *sep = len ? " " : "";
+        if (!r->enabled[i]) {
+            n = snprintf(buf + len, size - len, "%s%s(off)", sep, NAMES[i]);
+        } else if (i == RULE_AMOUNT_JUMP) {
+            decimal_format(r->jump_threshold, a, sizeof(a));
+            n = snprintf(buf + len, size - len, "%s%s(threshold=%s direction=%s)", sep, NAMES[i],
+                         a, r->jump_direction == JUMP_BOTH ? "both" : "up");
+        } else if (i == RULE_CUMULATIVE_LIMIT) {
+            decimal_format(r->cumulative_limit, a, sizeof(a));
+            n = snprintf(buf + len, size - len, "%s%s(limit=%s)", sep, NAMES[i], a);
+        } else if (i == RULE_SMALL_THEN_LARGE) {
+            decimal_format(r->small_amount, a, sizeof(a));
+            decimal_format(r->large_amount, b, sizeof(b));
+            n = snprintf(buf + len, size - len, "%s%s(small=%s large=%s window.ms=%lld)", sep,
+                         NAMES[i], a, b, (long long)r->small_window_ms);
+        } else if (i == RULE_COUNT_AVERAGE) {
+            n = snprintf(buf + len, size - len, "%s%s(count=%lld)", sep, NAMES[i],
+                         (long long)r->average_count);
+        } else {
+            n = snprintf(buf + len, size - len, "%s%s(max.count=%lld window.ms=%lld)", sep,
+                         NAMES[i], (long long)r->velocity_max_count,
+                         (long long)r->velocity_window_ms);
+        }
+        if (n < 0) break;
+        len += (size_t)n;
+    }
 }

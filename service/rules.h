@@ -1,21 +1,135 @@
-/* rules: the fraud decisions, as pure functions of state and payment.
+/* rules: the fraud decisions, as pure functions of a user's state, the
+ * payment and the processing time.
  *
- * amount_jump is the seed's rule from Flink's keyed-state exercise: a payment
- * whose amount exceeds the user's previous amount by at least the threshold.
- * A user's first payment has no previous amount and never alerts. Nothing
- * here does I/O or allocates. */
+ *   amount_jump       amount - previous >= threshold (direction "both": the
+ *                     absolute difference). The seed's rule from Flink's
+ *                     keyed-state exercise. A first payment never fires.
+ *   cumulative_limit  the running total reaches limit (>=): fires once per
+ *                     limit, remembered in state.
+ *   small_then_large  a payment < small, then the user's very next payment
+ *                     > large at most window_ms later (Flink's fraud
+ *                     walkthrough; its flag and timer become one timestamp).
+ *   count_average     every count payments, the integer average of those
+ *                     payments (the seed's CountWindowAverage), then reset.
+ *   velocity          more than max_count payments within window_ms: the
+ *                     last max_count payment times are kept in a ring.
+ *
+ * Windows are inclusive: two payments exactly window_ms apart are within
+ * it. Each function reads the rule's own part of the state and writes its
+ * new value; none does I/O. Only velocity_observe() allocates (the ring),
+ * and the ring belongs to the state, freed by rule_state_free(). */
 #ifndef FRAUD_RULES_H
 #define FRAUD_RULES_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "decimal.h"
 
-#define RULE_AMOUNT_JUMP "amount_jump"
+typedef enum {
+    RULE_AMOUNT_JUMP,
+    RULE_CUMULATIVE_LIMIT,
+    RULE_SMALL_THEN_LARGE,
+    RULE_COUNT_AVERAGE,
+    RULE_VELOCITY,
+    RULE_COUNT
+} rule_id_t;
 
-/* True when amount - previous >= threshold; *diff receives the difference.
- * has_previous is false for a user's first payment. */
+/* Not a rule but shares the outbox: a user's running total for totals.topic. */
+#define RECORD_TOTALS "totals"
+
+#define VELOCITY_MAX_COUNT 1000 /* bound of the ring, so of a user's state */
+
+enum { JUMP_UP = 0, JUMP_BOTH = 1 };
+
+/* Every rule's switch and parameters; a plain value, copied freely. */
+typedef struct rule_set {
+    bool enabled[RULE_COUNT];
+    decimal_t jump_threshold;
+    int jump_direction;          /* JUMP_UP or JUMP_BOTH */
+    decimal_t cumulative_limit;
+    decimal_t small_amount;      /* strictly below is small */
+    decimal_t large_amount;      /* strictly above is large */
+    int64_t small_window_ms;
+    int64_t average_count;
+    int64_t velocity_max_count;  /* 1..VELOCITY_MAX_COUNT */
+    int64_t velocity_window_ms;
+} rule_set_t;
+
+/* The per-user state the rules keep beside prev/cum/count. Zero is "none". */
+typedef struct rule_state {
+    decimal_t cumulative_alerted; /* limit whose crossing was alerted; 0: none */
+    int64_t small_at_ms;          /* time of the last payment if it was small */
+    decimal_t average_sum;
+    int32_t average_n;
+    uint16_t velocity_len;        /* times in the ring, oldest first */
+    uint16_t velocity_cap;
+    int64_t *velocity_ms;         /* owned; NULL when empty */
+} rule_state_t;
+
+/* "amount_jump", ... ; NULL for an id out of range. */
+const char *rule_name(rule_id_t id);
+/* The id of a name, or -1. */
+int rule_id(const char *name);
+
 bool rule_amount_jump_fires(bool has_previous, decimal_t previous, decimal_t amount,
-                            decimal_t threshold, decimal_t *diff);
+                            decimal_t threshold, int direction, decimal_t *diff);
+
+/* cum is the running total including this payment. */
+bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limit);
+
+/* *elapsed_ms receives the time since the small payment when it fires. */
+bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now_ms,
+                                 const rule_set_t *rules, int64_t *elapsed_ms);
+
+/* Adds the payment; when count payments are in, fires with their integer
+ * average (truncated) and sum, and starts over. */
+bool rule_count_average_fires(rule_state_t *st, decimal_t amount, int64_t count,
+                              int64_t *average, decimal_t *sum, int64_t *n);
+
+/* Records the payment at now_ms; fires when more than max_count payments,
+ * this one included, lie within window_ms; *in_window receives how many.
+ * Returns -1 when out of memory (the payment is not recorded). */
+int rule_velocity_fires(rule_state_t *st, int64_t now_ms, int64_t max_count,
+                        int64_t window_ms, int64_t *in_window);
+
+/* One rule that fired on a payment, with what its output reports. */
+typedef struct rule_hit {
+    rule_id_t rule;
+    decimal_t diff;          /* amount_jump: amount - previous */
+    int64_t elapsed_ms;      /* small_then_large: since the small payment */
+    int64_t in_window;       /* velocity: payments within the window */
+    int64_t average, count;  /* count_average */
+    decimal_t sum;           /* count_average */
+} rule_hit_t;
+
+/* Runs every enabled rule, in rule_id_t order, on one payment: previous is
+ * the user's last amount (when has_previous), cum the running total with
+ * this payment. First forgets the state of disabled rules. Fills hits and
+ * returns how many fired, or -1 when out of memory. */
+int rules_evaluate(const rule_set_t *rules, rule_state_t *st, bool has_previous,
+                   decimal_t previous, decimal_t amount, decimal_t cum, int64_t now_ms,
+                   rule_hit_t hits[RULE_COUNT]);
+
+/* One line naming each rule in force and its parameters, for the log. */
+void rules_describe(const rule_set_t *rules, char *buf, size_t size);
+
+/* Forgets the state of every rule that is disabled in `rules` (and the ring
+ * entries beyond velocity_max_count). Returns true if anything changed. */
+bool rule_state_prune(rule_state_t *st, const rule_set_t *rules);
+
+/* Frees the velocity ring (the state itself stays, emptied of it). */
+void rule_state_free(rule_state_t *st);
+
+/* True when no rule remembers anything: the user needs no rule state. */
+bool rule_state_is_empty(const rule_state_t *st);
+
+/* A copy on the heap that takes over st's ring; NULL when out of memory
+ * (st keeps its ring). Freed with rule_state_destroy(). */
+rule_state_t *rule_state_move_to_heap(rule_state_t *st);
+
+/* Frees a heap rule state and its ring; NULL is fine. */
+void rule_state_destroy(rule_state_t *st);
 
 #endif

@@ -29,6 +29,11 @@ static uint32_t hash_user(int32_t partition, const char *user, size_t len) {
     return h;
 }
 
+void user_state_reset(user_state_t *state) {
+    rule_state_destroy(state->rules);
+    memset(state, 0, sizeof(*state));
+}
+
 state_cache_t *state_cache_new(size_t max_entries) {
     state_cache_t *cache = calloc(1, sizeof(*cache));
     if (!cache) return NULL;
@@ -46,6 +51,7 @@ void state_cache_clear(state_cache_t *cache) {
     cache_entry_t *e = cache->lru_head;
     while (e) {
         cache_entry_t *next = e->lru_next;
+        rule_state_destroy(e->state.rules);
         free(e);
         e = next;
     }
@@ -180,6 +186,7 @@ static void remove_entry(state_cache_t *cache, cache_entry_t *e) {
     *link = e->bucket_next;
     lru_unlink(cache, e);
     cache->count--;
+    rule_state_destroy(e->state.rules);
     free(e);
 }
 

@@ -19,16 +19,23 @@
 #include <stdint.h>
 
 #include "decimal.h"
+#include "rules.h"
 
 typedef struct user_state {
     decimal_t prev;   /* last payment's amount */
     decimal_t cum;    /* running total */
     int64_t count;    /* payments so far; 0 means no state */
+    rule_state_t *rules; /* owned; NULL while no rule remembers anything */
 } user_state_t;
+
+/* Empties a state, freeing what it owns. */
+void user_state_reset(user_state_t *state);
 
 enum {
     CACHE_ENTRY_DIRTY = 1 << 0,  /* changed since last persisted */
     CACHE_ENTRY_LOADED = 1 << 1, /* state known: loaded or created */
+    CACHE_ENTRY_RULE_FIELDS = 1 << 2, /* its Redis hash may hold rule fields */
+    CACHE_ENTRY_TOTALS_QUEUED = 1 << 3, /* during a batch: running total queued */
 };
 
 typedef struct cache_entry {

@@ -28,7 +28,7 @@ bool ttl_is_expired(const ttl_policy_t *policy, const cache_entry_t *entry, int6
 bool ttl_on_read(const ttl_policy_t *policy, cache_entry_t *entry, int64_t now_ms) {
     if (policy->ttl_ms <= 0 || entry->state.count == 0) return false;
     if (ttl_is_expired(policy, entry, now_ms) && policy->visibility == TTL_NEVER_RETURN_EXPIRED) {
-        memset(&entry->state, 0, sizeof(entry->state));
+        user_state_reset(&entry->state);
         entry->expires_at_ms = 0;
         return false;
     }

@@ -19,7 +19,8 @@
 
 /* The atomic partition step. KEYS: checkpoint, outbox, then the users.
  * ARGV: expected checkpoint ("" for none), next offset, ttl ms, user count,
- * prev/cum/count per user, then alert id/json pairs. */
+ * then per user: how many field/value pairs to set, the pairs, how many
+ * fields to delete, the fields; then alert id/json pairs. */
 static const char COMMIT_SCRIPT[] =
     "local current = redis.call('GET', KEYS[1])\n"
     "if (current or '') ~= ARGV[1] then return {0, current or ''} end\n"
@@ -28,9 +29,13 @@ static const char COMMIT_SCRIPT[] =
     "local a = 5\n"
     "for i = 1, n do\n"
     "  local k = KEYS[2 + i]\n"
-    "  redis.call('HSET', k, 'prev', ARGV[a], 'cum', ARGV[a + 1], 'count', ARGV[a + 2])\n"
+    "  local sets = tonumber(ARGV[a])\n"
+    "  redis.call('HSET', k, unpack(ARGV, a + 1, a + 2 * sets))\n"
+    "  a = a + 1 + 2 * sets\n"
+    "  local dels = tonumber(ARGV[a])\n"
+    "  if dels > 0 then redis.call('HDEL', k, unpack(ARGV, a + 1, a + dels)) end\n"
+    "  a = a + 1 + dels\n"
     "  if ttl > 0 then redis.call('PEXPIRE', k, ttl) else redis.call('PERSIST', k) end\n"
-    "  a = a + 3\n"
     "end\n"
     "while a < #ARGV do\n"
     "  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])\n"
@@ -38,6 +43,12 @@ static const char COMMIT_SCRIPT[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[2])\n"
     "return {1, ARGV[2]}\n";
+
+/* A user's hash: prev, cum, count, then what the rules remember, each field
+ * present only while it holds something. */
+static const char *const RULE_FIELDS[] = {"cl", "stl", "avgn", "avgs", "vel"};
+#define RULE_FIELD_COUNT 5
+#define USER_FIELD_COUNT (3 + RULE_FIELD_COUNT)
 
 /* Arguments of one command, built in a reusable arena. Strings are kept as
  * offsets while building, since the arena may move when it grows. */
@@ -113,6 +124,11 @@ static int argv_addf(argv_builder_t *b, const char *fmt, ...) {
     va_end(ap);
     if (n < 0 || (size_t)n >= sizeof(tmp)) return -1;
     return argv_add(b, tmp, (size_t)n);
+}
+
+static int argv_add_decimal(argv_builder_t *b, decimal_t value) {
+    char text[DECIMAL_TEXT_MAX];
+    return argv_add(b, text, decimal_format(value, text, sizeof(text)));
 }
 
 static const char **argv_finish(argv_builder_t *b) {
@@ -350,6 +366,69 @@ static int parse_field(const redisReply *r, decimal_t *out) {
     return decimal_parse(r->str, r->len, out) == DECIMAL_OK ? 0 : -1;
 }
 
+static int parse_int_field(const redisReply *r, int64_t min, int64_t max, int64_t *out) {
+    char buf[32], *end;
+    if (r->type == REDIS_REPLY_NIL) {
+        *out = 0;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len >= sizeof(buf)) return -1;
+    memcpy(buf, r->str, r->len);
+    buf[r->len] = '\0';
+    long long v = strtoll(buf, &end, 10);
+    if (*end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "t1,t2,..." oldest first; at most VELOCITY_MAX_COUNT are kept. */
+static int parse_velocity(const redisReply *r, rule_state_t *rs) {
+    if (r->type == REDIS_REPLY_NIL) return 0;
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 32 * VELOCITY_MAX_COUNT)
+        return -1;
+    size_t n = 1;
+    for (size_t i = 0; i < r->len; i++) n += r->str[i] == ',';
+    if (n > VELOCITY_MAX_COUNT) return -1;
+    rs->velocity_ms = malloc(n * sizeof(*rs->velocity_ms));
+    if (!rs->velocity_ms) return -1;
+    rs->velocity_cap = (uint16_t)n;
+    const char *p = r->str, *end = r->str + r->len;
+    while (p < end) {
+        char buf[32], *stop;
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof(buf) || p + len > end) return -1;
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        long long v = strtoll(buf, &stop, 10);
+        if (*stop || v <= 0) return -1;
+        rs->velocity_ms[rs->velocity_len++] = v;
+        p += len + 1;
+    }
+    return 0;
+}
+
+static int parse_rule_fields(redisReply *const *fields, cache_entry_t *e) {
+    rule_state_t rs = {0};
+    int64_t n = 0;
+    int rc = 0;
+    if (parse_field(fields[0], &rs.cumulative_alerted) != 0 ||
+        parse_int_field(fields[1], 0, INT64_MAX, &rs.small_at_ms) != 0 ||
+        parse_int_field(fields[2], 0, 1000000, &n) != 0 ||
+        parse_field(fields[3], &rs.average_sum) != 0 || parse_velocity(fields[4], &rs) != 0)
+        rc = -1;
+    rs.average_n = (int32_t)n;
+    for (int i = 0; i < RULE_FIELD_COUNT; i++)
+        if (fields[i]->type != REDIS_REPLY_NIL) e->flags |= CACHE_ENTRY_RULE_FIELDS;
+    rule_state_destroy(e->state.rules);
+    e->state.rules = NULL;
+    if (rc == 0 && !rule_state_is_empty(&rs)) {
+        e->state.rules = rule_state_move_to_heap(&rs);
+        if (!e->state.rules) rc = -1;
+    }
+    rule_state_free(&rs);
+    return rc;
+}
+
 int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, int64_t now_ms,
                      char *errstr, size_t errstr_size) {
     if (count == 0) return 0;
@@ -359,11 +438,13 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
         size_t klen = store_user_key(s->key_prefix, s->topic, entries[i]->partition,
                                      entries[i]->user, entries[i]->user_len, key, sizeof(key));
         if (!klen) return pipeline_failed(s, errstr, errstr_size, "user key too long");
-        const char *argv[] = {"HMGET", key, "prev", "cum", "count"};
-        size_t argvlen[] = {5, klen, 4, 3, 5};
+        const char *argv[] = {"HMGET", key, "prev", "cum", "count", "cl", "stl", "avgn",
+                              "avgs", "vel"};
+        size_t argvlen[2 + USER_FIELD_COUNT] = {5, klen};
+        for (size_t k = 2; k < 2 + USER_FIELD_COUNT; k++) argvlen[k] = strlen(argv[k]);
         const char *pttl[] = {"PTTL", key};
         size_t pttl_len[] = {4, klen};
-        if (redisAppendCommandArgv(s->ctx, 5, argv, argvlen) != REDIS_OK ||
+        if (redisAppendCommandArgv(s->ctx, 2 + USER_FIELD_COUNT, argv, argvlen) != REDIS_OK ||
             redisAppendCommandArgv(s->ctx, 2, pttl, pttl_len) != REDIS_OK)
             return pipeline_failed(s, errstr, errstr_size, "HMGET append");
     }
@@ -378,11 +459,12 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
         }
         cache_entry_t *e = entries[i];
         decimal_t count_value = 0;
-        int bad = r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        int bad = r->type != REDIS_REPLY_ARRAY || r->elements != USER_FIELD_COUNT ||
                   parse_field(r->element[0], &e->state.prev) != 0 ||
                   parse_field(r->element[1], &e->state.cum) != 0 ||
                   parse_field(r->element[2], &count_value) != 0 ||
                   count_value % DECIMAL_SCALE != 0 || count_value < 0 ||
+                  parse_rule_fields(r->element + 3, e) != 0 ||
                   ttl->type != REDIS_REPLY_INTEGER;
         /* PTTL: -2 no key, -1 no expiry, else milliseconds left. */
         e->expires_at_ms = (!bad && ttl->integer > 0) ? now_ms + ttl->integer : 0;
@@ -397,7 +479,8 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
             }
             errstr_set(errstr, errstr_size,
                       "redis: corrupt state for user %.*s of partition %d (fields prev, cum, "
-                      "count)", (int)e->user_len, e->user, (int)e->partition);
+                      "count, cl, stl, avgn, avgs, vel)", (int)e->user_len, e->user,
+                      (int)e->partition);
             s->errors++;
             return -1;
         }
@@ -405,6 +488,57 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
         if (e->state.count == 0) e->state.prev = e->state.cum = 0;
         e->flags |= CACHE_ENTRY_LOADED;
     }
+    return 0;
+}
+
+static int add_velocity(argv_builder_t *b, const rule_state_t *rs) {
+    char text[32 * VELOCITY_MAX_COUNT];
+    size_t len = 0;
+    for (uint16_t i = 0; i < rs->velocity_len && len + 32 < sizeof(text); i++) {
+        int n = snprintf(text + len, sizeof(text) - len, "%s%lld", i ? "," : "",
+                         (long long)rs->velocity_ms[i]);
+        if (n < 0) return -1;
+        len += (size_t)n;
+    }
+    return argv_add(b, text, len);
+}
+
+/* The user's fields: prev, cum and count always, a rule's field while it
+ * holds something, and an HDEL of the emptied ones when the hash may still
+ * have them (CACHE_ENTRY_RULE_FIELDS). */
+static int add_user_fields(argv_builder_t *b, cache_entry_t *e) {
+    const user_state_t *state = &e->state;
+    static const rule_state_t none;
+    const rule_state_t *rs = state->rules ? state->rules : &none;
+    bool present[RULE_FIELD_COUNT] = {rs->cumulative_alerted != 0, rs->small_at_ms != 0,
+                                      rs->average_n != 0, rs->average_n != 0,
+                                      rs->velocity_len != 0};
+    size_t sets = 3, dels = 0;
+    for (int i = 0; i < RULE_FIELD_COUNT; i++) {
+        sets += present[i];
+        dels += !present[i] && (e->flags & CACHE_ENTRY_RULE_FIELDS);
+    }
+    char prev[DECIMAL_TEXT_MAX], cum[DECIMAL_TEXT_MAX];
+    size_t prev_len = decimal_format(state->prev, prev, sizeof(prev));
+    size_t cum_len = decimal_format(state->cum, cum, sizeof(cum));
+    if (argv_addf(b, "%zu", sets) || argv_add(b, "prev", 4) || argv_add(b, prev, prev_len) ||
+        argv_add(b, "cum", 3) || argv_add(b, cum, cum_len) || argv_add(b, "count", 5) ||
+        argv_addf(b, "%lld", (long long)state->count))
+        return -1;
+    if (present[0] && (argv_add(b, "cl", 2) || argv_add_decimal(b, rs->cumulative_alerted)))
+        return -1;
+    if (present[1] && (argv_add(b, "stl", 3) || argv_addf(b, "%lld", (long long)rs->small_at_ms)))
+        return -1;
+    if (present[2] && (argv_add(b, "avgn", 4) || argv_addf(b, "%d", (int)rs->average_n) ||
+                       argv_add(b, "avgs", 4) || argv_add_decimal(b, rs->average_sum)))
+        return -1;
+    if (present[4] && (argv_add(b, "vel", 3) || add_velocity(b, rs))) return -1;
+    if (argv_addf(b, "%zu", dels)) return -1;
+    for (int i = 0; i < RULE_FIELD_COUNT && dels; i++)
+        if (!present[i] && argv_add(b, RULE_FIELDS[i], strlen(RULE_FIELDS[i]))) return -1;
+    /* What is written now is all the hash will hold. */
+    if (sets > 3) e->flags |= CACHE_ENTRY_RULE_FIELDS;
+    else e->flags &= (uint8_t)~CACHE_ENTRY_RULE_FIELDS;
     return 0;
 }
 
@@ -425,15 +559,8 @@ static int append_step(store_t *s, const store_step_t *st, int64_t ttl_ms) {
     if (argv_add(b, num, strlen(num)) || argv_addf(b, "%lld", (long long)st->next_offset) ||
         argv_addf(b, "%lld", (long long)ttl_ms) || argv_addf(b, "%zu", st->user_count))
         return -1;
-    for (size_t i = 0; i < st->user_count; i++) {
-        const user_state_t *state = &st->users[i]->state;
-        char prev[DECIMAL_TEXT_MAX], cum[DECIMAL_TEXT_MAX];
-        size_t prev_len = decimal_format(state->prev, prev, sizeof(prev));
-        size_t cum_len = decimal_format(state->cum, cum, sizeof(cum));
-        if (argv_add(b, prev, prev_len) || argv_add(b, cum, cum_len) ||
-            argv_addf(b, "%lld", (long long)state->count))
-            return -1;
-    }
+    for (size_t i = 0; i < st->user_count; i++)
+        if (add_user_fields(b, st->users[i]) != 0) return -1;
     for (size_t i = 0; i < st->alert_count; i++)
         if (argv_add(b, st->alerts[i].id, strlen(st->alerts[i].id)) ||
             argv_add(b, st->alerts[i].json, strlen(st->alerts[i].json)))

@@ -3,12 +3,16 @@
  *
  * Keys share one hash tag per input partition, so each partition's atomic
  * step touches a single Redis Cluster slot:
- *   <prefix>{<topic>/<partition>}:user:<user_id>  hash prev, cum, count
+ *   <prefix>{<topic>/<partition>}:user:<user_id>  hash prev, cum, count, and
+ *                                                 the rules' cl, stl, avgn,
+ *                                                 avgs, vel while they hold
+ *                                                 something
  *   <prefix>{<topic>/<partition>}:checkpoint      next offset to apply
- *   <prefix>{<topic>/<partition>}:outbox          hash alert_id -> alert JSON
+ *   <prefix>{<topic>/<partition>}:outbox          hash id -> JSON of an alert,
+ *                                                 average or running total
  * A partition step (a Lua script) compares the checkpoint with the one the
- * caller last saw, then writes the users (HSET, then PEXPIRE or PERSIST, as
- * HSET keeps an old TTL), adds the batch's alerts to the outbox and moves
+ * caller last saw, then writes the users (HSET, HDEL of emptied rule
+ * fields, then PEXPIRE or PERSIST, as HSET keeps an old TTL), adds the batch's alerts to the outbox and moves
  * the checkpoint, all or nothing. Steps of several partitions share one
  * pipelined round trip, as do the loads of a batch's cache misses.
  *

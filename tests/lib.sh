@@ -55,3 +55,20 @@ start_redis() { # -> sets REDIS_PORT
   echo "redis-server did not start" >&2
   return 1
 }
+
+readme_block() { # marker -> the shell lines of README's block, without fences and comments
+  sed -n "/<!-- $1:begin -->/,/<!-- $1:end -->/p" "$root/README.md" \
+    | grep -v '^<!--' | grep -v '^```' | grep -v '^#' | grep -v '^[[:space:]]*$'
+}
+
+retry_until() { # count regex file command... : runs command into file until regex matches count lines
+  local need=$1 want=$2 out=$3 got=0
+  shift 3
+  for _ in $(seq 60); do
+    bash -c "$*" >"$out" 2>/dev/null || true
+    got=$(grep -c -- "$want" "$out" || true)
+    [ "$got" -ge "$need" ] && break
+    sleep 0.5
+  done
+  [ "$got" = "$need" ] || { echo "FAIL: expected $need line(s) with $want, got $got" >&2; cat "$out" >&2; return 1; }
+}

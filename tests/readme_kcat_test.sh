@@ -11,9 +11,7 @@ BUILD="$(cd "${1:-$root/build}" && pwd)"
 fraud_init readme
 build=$BUILD work=$WORK
 
-# The block between the markers, without fences and comments.
-sed -n '/<!-- readme-kcat:begin -->/,/<!-- readme-kcat:end -->/p' "$root/README.md" \
-  | grep -v '^<!--' | grep -v '^```' | grep -v '^#' | grep -v '^[[:space:]]*$' >"$work/lines"
+readme_block readme-kcat >"$work/lines"
 [ "$(grep -c kcat "$work/lines")" -ge 5 ] || { echo "README kcat block not found" >&2; exit 1; }
 
 start_dev_broker payments:3 fraud-alerts:1 payments-dlq:1
@@ -40,19 +38,8 @@ while IFS= read -r line; do
       # service has caught up, with a deadline.
       if [[ "$line" == *fraud-alerts* ]]; then want='"rule":"amount_jump"'; need=2
       else want='fraud.dlq.reason=non_numeric_amount'; need=1; fi
-      got=0
-      for _ in $(seq 60); do
-        bash -c "$line" >"$work/out.$n" 2>"$work/err.$n" || true
-        got=$(grep -c "$want" "$work/out.$n" || true)
-        [ "$got" -ge "$need" ] && break
-        sleep 0.5
-      done
-      cat "$work/out.$n"
-      if [ "$got" != "$need" ]; then
-        echo "FAIL: expected $need line(s) with $want, got $got" >&2
-        tail -n 20 "$work/service.log" >&2
-        exit 1
-      fi ;;
+      retry_until "$need" "$want" "$work/out.$n" "$line" || { tail -n 20 "$work/service.log" >&2; exit 1; }
+      cat "$work/out.$n" ;;
     *) echo "unexpected README line: $line" >&2; exit 1 ;;
   esac
 done <"$work/lines"

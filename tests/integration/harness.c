@@ -214,6 +214,10 @@ void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions) {
              rd_kafka_mock_cluster_bootstraps(kc->mock));
 }
 
+void kafka_create_topic(const kafka_cluster_t *kc, const char *topic, int partitions) {
+    if (rd_kafka_mock_topic_create(kc->mock, topic, partitions, 1)) DIE("topic create %s", topic);
+}
+
 void kafka_cluster_stop(kafka_cluster_t *kc) {
     if (kc->mock) rd_kafka_mock_cluster_destroy(kc->mock);
     if (kc->rk) rd_kafka_destroy(kc->rk);
@@ -339,12 +343,22 @@ void record_list_free(record_list_t *list) {
 
 void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_server_t *rs,
                    const char *const *extra) {
+    service_start_with_file(svc, kc, rs, NULL, extra);
+}
+
+void service_start_with_file(service_proc_t *svc, const kafka_cluster_t *kc,
+                             const redis_server_t *rs, const char *config_file,
+                             const char *const *extra) {
     static char args[64][512];
     const char *argv[140];
     int n = 0, a = 0;
     snprintf(svc->log_path, sizeof(svc->log_path), "%s/service-%d.log", rs->dir,
              harness_free_port());
     argv[n++] = FRAUD_DETECTOR_BIN;
+    if (config_file) {
+        argv[n++] = "-c";
+        argv[n++] = config_file;
+    }
     snprintf(args[a], sizeof(args[a]), "kafka.bootstrap.servers=%s", kc->bootstrap);
     argv[n++] = "-X";
     argv[n++] = args[a++];
@@ -366,6 +380,10 @@ void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_s
     }
     argv[n] = NULL;
     svc->pid = spawn(argv, svc->log_path);
+}
+
+void service_signal(const service_proc_t *svc, int sig) {
+    if (svc->pid > 0 && kill(svc->pid, sig) != 0) DIE("kill %d: %s", (int)svc->pid, strerror(errno));
 }
 
 bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout_ms) {

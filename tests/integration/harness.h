@@ -67,6 +67,8 @@ redisContext *redis_server_connect(const redis_server_t *srv);
 /* Creates the mock cluster with the service's three topics. */
 void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions);
 void kafka_cluster_stop(kafka_cluster_t *kc);
+/* Creates one more topic (single replica). */
+void kafka_create_topic(const kafka_cluster_t *kc, const char *topic, int partitions);
 
 /* Produces key/value records and waits for every acknowledgement. */
 void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
@@ -82,6 +84,10 @@ void record_list_free(record_list_t *list);
  * extra NULL-terminated "key=value" strings. */
 void service_start(service_proc_t *svc, const kafka_cluster_t *kc, const redis_server_t *rs,
                    const char *const *extra);
+/* The same with -c config_file first (NULL: none). */
+void service_start_with_file(service_proc_t *svc, const kafka_cluster_t *kc,
+                             const redis_server_t *rs, const char *config_file,
+                             const char *const *extra);
 /* True once a line of the service's log contains needle. */
 bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout_ms);
 /* Sends a raw HTTP request to 127.0.0.1:port; returns the status (-1 on
@@ -89,6 +95,8 @@ bool service_wait_log(const service_proc_t *svc, const char *needle, int timeout
 int http_request(int port, const char *request, char *body, size_t body_size);
 int http_get(int port, const char *path, char *body, size_t body_size);
 
+/* Sends sig to the running service. */
+void service_signal(const service_proc_t *svc, int sig);
 /* SIGTERM, wait; returns the exit status (or 128+signal). */
 int service_stop(service_proc_t *svc);
 /* SIGKILL, wait. */

@@ -2,34 +2,42 @@
 
 #include "check_main.h"
 #include <stdlib.h>
+#include <string.h>
 
+#include "config.h"
+#include "rule_control.h"
 #include "rules.h"
 
 #define D(x) ((decimal_t)(x) * DECIMAL_SCALE)
 
+/* ---- amount_jump ---- */
+
 START_TEST(test_jump_of_exactly_the_threshold_fires) {
     decimal_t diff = 0;
-    ck_assert(rule_amount_jump_fires(true, D(0), D(10000), D(10000), &diff));
+    ck_assert(rule_amount_jump_fires(true, D(0), D(10000), D(10000), JUMP_UP, &diff));
     ck_assert_int_eq(diff, D(10000));
 }
 END_TEST
 
 START_TEST(test_jump_just_below_the_threshold_does_not_fire) {
     decimal_t diff = 0;
-    ck_assert(!rule_amount_jump_fires(true, D(0), D(10000) - 1, D(10000), &diff));
+    ck_assert(!rule_amount_jump_fires(true, D(0), D(10000) - 1, D(10000), JUMP_UP, &diff));
 }
 END_TEST
 
 START_TEST(test_first_payment_never_fires) {
     decimal_t diff = 0;
-    ck_assert(!rule_amount_jump_fires(false, 0, D(1000000), D(10000), &diff));
+    ck_assert(!rule_amount_jump_fires(false, 0, D(1000000), D(10000), JUMP_BOTH, &diff));
 }
 END_TEST
 
-START_TEST(test_decrease_does_not_fire) {
+START_TEST(test_decrease_fires_only_in_both_directions) {
     decimal_t diff = 0;
-    ck_assert(!rule_amount_jump_fires(true, D(8000), D(3000), D(10000), &diff));
-    ck_assert_int_eq(diff, D(-5000));
+    ck_assert(!rule_amount_jump_fires(true, D(18000), D(8000), D(10000), JUMP_UP, &diff));
+    ck_assert_int_eq(diff, D(-10000));
+    ck_assert(rule_amount_jump_fires(true, D(18000), D(8000), D(10000), JUMP_BOTH, &diff));
+    ck_assert_int_eq(diff, D(-10000));
+    ck_assert(!rule_amount_jump_fires(true, D(18000), D(8000) + 1, D(10000), JUMP_BOTH, &diff));
 }
 END_TEST
 
@@ -42,7 +50,8 @@ START_TEST(test_seed_sequence_gives_the_two_expected_alerts) {
     for (int i = 0; i < 7; i++) {
         int u = seed[i].user;
         decimal_t diff;
-        if (rule_amount_jump_fires(seen[u], prev[u], D(seed[i].amount), D(10000), &diff)) {
+        if (rule_amount_jump_fires(seen[u], prev[u], D(seed[i].amount), D(10000), JUMP_UP,
+                                   &diff)) {
             alerts++;
             ck_assert(i == 4 || i == 6);
             ck_assert_int_eq(diff, i == 4 ? D(103000) : D(117000));
@@ -57,14 +66,303 @@ START_TEST(test_seed_sequence_gives_the_two_expected_alerts) {
 }
 END_TEST
 
+/* ---- cumulative_limit ---- */
+
+START_TEST(test_cumulative_crossing_exactly_at_the_limit_fires_once) {
+    rule_state_t st = {0};
+    ck_assert(!rule_cumulative_limit_fires(&st, D(1000) - 1, D(1000)));
+    ck_assert(rule_cumulative_limit_fires(&st, D(1000), D(1000)));
+    ck_assert_int_eq(st.cumulative_alerted, D(1000));
+    ck_assert(!rule_cumulative_limit_fires(&st, D(1000), D(1000)));
+    ck_assert(!rule_cumulative_limit_fires(&st, D(5000), D(1000)));
+}
+END_TEST
+
+START_TEST(test_cumulative_new_limit_fires_again_and_disabling_forgets) {
+    rule_state_t st = {0};
+    rule_set_t rules = {0};
+    ck_assert(rule_cumulative_limit_fires(&st, D(1500), D(1000)));
+    ck_assert(!rule_cumulative_limit_fires(&st, D(1600), D(2000)));
+    ck_assert(rule_cumulative_limit_fires(&st, D(2000), D(2000)));
+    ck_assert(rule_state_prune(&st, &rules)); /* cumulative_limit disabled */
+    ck_assert_int_eq(st.cumulative_alerted, 0);
+    ck_assert(!rule_state_prune(&st, &rules));
+}
+END_TEST
+
+/* ---- small_then_large ---- */
+
+static rule_set_t walkthrough_rules(void) {
+    rule_set_t r = {0};
+    r.enabled[RULE_SMALL_THEN_LARGE] = true;
+    r.small_amount = D(1);
+    r.large_amount = D(500);
+    r.small_window_ms = 60000;
+    return r;
+}
+
+START_TEST(test_small_then_large_within_the_window_fires) {
+    rule_set_t r = walkthrough_rules();
+    rule_state_t st = {0};
+    int64_t elapsed = -1;
+    ck_assert(!rule_small_then_large_fires(&st, D(1) - 1, 1000, &r, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(500) + 1, 1000 + 60000, &r, &elapsed));
+    ck_assert_int_eq(elapsed, 60000); /* the window's last millisecond is inside */
+    ck_assert_int_eq(st.small_at_ms, 0);
+    ck_assert(!rule_small_then_large_fires(&st, D(900), 1000 + 60001, &r, &elapsed));
+}
+END_TEST
+
+START_TEST(test_small_then_large_edges_are_strict) {
+    rule_set_t r = walkthrough_rules();
+    rule_state_t st = {0};
+    int64_t elapsed;
+    ck_assert(!rule_small_then_large_fires(&st, D(1), 1000, &r, &elapsed)); /* 1.00 not small */
+    ck_assert(!rule_small_then_large_fires(&st, D(600), 1001, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(0), 2000, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(500), 2001, &r, &elapsed)); /* not large */
+}
+END_TEST
+
+START_TEST(test_small_then_large_after_the_window_does_not_fire) {
+    rule_set_t r = walkthrough_rules();
+    rule_state_t st = {0};
+    int64_t elapsed;
+    ck_assert(!rule_small_then_large_fires(&st, 5000, 1000, &r, &elapsed)); /* 0.5 */
+    ck_assert(!rule_small_then_large_fires(&st, D(501), 1000 + 60001, &r, &elapsed));
+}
+END_TEST
+
+START_TEST(test_small_then_large_is_broken_by_a_payment_in_between) {
+    rule_set_t r = walkthrough_rules();
+    rule_state_t st = {0};
+    int64_t elapsed;
+    ck_assert(!rule_small_then_large_fires(&st, 5000, 1000, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(20), 1001, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(501), 1002, &r, &elapsed));
+    /* a second small one restarts the pattern from itself */
+    ck_assert(!rule_small_then_large_fires(&st, 5000, 2000, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 100, 70000, &r, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(501), 70000 + 60000, &r, &elapsed));
+}
+END_TEST
+
+/* ---- count_average ---- */
+
+START_TEST(test_count_average_matches_the_seed) {
+    long user2[] = {2000, 8000, 3000, 120000};
+    long want[] = {0, 5000, 0, 61500};
+    rule_state_t st = {0};
+    for (int i = 0; i < 4; i++) {
+        int64_t avg = -1, n = 0;
+        decimal_t sum = 0;
+        bool fired = rule_count_average_fires(&st, D(user2[i]), 2, &avg, &sum, &n);
+        ck_assert_int_eq(fired, want[i] != 0);
+        if (fired) {
+            ck_assert_int_eq(avg, want[i]);
+            ck_assert_int_eq(n, 2);
+        }
+    }
+    ck_assert_int_eq(st.average_n, 0);
+    ck_assert_int_eq(st.average_sum, 0);
+}
+END_TEST
+
+START_TEST(test_count_average_truncates_to_an_integer) {
+    rule_state_t st = {0};
+    int64_t avg = -1, n = 0;
+    decimal_t sum = 0;
+    ck_assert(!rule_count_average_fires(&st, D(1), 3, &avg, &sum, &n));
+    ck_assert(!rule_count_average_fires(&st, D(2), 3, &avg, &sum, &n));
+    ck_assert(rule_count_average_fires(&st, D(2) + 5000, 3, &avg, &sum, &n)); /* 5.5 / 3 */
+    ck_assert_int_eq(avg, 1);
+    ck_assert_int_eq(sum, D(5) + 5000);
+    ck_assert_int_eq(n, 3);
+}
+END_TEST
+
+/* ---- velocity ---- */
+
+START_TEST(test_velocity_fires_past_max_count_within_the_window) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    ck_assert_int_eq(rule_velocity_fires(&st, 1000, 3, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, 1500, 3, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, 1900, 3, 1000, &n), 0);
+    ck_assert_int_eq(n, 3); /* exactly max_count: not more */
+    ck_assert_int_eq(rule_velocity_fires(&st, 2000, 3, 1000, &n), 1); /* 1000 is 1000 ago */
+    ck_assert_int_eq(n, 4);
+    rule_state_free(&st);
+}
+END_TEST
+
+START_TEST(test_velocity_window_edge_lets_the_oldest_go) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    rule_velocity_fires(&st, 1000, 3, 1000, &n);
+    rule_velocity_fires(&st, 1500, 3, 1000, &n);
+    rule_velocity_fires(&st, 1900, 3, 1000, &n);
+    ck_assert_int_eq(rule_velocity_fires(&st, 2001, 3, 1000, &n), 0);
+    ck_assert_int_eq(n, 3);
+    rule_state_free(&st);
+}
+END_TEST
+
+START_TEST(test_velocity_state_stays_bounded) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    int fired = 0;
+    for (int i = 0; i < 100000; i++) fired += rule_velocity_fires(&st, 1000 + i, 5, 60000, &n);
+    ck_assert_int_le(st.velocity_len, 5);
+    ck_assert_int_le(st.velocity_cap, 5);
+    ck_assert_int_eq(fired, 100000 - 5);
+    rule_set_t rules = {0};
+    rules.enabled[RULE_VELOCITY] = true;
+    rules.velocity_max_count = 2;
+    ck_assert(rule_state_prune(&st, &rules));
+    ck_assert_int_eq(st.velocity_len, 2);
+    ck_assert_int_eq(st.velocity_ms[1], 1000 + 99999); /* the newest are kept */
+    rules.enabled[RULE_VELOCITY] = false;
+    ck_assert(rule_state_prune(&st, &rules));
+    ck_assert_ptr_null(st.velocity_ms);
+}
+END_TEST
+
+/* ---- all together ---- */
+
+START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
+    config_t *cfg = config_new();
+    rule_set_t r = cfg->rules;
+    rule_state_t st = {0};
+    rule_hit_t hits[RULE_COUNT];
+    r.enabled[RULE_CUMULATIVE_LIMIT] = true;
+    r.cumulative_limit = D(100);
+    r.enabled[RULE_VELOCITY] = true;
+    r.velocity_max_count = 1;
+    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), 1000, hits), 0);
+    int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), 1001, hits);
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(hits[0].rule, RULE_AMOUNT_JUMP);
+    ck_assert_int_eq(hits[0].diff, D(19950));
+    ck_assert_int_eq(hits[1].rule, RULE_CUMULATIVE_LIMIT);
+    ck_assert_int_eq(hits[2].rule, RULE_VELOCITY);
+    ck_assert_int_eq(hits[2].in_window, 2);
+    r.enabled[RULE_VELOCITY] = false;
+    r.enabled[RULE_CUMULATIVE_LIMIT] = false;
+    ck_assert_int_eq(rules_evaluate(&r, &st, true, D(20000), D(1), D(20051), 1002, hits), 0);
+    ck_assert_int_eq(st.cumulative_alerted, 0);
+    ck_assert_ptr_null(st.velocity_ms);
+    config_destroy(cfg);
+}
+END_TEST
+
+/* ---- control-topic updates ---- */
+
+static int accept_update(rule_overrides_t *ov, const config_t *cfg, const char *key, const char *value,
+                  rule_set_t *out, char *errstr) {
+    int changed = -1;
+    return rule_overrides_accept(ov, cfg, &cfg->rules, key, key ? strlen(key) : 0, value,
+                                 value ? strlen(value) : 0, out, &changed, errstr, 256);
+}
+
+START_TEST(test_control_update_changes_only_its_rule_and_tombstone_reverts) {
+    config_t *cfg = config_new();
+    rule_overrides_t ov = {0};
+    rule_set_t r;
+    char errstr[256];
+    ck_assert_int_eq(accept_update(&ov, cfg, "amount_jump",
+                            "{\"threshold\": 5000.5, \"direction\": \"both\"}", &r, errstr), 0);
+    ck_assert_int_eq(r.jump_threshold, D(5000) + 5000);
+    ck_assert_int_eq(r.jump_direction, JUMP_BOTH);
+    ck_assert_int_eq(accept_update(&ov, cfg, NULL,
+                            "{\"rule\": \"velocity\", \"enabled\": true, \"max_count\": 3, "
+                            "\"window.ms\": 1000}", &r, errstr), 0);
+    ck_assert(r.enabled[RULE_VELOCITY]);
+    ck_assert_int_eq(r.velocity_max_count, 3);
+    ck_assert_int_eq(r.velocity_window_ms, 1000);
+    ck_assert_int_eq(r.jump_threshold, D(5000) + 5000); /* the earlier update holds */
+    ck_assert_int_eq(accept_update(&ov, cfg, "amount_jump", NULL, &r, errstr), 0); /* tombstone */
+    ck_assert_int_eq(r.jump_threshold, D(10000));
+    ck_assert(r.enabled[RULE_VELOCITY]);
+    /* a new base (SIGHUP) gets the kept updates on top */
+    rule_set_t base = cfg->rules, out;
+    base.velocity_window_ms = 5;
+    base.jump_threshold = D(7);
+    ck_assert_int_eq(rule_overrides_apply(&ov, &base, &out, errstr, sizeof(errstr)), 0);
+    ck_assert_int_eq(out.velocity_window_ms, 1000);
+    ck_assert_int_eq(out.jump_threshold, D(7));
+    rule_overrides_clear(&ov);
+    config_destroy(cfg);
+}
+END_TEST
+
+START_TEST(test_control_rejects_bad_updates_and_keeps_the_rules) {
+    config_t *cfg = config_new();
+    rule_overrides_t ov = {0};
+    rule_set_t r;
+    memset(&r, 0x5a, sizeof(r));
+    rule_set_t untouched = r;
+    char errstr[256];
+    const char *bad[][2] = {
+        {"no_such_rule", "{\"enabled\": true}"},
+        {"amount_jump", "{\"threshold\": \"abc\"}"},
+        {"amount_jump", "{\"threshold\": -5}"},
+        {"amount_jump", "{\"direction\": \"sideways\"}"},
+        {"amount_jump", "{\"no_such_setting\": 1}"},
+        {"amount_jump", "[1, 2]"},
+        {"amount_jump", "{\"threshold\": 1e300}"},
+        {"amount_jump", "{\"rule\": \"velocity\"}"},
+        {"velocity", "{\"max.count\": 1001}"},
+        {"count_average", "{\"enabled\": true}"}, /* no averages.topic */
+        {NULL, "{\"enabled\": true}"},
+        {"amount_jump", "{not json"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        errstr[0] = '\0';
+        ck_assert_msg(accept_update(&ov, cfg, bad[i][0], bad[i][1], &r, errstr) == -1, "accepted %s",
+                      bad[i][1]);
+        ck_assert_msg(errstr[0] != '\0', "no reason for %s", bad[i][1]);
+    }
+    ck_assert_int_eq(memcmp(&r, &untouched, sizeof(r)), 0);
+    for (int i = 0; i < RULE_COUNT; i++) ck_assert_ptr_null(ov.json[i]);
+    config_destroy(cfg);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("rules");
     TCase *tc = tcase_create("amount_jump");
     tcase_add_test(tc, test_jump_of_exactly_the_threshold_fires);
     tcase_add_test(tc, test_jump_just_below_the_threshold_does_not_fire);
     tcase_add_test(tc, test_first_payment_never_fires);
-    tcase_add_test(tc, test_decrease_does_not_fire);
+    tcase_add_test(tc, test_decrease_fires_only_in_both_directions);
     tcase_add_test(tc, test_seed_sequence_gives_the_two_expected_alerts);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("cumulative_limit");
+    tcase_add_test(tc, test_cumulative_crossing_exactly_at_the_limit_fires_once);
+    tcase_add_test(tc, test_cumulative_new_limit_fires_again_and_disabling_forgets);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("small_then_large");
+    tcase_add_test(tc, test_small_then_large_within_the_window_fires);
+    tcase_add_test(tc, test_small_then_large_edges_are_strict);
+    tcase_add_test(tc, test_small_then_large_after_the_window_does_not_fire);
+    tcase_add_test(tc, test_small_then_large_is_broken_by_a_payment_in_between);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("count_average");
+    tcase_add_test(tc, test_count_average_matches_the_seed);
+    tcase_add_test(tc, test_count_average_truncates_to_an_integer);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("velocity");
+    tcase_add_test(tc, test_velocity_fires_past_max_count_within_the_window);
+    tcase_add_test(tc, test_velocity_window_edge_lets_the_oldest_go);
+    tcase_add_test(tc, test_velocity_state_stays_bounded);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("evaluate");
+    tcase_add_test(tc, test_evaluate_runs_enabled_rules_and_forgets_disabled_ones);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("control");
+    tcase_add_test(tc, test_control_update_changes_only_its_rule_and_tombstone_reverts);
+    tcase_add_test(tc, test_control_rejects_bad_updates_and_keeps_the_rules);
     suite_add_tcase(s, tc);
     return run_suite(s, CK_FORK, CK_NORMAL);
 }
