@@ -15,9 +15,15 @@ PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev
 HARDENING_PACKAGES := clang-14 libclang-rt-14-dev cppcheck clang-tidy-14 valgrind
 # What `make bench` adds: gnuplot for the plots.
 BENCH_PACKAGES := gnuplot-nox
+# Java and Maven run the real Apache Kafka broker of the real_kafka tests
+# (tests/kafka/). Without them `make test` skips that suite, saying so, unless
+# REQUIRE_REAL_KAFKA=1 (as in .ci/run), which installs them when missing and
+# fails if the suite cannot run.
+REAL_KAFKA_PACKAGES := default-jre-headless maven
+REQUIRE_REAL_KAFKA ?= 0
 
-.PHONY: all deps deps-hardening deps-bench build test demo bench fuzz lint test-sanitize valgrind \
-        hardening clean
+.PHONY: all deps deps-hardening deps-bench deps-real-kafka build test test-real-kafka demo bench \
+        install-real-kafka-packages fuzz lint test-sanitize valgrind hardening clean
 
 all: build
 
@@ -49,12 +55,33 @@ deps-hardening: deps
 deps-bench: deps
 	$(call install_missing,$(BENCH_PACKAGES))
 
+deps-real-kafka: deps
+	@if [ "$(REQUIRE_REAL_KAFKA)" = 1 ] && ! { command -v java && command -v mvn; } >/dev/null; then \
+	  $(MAKE) --no-print-directory install-real-kafka-packages; \
+	fi
+
+install-real-kafka-packages:
+	$(call install_missing,$(REAL_KAFKA_PACKAGES))
+
 build: deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
-	cd $(BUILD_DIR) && ctest --output-on-failure
+	cd $(BUILD_DIR) && ctest --output-on-failure -LE real_kafka
+	@$(MAKE) --no-print-directory test-real-kafka
+
+# The Kafka-facing integration suites against real Apache Kafka brokers.
+test-real-kafka: build deps-real-kafka
+	@if command -v java >/dev/null && command -v mvn >/dev/null; then \
+	  echo "== real Apache Kafka suite (ctest -L real_kafka): $$(java -version 2>&1 | head -n 1)"; \
+	  tests/kafka/kafka.sh fetch && cd $(BUILD_DIR) && ctest --output-on-failure -L real_kafka; \
+	elif [ "$(REQUIRE_REAL_KAFKA)" = 1 ]; then \
+	  echo "FAILED: REQUIRE_REAL_KAFKA=1 but java or mvn is missing: the real Apache Kafka suite cannot run" >&2; \
+	  exit 1; \
+	else \
+	  echo "SKIPPED: the real Apache Kafka suite (ctest -L real_kafka) needs java and mvn, which were not found; apt-get install default-jre-headless maven, or set REQUIRE_REAL_KAFKA=1 to make this a failure"; \
+	fi
 
 demo: build
 	tests/demo.sh $(BUILD_DIR)
@@ -67,7 +94,7 @@ bench: build deps-bench
 test-sanitize: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFRAUD_SANITIZE=ON
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest -LE docker -E valgrind --output-on-failure
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 ctest -LE 'docker|real_kafka' -E valgrind --output-on-failure
 
 valgrind: build deps-hardening
 	tests/valgrind_e2e.sh $(BUILD_DIR)

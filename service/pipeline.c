@@ -853,14 +853,16 @@ static int process_batch(pipeline_t *p) {
 
 /* ---- rebalance -------------------------------------------------------- */
 
-static void log_partitions(const char *what, const rd_kafka_topic_partition_list_t *parts) {
+static void log_partitions(rd_kafka_t *rk, const char *what,
+                           const rd_kafka_topic_partition_list_t *parts) {
     char text[1024];
     size_t len = 0;
     text[0] = '\0';
     for (int i = 0; i < parts->cnt && len < sizeof(text) - 32; i++)
         len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s[%d]", i ? " " : "",
                                 parts->elems[i].topic, (int)parts->elems[i].partition);
-    log_info("kafka", "%s %d partition(s): %s", what, parts->cnt, text);
+    log_info("kafka", "%s %d partition(s) (%s rebalance): %s", what, parts->cnt,
+             rd_kafka_rebalance_protocol(rk), text);
 }
 
 /* The source offset in an outbox id "<topic>/<partition>/<offset>/<rule>". */
@@ -986,7 +988,7 @@ static void discard_pending_of(pipeline_t *p, const rd_kafka_topic_partition_lis
 static void on_revoke(pipeline_t *p, rd_kafka_t *rk,
                       const rd_kafka_topic_partition_list_t *parts) {
     int lost = rd_kafka_assignment_lost(rk);
-    log_partitions(lost ? "lost" : "revoked", parts);
+    log_partitions(rk, lost ? "lost" : "revoked", parts);
     if (lost) discard_pending_of(p, parts);
     if (process_batch(p) == 0 && drain_alert_deliveries(p) == 0 && !lost) {
         rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
@@ -1010,7 +1012,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t assign_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        log_partitions("assigned", parts);
+        log_partitions(rk, "assigned", parts);
         if (p->store) prepare_assigned_partitions(p, rk, parts);
         if (cooperative) error = rd_kafka_incremental_assign(rk, parts);
         else assign_err = rd_kafka_assign(rk, parts);

@@ -25,6 +25,16 @@ start_redis
 fraud_track $!
 for _ in $(seq 100); do grep -q "assigned" "$work/service.log" && break; sleep 0.1; done
 
+user_count() { # user want: waits until Redis counts want payments of user
+  local key
+  for _ in $(seq 100); do
+    key=$(redis-cli -p "$REDIS_PORT" --scan --pattern "fraud:{*}:user:$1")
+    [ -n "$key" ] && [ "$(redis-cli -p "$REDIS_PORT" hget "$key" count)" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 rule_updates() { grep -c -e "updated from fraud-rules" -e "returned to the config" "$work/service.log" || true; }
 
 cd "$root"
@@ -38,17 +48,32 @@ while IFS= read -r line; do
       bash -c "$line"
       for _ in $(seq 100); do [ "$(rule_updates)" -gt "$before" ] && break; sleep 0.1; done
       [ "$(rule_updates)" -gt "$before" ] || { echo "FAIL: rule not taken" >&2; tail "$work/service.log" >&2; exit 1; } ;;
-    *"kcat -P"*) bash -c "$line" ;;
+    *"-t payments"*)
+      # A rule applies from the service's next batch: let these payments be
+      # applied before the next line changes a rule.
+      bash -c "$line"
+      user=$(grep -o 'user[0-9]*:' <<<"$line" | head -n 1)
+      want=$(grep -o 'user[0-9]*:' <<<"$line" | wc -l)
+      user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; exit 1; } ;;
     *"-t fraud-alerts"*)
-      retry_until 2 '"rule":"amount_jump"' "$work/out.$n" "$line"
-      retry_until 1 '"rule":"small_then_large"' "$work/out.$n" "$line"
+      retry_until 5 '"rule":' "$work/out.$n" "$line"
+      for want in '"rule":"amount_jump","user_id":"user5"' \
+                  '"rule":"amount_jump","user_id":"user6"' '"rule":"small_then_large","user_id":"user6"' \
+                  '"rule":"cumulative_limit","user_id":"user8".*"limit":1000,"cumulative_amount":1000,' \
+                  '"rule":"velocity","user_id":"user9".*"payments_in_window":4,'; do
+        [ "$(grep -c -- "$want" "$work/out.$n")" = 1 ] || { echo "FAIL: want one alert matching $want" >&2; cat "$work/out.$n" >&2; exit 1; }
+      done
       grep -q '"user_id":"user5".*"diff":-800.*"params":{"threshold":500,"direction":"both"}' "$work/out.$n" \
         || { echo "FAIL: user5's decrease alert" >&2; exit 1; } ;;
     *"-t payment-averages"*)
-      retry_until 1 '"user_id":"user7","average":17,' "$work/out.$n" "$line" ;;
+      retry_until 4 '"average_id"' "$work/out.$n" "$line"
+      grep -q '"user_id":"user7","average":17,' "$work/out.$n" || { echo "FAIL: user7's average" >&2; exit 1; }
+      grep -q '"user_id":"user8","average":500,' "$work/out.$n" || { echo "FAIL: user8's average" >&2; exit 1; }
+      [ "$(grep -c '"user_id":"user9","average":1,' "$work/out.$n")" = 2 ] || { echo "FAIL: user9's averages" >&2; exit 1; } ;;
     *"-t payment-totals"*)
       retry_until 1 '^user7 {"user_id":"user7","cumulative_amount":35,"event_count":2}$' "$work/out.$n" "$line"
-      for want in 'user5 .*"cumulative_amount":3200,"event_count":2' 'user6 .*"cumulative_amount":600.5,"event_count":2'; do
+      for want in 'user5 .*"cumulative_amount":3200,"event_count":2' 'user6 .*"cumulative_amount":600.5,"event_count":2' \
+                  'user8 .*"cumulative_amount":1050,"event_count":3' 'user9 .*"cumulative_amount":4,"event_count":4'; do
         grep "^${want%% *} " "$work/out.$n" | tail -n 1 | grep -q "$want" \
           || { echo "FAIL: last total of ${want%% *}" >&2; cat "$work/out.$n" >&2; exit 1; }
       done ;;

@@ -198,8 +198,141 @@ bool wait_for_user_field(redisContext *c, const char *user, const char *field,
     return false;
 }
 
+bool kafka_use_real_broker(void) {
+    const char *which = getenv("TEST_KAFKA_BROKER");
+    return which && strcmp(which, "real") == 0;
+}
+
+static void real_broker_spawn(kafka_cluster_t *kc) {
+    char port[16], cport[16], log_path[300];
+    snprintf(port, sizeof(port), "%d", kc->broker_port);
+    snprintf(cport, sizeof(cport), "%d", kc->controller_port);
+    snprintf(log_path, sizeof(log_path), "%s/broker.log", kc->broker_dir);
+    const char *argv[] = {FRAUD_SOURCE_DIR "/tests/kafka/kafka.sh", "run", kc->broker_dir, port,
+                          cport, NULL};
+    kc->broker_pid = spawn(argv, log_path);
+}
+
+static void dump_broker_log(const kafka_cluster_t *kc) {
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "tail -n 30 '%s/broker.log' >&2", kc->broker_dir);
+    if (system(cmd) != 0) fprintf(stderr, "(no broker log)\n");
+}
+
+/* Until the broker answers a metadata request (the JVM takes seconds). */
+static void real_broker_wait_ready(const kafka_cluster_t *kc) {
+    int64_t deadline = mono_ms() + 120000;
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(kc->rk, 0, NULL, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int brokers = md->broker_cnt;
+            rd_kafka_metadata_destroy(md);
+            if (brokers > 0) return;
+        }
+        int status;
+        if (waitpid(kc->broker_pid, &status, WNOHANG) == kc->broker_pid) {
+            dump_broker_log(kc);
+            DIE("the Kafka broker exited during start (status %d)", status);
+        }
+        if (mono_ms() > deadline) {
+            dump_broker_log(kc);
+            DIE("the Kafka broker at %s did not become ready in 120 s", kc->bootstrap);
+        }
+        sleep_ms(200);
+    }
+}
+
+/* CreateTopics through the admin API, then waits until every partition has
+ * a leader, so the first produce does not race the controller. */
+static void real_broker_create_topic(const kafka_cluster_t *kc, const char *topic,
+                                     int partitions) {
+    char errstr[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
+    if (!nt) DIE("NewTopic %s: %s", topic, errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(kc->rk);
+    rd_kafka_CreateTopics(kc->rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    if (!ev) DIE("CreateTopics %s: no answer", topic);
+    const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+    size_t n = 0;
+    const rd_kafka_topic_result_t **results = res ? rd_kafka_CreateTopics_result_topics(res, &n)
+                                                  : NULL;
+    if (rd_kafka_event_error(ev)) DIE("CreateTopics %s: %s", topic, rd_kafka_event_error_string(ev));
+    for (size_t i = 0; i < n; i++)
+        if (rd_kafka_topic_result_error(results[i]) &&
+            rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            DIE("CreateTopics %s: %s", topic, rd_kafka_topic_result_error_string(results[i]));
+    rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    int64_t deadline = mono_ms() + 30000;
+    for (;;) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(kc->rk, topic, NULL);
+        int led = 0;
+        if (rd_kafka_metadata(kc->rk, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && !md->topics[0].err &&
+                md->topics[0].partition_cnt == partitions) {
+                led = 1;
+                for (int i = 0; i < partitions; i++)
+                    if (md->topics[0].partitions[i].leader < 0) led = 0;
+            }
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (led) return;
+        if (mono_ms() > deadline) DIE("topic %s has no leaders after 30 s", topic);
+        sleep_ms(100);
+    }
+}
+
+static void real_broker_start(kafka_cluster_t *kc) {
+    char errstr[512];
+    snprintf(kc->broker_dir, sizeof(kc->broker_dir), "/tmp/fraud-kafka-test-XXXXXX");
+    if (!mkdtemp(kc->broker_dir)) DIE("mkdtemp: %s", strerror(errno));
+    kc->broker_port = harness_free_port();
+    kc->controller_port = harness_free_port();
+    snprintf(kc->bootstrap, sizeof(kc->bootstrap), "127.0.0.1:%d", kc->broker_port);
+    real_broker_spawn(kc);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
+    rd_kafka_conf_set(conf, "log_level", "0", NULL, 0);
+    kc->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!kc->rk) DIE("rd_kafka_new: %s", errstr);
+    int64_t started = mono_ms();
+    real_broker_wait_ready(kc);
+    fprintf(stderr, "harness: real Apache Kafka broker at %s ready in %lld ms (%s)\n",
+            kc->bootstrap, (long long)(mono_ms() - started), kc->broker_dir);
+}
+
+static void real_broker_halt(kafka_cluster_t *kc) {
+    if (kc->broker_pid <= 0) return;
+    kill(kc->broker_pid, SIGTERM);
+    if (wait_exit(kc->broker_pid, 60000) < 0)
+        fprintf(stderr, "harness: the Kafka broker did not stop in 60 s; killed\n");
+    kc->broker_pid = 0;
+}
+
+void kafka_broker_restart(kafka_cluster_t *kc) {
+    if (kc->mock) DIE("kafka_broker_restart needs a real broker");
+    real_broker_halt(kc);
+    real_broker_spawn(kc);
+    int64_t started = mono_ms();
+    real_broker_wait_ready(kc);
+    fprintf(stderr, "harness: Kafka broker restarted in %lld ms\n",
+            (long long)(mono_ms() - started));
+}
+
 void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions) {
     char errstr[512];
+    memset(kc, 0, sizeof(*kc));
+    if (kafka_use_real_broker()) {
+        real_broker_start(kc);
+        real_broker_create_topic(kc, "payments", input_partitions);
+        real_broker_create_topic(kc, "fraud-alerts", 1);
+        real_broker_create_topic(kc, "payments-dlq", 1);
+        return;
+    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
     kc->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -215,6 +348,10 @@ void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions) {
 }
 
 void kafka_create_topic(const kafka_cluster_t *kc, const char *topic, int partitions) {
+    if (!kc->mock) {
+        real_broker_create_topic(kc, topic, partitions);
+        return;
+    }
     if (rd_kafka_mock_topic_create(kc->mock, topic, partitions, 1)) DIE("topic create %s", topic);
 }
 
@@ -223,6 +360,14 @@ void kafka_cluster_stop(kafka_cluster_t *kc) {
     if (kc->rk) rd_kafka_destroy(kc->rk);
     kc->mock = NULL;
     kc->rk = NULL;
+    if (kc->broker_dir[0]) {
+        real_broker_halt(kc);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", kc->broker_dir);
+        if (getenv("TEST_KEEP_BROKER_DIR") == NULL && system(cmd) != 0)
+            fprintf(stderr, "harness: could not remove %s\n", kc->broker_dir);
+        kc->broker_dir[0] = '\0';
+    }
 }
 
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {

@@ -2,7 +2,9 @@
  * test itself on 127.0.0.1.
  *
  * - redis-server on a free port, in a temporary directory;
- * - librdkafka's mock cluster (the Kafka protocol over TCP), in-process;
+ * - librdkafka's mock cluster (the Kafka protocol over TCP), in-process, or
+ *   with TEST_KAFKA_BROKER=real a real Apache Kafka broker per test
+ *   (tests/kafka/kafka.sh run, a JVM child process);
  * - the real fraud-detector binary as a child process.
  * Children get PR_SET_PDEATHSIG, so a crashed test leaves nothing behind. */
 #ifndef FRAUD_TEST_HARNESS_H
@@ -25,10 +27,17 @@ typedef struct redis_server {
     char password[64];     /* requirepass when not empty */
 } redis_server_t;
 
+/* The Kafka the tests talk to: librdkafka's mock cluster, or, with
+ * TEST_KAFKA_BROKER=real in the environment, a real Apache Kafka broker
+ * (tests/kafka/kafka.sh run) started fresh for each test in a temporary
+ * directory. */
 typedef struct kafka_cluster {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mock;
+    rd_kafka_t *rk;                /* the test's producer; admin requests too */
+    rd_kafka_mock_cluster_t *mock; /* NULL on a real broker */
     char bootstrap[256];
+    pid_t broker_pid;              /* real broker only */
+    char broker_dir[256];
+    int broker_port, controller_port;
 } kafka_cluster_t;
 
 typedef struct service_proc {
@@ -64,8 +73,14 @@ void redis_server_halt(redis_server_t *srv);
 void redis_server_resume(redis_server_t *srv);
 redisContext *redis_server_connect(const redis_server_t *srv);
 
-/* Creates the mock cluster with the service's three topics. */
+/* True when TEST_KAFKA_BROKER=real asks for a real broker. */
+bool kafka_use_real_broker(void);
+
+/* Creates the cluster with the service's three topics. */
 void kafka_cluster_start(kafka_cluster_t *kc, int input_partitions);
+/* Real broker only: stops it cleanly (SIGTERM) and starts it again on the
+ * same ports and log directory, waiting until it serves again. */
+void kafka_broker_restart(kafka_cluster_t *kc);
 void kafka_cluster_stop(kafka_cluster_t *kc);
 /* Creates one more topic (single replica). */
 void kafka_create_topic(const kafka_cluster_t *kc, const char *topic, int partitions);
