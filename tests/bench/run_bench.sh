@@ -9,7 +9,8 @@
 #   memory       service peak RSS; cache bytes per user at 1e4..1e6 users
 # Results: BUILD_DIR/bench/results.json, a Markdown table on stdout, and
 # BUILD_DIR/bench/throughput.png + latency.png when gnuplot is installed.
-# Usage: tests/bench/run_bench.sh BUILD_DIR   (EVENTS=200000 USERS=10000)
+# Usage: tests/bench/run_bench.sh BUILD_DIR   (EVENTS=200000 USERS=10000;
+#        BENCH_KAFKA=real for a real Apache Kafka broker instead of the mock)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
@@ -28,13 +29,24 @@ work=$WORK
 bench="$build/fraud-bench"
 now() { date +%s.%N; }
 # --- servers -----------------------------------------------------------------
-start_dev_broker payments:12 fraud-alerts:6 payments-dlq:1 lat-payments:6 lat-alerts:6 \
-  users-1000:12 users-100000:12
+BENCH_TOPICS=(payments:12 fraud-alerts:6 payments-dlq:1 lat-payments:6 lat-alerts:6
+              users-1000:12 users-100000:12)
+if [ "${BENCH_KAFKA:-mock}" = real ]; then
+  # A real Apache Kafka broker (tests/kafka/kafka.sh; needs java and mvn).
+  mkdir -p "$work/kafka"
+  BROKER=$("$root/tests/kafka/kafka.sh" start "$work/kafka" "${BENCH_TOPICS[@]}")
+  fraud_track "$(cat "$work/kafka/broker.pid")"
+  broker_kind="Apache Kafka (tests/kafka, one KRaft node)"
+else
+  start_dev_broker "${BENCH_TOPICS[@]}"
+  broker_kind="librdkafka mock cluster (fraud-mock-broker)"
+fi
 B=$BROKER
 start_redis
 RP=$REDIS_PORT
 redis() { redis-cli -p "$RP" "$@"; }
 
+echo "== broker: $broker_kind"
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB"
 echo "== producing $EVENTS payments over $USERS users (alert ratio $ALERT_RATIO)"
 "$bench" produce -b "$B" -t payments --events "$EVENTS" --users "$USERS" \
@@ -188,6 +200,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
 {
   echo "{"
   echo "  \"machine\": {\"cores\": $(nproc), \"cpu\": \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\"},"
+  echo "  \"broker\": \"$broker_kind\","
   echo "  \"events\": $EVENTS, \"users\": $USERS, \"repetitions\": $REPS,"
   echo "  \"ceiling_eps\": {\"median\": $c_med, \"min\": $c_min, \"max\": $c_max},"
   echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"

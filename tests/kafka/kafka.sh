@@ -4,9 +4,10 @@
 # this script) into a cache, and it runs with the machine's Java.
 #
 #   kafka.sh fetch                      resolve the jars (no download once cached)
-#   kafka.sh start [DIR]                start in the background on free ports, wait until
-#                                       ready, create the service's topics, print the
-#                                       bootstrap address (state and logs in DIR)
+#   kafka.sh start [DIR [T:N[:compact]...]]  start in the background on free ports, wait
+#                                       until ready, create the topics given (default: the
+#                                       service's), print the bootstrap address (state and
+#                                       logs in DIR)
 #   kafka.sh stop DIR                   stop what `start` started, cleanly (SIGTERM)
 #   kafka.sh topics BOOTSTRAP T:N[:compact]...   create topics T with N partitions
 #   kafka.sh run DIR PORT CONTROLLER_PORT        format DIR if new, then run the broker in
@@ -132,8 +133,12 @@ topics() { # bootstrap spec...
   done
 }
 
-start() { # [dir]
+start() { # [dir [topic specs]]
   local dir=${1:-} port cport
+  shift || true
+  local specs=("$@")
+  [ ${#specs[@]} -gt 0 ] || specs=(payments:6 fraud-alerts:6 payments-dlq:1 fraud-rules:1:compact
+                                   payment-totals:6:compact payment-averages:6)
   [ -n "$dir" ] || dir=$(mktemp -d /tmp/fraud-kafka-XXXXXX)
   mkdir -p "$dir"
   fetch
@@ -142,8 +147,7 @@ start() { # [dir]
   setsid "$0" run "$dir" "$port" "$cport" >"$dir/broker.log" 2>&1 </dev/null &
   echo "127.0.0.1:$port" >"$dir/bootstrap"
   wait_ready "127.0.0.1:$port" "$dir/broker.log"
-  topics "127.0.0.1:$port" payments:6 fraud-alerts:6 payments-dlq:1 fraud-rules:1:compact \
-    payment-totals:6:compact payment-averages:6
+  topics "127.0.0.1:$port" "${specs[@]}"
   echo "kafka.sh: Apache Kafka $KAFKA_VERSION ready in $dir (stop: $0 stop $dir)" >&2
   echo "127.0.0.1:$port"
 }
@@ -166,5 +170,5 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   topics) [ $# -ge 2 ] || die "usage: kafka.sh topics BOOTSTRAP T:N[:compact]..."; topics "$@" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
