@@ -133,6 +133,24 @@ START_TEST(test_cumulative_limit_fires_once_and_remembers_across_restarts) {
 }
 END_TEST
 
+START_TEST(test_cumulative_limit_crossing_expires_with_the_state) {
+    const char *extra[] = {"rule.amount_jump.enabled=false", "rule.cumulative_limit.enabled=true",
+                           "rule.cumulative_limit.limit=1000", "state.ttl.ms=1500", NULL};
+    start(extra);
+    const char *amounts[] = {"1000"};
+    pay_all("e", amounts, 1, 1);
+    char key[300];
+    ck_assert(redis_find_user_key(redis, "e", key, sizeof(key)));
+    int64_t deadline = mono_ms() + 20000; /* Redis expires the user, crossing included */
+    while (redis_find_user_key(redis, "e", key, sizeof(key)) && mono_ms() < deadline)
+        sleep_ms(100);
+    ck_assert(!redis_find_user_key(redis, "e", key, sizeof(key)));
+    pay_all("e", amounts, 1, 1); /* a new total from zero crosses again */
+    record_list_t alerts = alerts_exactly(2);
+    record_list_free(&alerts);
+}
+END_TEST
+
 START_TEST(test_small_then_large_and_a_payment_in_between) {
     const char *extra[] = {"rule.amount_jump.enabled=false",
                            "rule.small_then_large.enabled=true", NULL};
@@ -332,6 +350,7 @@ int main(void) {
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_amount_jump_both_directions);
     tcase_add_test(tc, test_cumulative_limit_fires_once_and_remembers_across_restarts);
+    tcase_add_test(tc, test_cumulative_limit_crossing_expires_with_the_state);
     tcase_add_test(tc, test_small_then_large_and_a_payment_in_between);
     tcase_add_test(tc, test_count_average_of_the_seed);
     tcase_add_test(tc, test_velocity_over_max_count);
