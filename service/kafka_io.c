@@ -178,50 +178,48 @@ int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t er
     return 0;
 }
 
+/* Creates a client from conf (which it takes over, or destroys on failure)
+ * with the service's log and error callbacks. */
+static rd_kafka_t *create_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
+                                 char *errstr, size_t errstr_size) {
+    char reason[512];
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_t *rk = rd_kafka_new(type, conf, reason, sizeof(reason));
+    if (!rk) {
+        errstr_set(errstr, errstr_size, "kafka %s: %s", what, reason);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (type == RD_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
 static rd_kafka_t *new_consumer(const config_t *cfg,
                                 void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
                                                      rd_kafka_topic_partition_list_t *, void *),
                                 int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
                                 void *opaque, char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = consumer_conf_new(cfg, errstr, errstr_size);
-    char reason[512];
     if (!conf) return NULL;
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, opaque);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
-    if (!rk) {
-        errstr_set(errstr, errstr_size, "kafka consumer: %s", reason);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return create_client(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }
 
 static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
                                 size_t errstr_size) {
     rd_kafka_conf_t *conf = producer_conf_new(cfg, errstr, errstr_size);
-    char reason[512];
     if (!conf) return NULL;
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report_cb);
     rd_kafka_conf_set_opaque(conf, io);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, reason, sizeof(reason));
-    if (!rk) {
-        errstr_set(errstr, errstr_size, "kafka producer: %s", reason);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    return rk;
+    return create_client(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
 }
 
 rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char reason[512], group[512];
+    char group[512];
     /* librdkafka wants a group.id even to assign(); with assign() and no
      * commits the broker never sees this group. */
     snprintf(group, sizeof(group), "%s.reader", cfg->group_id);
@@ -230,22 +228,13 @@ rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr
         set_prop(conf, "enable.auto.commit", "false", errstr, errstr_size) != 0 ||
         set_prop(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
         set_prop(conf, "enable.partition.eof", "false", errstr, errstr_size) != 0 ||
-        set_prop(conf, "socket.nagle.disable", "true", errstr, errstr_size) != 0) {
+        set_prop(conf, "socket.nagle.disable", "true", errstr, errstr_size) != 0 ||
+        /* A reader reports no lag: the group's statistics stay the consumer's. */
+        set_prop(conf, "statistics.interval.ms", "0", errstr, errstr_size) != 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    /* A reader reports no lag: the group's statistics stay the consumer's. */
-    rd_kafka_conf_set(conf, "statistics.interval.ms", "0", NULL, 0);
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, reason, sizeof(reason));
-    if (!rk) {
-        errstr_set(errstr, errstr_size, "kafka reader: %s", reason);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
+    return create_client(RD_KAFKA_CONSUMER, conf, "reader", errstr, errstr_size);
 }
 
 kafka_io_t *kafka_io_new(const config_t *cfg,
