@@ -10,13 +10,15 @@
 # identical: slim drops docs and locales, which the build does not use.
 # The base root is made once and cached (tarball) under
 # ${FRAUD_CACHE_DIR:-~/.cache/fraud-detector}; later runs only unpack it.
+# The archive is the one this machine's apt uses for bookworm
+# (tests/apt_archive_uri.sh); DEBIAN_MIRROR overrides it. With neither, the
+# check skips: the repository names no archive host of its own.
 # Needs root (chroot, mount). Usage: tests/docker_build_chroot.sh BUILD_DIR
 set -euo pipefail
 root_dir="$(cd "$(dirname "$0")/.." && pwd)"
 build="$(cd "${1:-$root_dir/build}" && pwd)"
 dockerfile="$root_dir/docker/Dockerfile"
 cache="${FRAUD_CACHE_DIR:-$HOME/.cache/fraud-detector}"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 work="$(mktemp -d /tmp/fraud-chroot-XXXXXX)"
 mounts=()
 pids=()
@@ -38,10 +40,15 @@ if [ "$(id -u)" != 0 ]; then
   exit 77
 fi
 command -v debootstrap >/dev/null || fail "debootstrap missing (make deps installs it)"
+mirror="${DEBIAN_MIRROR:-}"
+if [ -z "$mirror" ] && ! mirror=$("$root_dir/tests/apt_archive_uri.sh" bookworm 2>/dev/null); then
+  echo "SKIP: no Debian archive for bookworm in this machine's apt sources, and DEBIAN_MIRROR is not set" >&2
+  exit 77
+fi
 
 base="$cache/bookworm-minbase.tar.gz"
 if [ ! -s "$base" ]; then
-  echo "== making the Debian 12 base root (once; cached in $base)"
+  echo "== making the Debian 12 base root from $mirror (once; cached in $base)"
   mkdir -p "$cache"
   debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -20 "$work/debootstrap.log" >&2; fail "debootstrap"; }
