@@ -13,6 +13,8 @@
 
 #include <cJSON.h>
 
+#include "utf8.h"
+
 static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
     [DECODE_OK] = "ok",
     [DECODE_EMPTY] = "empty_message",
@@ -23,6 +25,8 @@ static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
     [DECODE_EMPTY_USER] = "empty_user",
     [DECODE_USER_TOO_LONG] = "user_too_long",
     [DECODE_BAD_USER] = "bad_user",
+    [DECODE_INVALID_USER_ID] = "invalid_user_id",
+    [DECODE_NUL_CHARACTER] = "nul_character",
     [DECODE_KEY_MISMATCH] = "key_mismatch",
     [DECODE_MISSING_AMOUNT] = "missing_amount",
     [DECODE_NON_NUMERIC_AMOUNT] = "non_numeric_amount",
@@ -65,17 +69,25 @@ static decode_reason_t reject(decode_reason_t reason, char *errstr, size_t errst
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-/* A user id is 1..256 bytes with no control characters, so it can be a
- * Redis key, a Kafka key and a JSON string without surprises. */
+/* A user id is 1..256 bytes of UTF-8 with no control characters, so it can
+ * be a Redis key, a Kafka key and a JSON string without surprises. */
 static decode_reason_t take_user(const char *user, size_t len, size_t max_len, payment_t *out,
                                  char *errstr, size_t errstr_size) {
+    size_t bad_at;
     if (len == 0) return reject(DECODE_EMPTY_USER, errstr, errstr_size, "user_id: empty");
     if (len > max_len || len > PAYMENT_USER_MAX)
         return reject(DECODE_USER_TOO_LONG, errstr, errstr_size,
                       "user_id: %zu bytes, at most %zu allowed", len, max_len);
+    const char *nul = memchr(user, '\0', len);
+    if (nul)
+        return reject(DECODE_NUL_CHARACTER, errstr, errstr_size, "user_id: NUL at byte %zu",
+                      (size_t)(nul - user));
+    if (!utf8_valid(user, len, &bad_at))
+        return reject(DECODE_INVALID_USER_ID, errstr, errstr_size,
+                      "user_id: not UTF-8 at byte %zu", bad_at);
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)user[i] < 0x20 || user[i] == 0x7f)
-            return reject(DECODE_BAD_USER, errstr, errstr_size,
+            return reject(DECODE_INVALID_USER_ID, errstr, errstr_size,
                           "user_id: control character at byte %zu", i);
     memcpy(out->user_id, user, len);
     out->user_id[len] = '\0';
@@ -113,11 +125,46 @@ static bool looks_non_finite(const char *text, size_t len) {
            (len == 8 && strncasecmp(text, "infinity", 8) == 0);
 }
 
+/* RFC 8259's number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool is_json_number(const char *s, size_t len) {
+    size_t i = 0;
+    if (i < len && s[i] == '-') i++;
+    if (i < len && s[i] == '0') {
+        i++;
+    } else if (i < len && s[i] >= '1' && s[i] <= '9') {
+        while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+    } else {
+        return false;
+    }
+    if (i < len && s[i] == '.') {
+        size_t digits = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == digits) return false;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < len && (s[i] == '+' || s[i] == '-')) i++;
+        size_t digits = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') i++;
+        if (i == digits) return false;
+    }
+    return i == len;
+}
+
+/* A numeric string, or a bare value: exactly a JSON number's text, so that
+ * " 5", "+5", "5.", ".5" and "007" are the producer's bug, not an amount. */
 static decode_reason_t take_amount_text(const char *text, size_t len, payment_t *out,
                                         char *errstr, size_t errstr_size) {
     decimal_t amount = 0;
+    const char *nul = memchr(text, '\0', len);
+    if (nul)
+        return reject(DECODE_NUL_CHARACTER, errstr, errstr_size, "amount: NUL at byte %zu",
+                      (size_t)(nul - text));
     if (looks_non_finite(text, len))
         return reject(DECODE_NON_FINITE_AMOUNT, errstr, errstr_size, "amount: not finite");
+    if (!is_json_number(text, len))
+        return reject(DECODE_NON_NUMERIC_AMOUNT, errstr, errstr_size,
+                      "amount: not a number as JSON writes one (RFC 8259)");
     decimal_status_t st = decimal_parse(text, len, &amount);
     return take_amount_status(st, amount, out, errstr, errstr_size);
 }
@@ -142,10 +189,14 @@ static decode_reason_t decode_optional_fields(const cJSON *root, payment_t *out,
 
     if (event_id && !cJSON_IsNull(event_id)) {
         if (cJSON_IsString(event_id)) {
-            size_t n = strlen(event_id->valuestring);
+            size_t n = strlen(event_id->valuestring), bad_at;
             if (n > PAYMENT_EVENT_ID_MAX)
                 return reject(DECODE_BAD_EVENT_ID, errstr, errstr_size,
                               "event_id: longer than %d bytes", PAYMENT_EVENT_ID_MAX);
+            /* It is echoed in alerts, which must stay UTF-8. */
+            if (!utf8_valid(event_id->valuestring, n, &bad_at))
+                return reject(DECODE_BAD_EVENT_ID, errstr, errstr_size,
+                              "event_id: not UTF-8 at byte %zu", bad_at);
             memcpy(out->event_id, event_id->valuestring, n + 1);
         } else if (cJSON_IsNumber(event_id) && isfinite(event_id->valuedouble) &&
                    fabs(event_id->valuedouble) < 9e15) {
@@ -213,6 +264,44 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
     return decode_optional_fields(root, out, errstr, errstr_size);
 }
 
+/* What cJSON accepts but RFC 8259 does not, or what its NUL-terminated
+ * strings would hide, read from the text itself once cJSON has accepted it.
+ * In accepted JSON a backslash only ever opens an escape inside a string,
+ * and a bare token that starts with '-' or a digit is a number; nothing
+ * more is needed to find them. */
+static decode_reason_t check_json_text(const char *text, size_t len, char *errstr,
+                                       size_t errstr_size) {
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\0')
+            return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
+                          "a raw NUL byte at byte %zu", i);
+        if (in_string) {
+            if (c == '"') {
+                in_string = false;
+            } else if (c == '\\') {
+                if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
+                    return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
+                                  "a string holds an escaped NUL (\\u0000) at byte %zu", i);
+                i++; /* the escaped character; \uXXXX's digits hold no backslash */
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t start = i;
+            while (i + 1 < len && strchr("0123456789+-.eE", text[i + 1]) && text[i + 1]) i++;
+            if (!is_json_number(text + start, i + 1 - start))
+                return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
+                              "the number at byte %zu is not JSON (RFC 8259: no leading zeros, "
+                              "digits on both sides of the point)", start);
+        }
+    }
+    return DECODE_OK;
+}
+
 /* Deepest nesting of objects and arrays; stops counting past limit. */
 static int json_depth(const cJSON *item, int limit) {
     int deepest = 0;
@@ -275,7 +364,7 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
         r = reject(DECODE_TOO_DEEP, errstr, errstr_size,
                    "JSON nested deeper than %d levels (input.max.json.depth)",
                    limits->max_json_depth);
-    else
+    else if ((r = check_json_text(value, consumed, errstr, errstr_size)) == DECODE_OK)
         r = decode_object(key, key_len, root, limits, out, errstr, errstr_size);
     cJSON_Delete(root);
     return r;

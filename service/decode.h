@@ -7,6 +7,11 @@
  *       key is the user; amount may be a JSON number or a numeric string;
  *   (b) a bare number ("5000"), the user being the message key, which is what
  *       `echo 'user1:5000' | kcat -P -K:` sends.
+ * Input is strict: one message maps to one identity. A user id is valid UTF-8
+ * with no control characters, in the key and in the JSON; no string of the
+ * JSON may hold a NUL (cJSON's strings end at one, so "u\u0000x" would read
+ * as "u"); every number, and every numeric string, is an RFC 8259 number
+ * (no leading zeros, no "+5", "5.", ".5", NaN or Infinity).
  * Everything else is rejected with a stable reason code (for dead-letter
  * headers and metrics) and a human sentence. decode_payment() copies what it
  * keeps into the payment, so the message may be freed afterwards. */
@@ -33,6 +38,8 @@ typedef enum {
     DECODE_EMPTY_USER,
     DECODE_USER_TOO_LONG,
     DECODE_BAD_USER,
+    DECODE_INVALID_USER_ID, /* not UTF-8, or a control character */
+    DECODE_NUL_CHARACTER,   /* a NUL, escaped or raw, in a string or the key */
     DECODE_KEY_MISMATCH,
     DECODE_MISSING_AMOUNT,
     DECODE_NON_NUMERIC_AMOUNT,

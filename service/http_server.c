@@ -2,6 +2,7 @@
  * percent-decoded here, not by the daemon, so the exact bytes of a user id
  * are under our control (and fuzzed). */
 #include "http_server.h"
+#include "utf8.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -47,6 +48,8 @@ user_path_status_t http_parse_user_path(const char *path, char *user, size_t cap
         user[n++] = (char)c;
     }
     user[n] = '\0';
+    /* No user id that is not UTF-8 has state, and answers must stay UTF-8. */
+    if (!utf8_valid(user, n, NULL)) return USER_PATH_BAD_ENCODING;
     *len = n;
     return USER_PATH_OK;
 }

@@ -37,7 +37,7 @@ void http_server_stop(http_server_t *server);
 typedef enum {
     USER_PATH_OK = 0,
     USER_PATH_NOT_A_USER_PATH, /* 404 */
-    USER_PATH_BAD_ENCODING,    /* 400: bad %XX, or a control byte */
+    USER_PATH_BAD_ENCODING,    /* 400: bad %XX, a control byte, or not UTF-8 */
     USER_PATH_TOO_LONG         /* 400: over 256 bytes decoded */
 } user_path_status_t;
 

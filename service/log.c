@@ -10,6 +10,8 @@
 
 #include <cJSON.h>
 
+#include "utf8.h"
+
 static log_level_t min_level = LOG_INFO;
 static bool json_format = false;
 
@@ -36,6 +38,8 @@ void log_msg(log_level_t level, const char *module, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    /* A line may quote input, or be cut inside a character: keep it UTF-8. */
+    utf8_sanitize(message);
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);

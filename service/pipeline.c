@@ -29,6 +29,7 @@
 #include "state_cache.h"
 #include "state_ttl.h"
 #include "store_redis.h"
+#include "utf8.h"
 
 #define POLL_TIMEOUT_MS 100
 #define BACKOFF_START_MS 100
@@ -316,7 +317,12 @@ static void log_dead_letter_sampled(pipeline_t *p, const rd_kafka_message_t *m,
 /* Copies the message to the dead-letter topic with why and where from. */
 static int send_dead_letter(pipeline_t *p, const rd_kafka_message_t *m, decode_reason_t reason,
                             const char *reason_text) {
-    char partition[16], offset[24], errstr[512];
+    char partition[16], offset[24], errstr[512], error[512];
+    /* The reason may quote input (a rule record's setting name): the
+     * headers stay UTF-8; only the copied key and value are the input's. */
+    snprintf(error, sizeof(error), "%s", reason_text);
+    utf8_sanitize(error);
+    reason_text = error;
     snprintf(partition, sizeof(partition), "%d", (int)m->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
     const char *headers[] = {"fraud.dlq.reason", decode_reason_code(reason),

@@ -16,7 +16,7 @@ CC="$clang" cmake -S "$root" -B "$build" -DFRAUD_FUZZ=ON -DBUILD_TESTING=OFF \
 cmake --build "$build" -j "$(nproc)" >/dev/null
 mkdir -p "$build/artifacts"
 status=0
-for target in decode decimal config http_path rule_update; do
+for target in decode decode_properties decimal config http_path rule_update; do
   scratch="$build/corpus-$target"
   mkdir -p "$scratch"
   echo "== fuzz_$target for ${seconds}s (seed corpus: $(ls "$root/tests/fuzz/corpus/$target" | wc -l) inputs)"

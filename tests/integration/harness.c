@@ -377,6 +377,17 @@ static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 
 void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
                    const char *const *values, size_t count) {
+    kafka_produce_bytes(kc, topic, keys, NULL, values, NULL, count);
+}
+
+static size_t length_of(const char *const *texts, const size_t *lens, size_t i) {
+    if (!texts || !texts[i]) return 0;
+    return lens ? lens[i] : strlen(texts[i]);
+}
+
+void kafka_produce_bytes(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
+                         const size_t *key_lens, const char *const *values,
+                         const size_t *value_lens, size_t count) {
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
@@ -390,8 +401,8 @@ void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *con
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 p, RD_KAFKA_V_TOPIC(topic),
                 RD_KAFKA_V_KEY(keys && keys[i] ? keys[i] : NULL,
-                               keys && keys[i] ? strlen(keys[i]) : 0),
-                RD_KAFKA_V_VALUE((void *)values[i], values[i] ? strlen(values[i]) : 0),
+                               length_of(keys, key_lens, i)),
+                RD_KAFKA_V_VALUE((void *)values[i], length_of(values, value_lens, i)),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
             if (!err) break;
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) DIE("produce: %s", rd_kafka_err2str(err));

@@ -88,6 +88,11 @@ void kafka_create_topic(const kafka_cluster_t *kc, const char *topic, int partit
 /* Produces key/value records and waits for every acknowledgement. */
 void kafka_produce(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
                    const char *const *values, size_t count);
+/* The same with explicit lengths (NULL: strlen), for keys and values that
+ * hold NUL bytes. */
+void kafka_produce_bytes(const kafka_cluster_t *kc, const char *topic, const char *const *keys,
+                         const size_t *key_lens, const char *const *values,
+                         const size_t *value_lens, size_t count);
 
 /* Reads a whole topic from the beginning until `expected` records have
  * arrived (or timeout_ms passed), and a little longer to catch extras. */

@@ -4,6 +4,7 @@
 
 #include "check_main.h"
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,123 @@ START_TEST(test_bad_input_goes_to_the_dead_letter_topic_with_reason_and_source) 
 }
 END_TEST
 
+/* Strict input: each tricky payment, under a key of its own, ends exactly
+ * once, applied or dead-lettered with its reason. */
+typedef struct strict_case {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+    const char *reason; /* NULL: applied */
+} strict_case_t;
+
+#define BYTES(s) s, sizeof(s) - 1
+
+static const strict_case_t STRICT_CASES[] = {
+    {BYTES("k40"), BYTES("{\"user_id\":\"k40\\u0000zzz\",\"amount\":5}"), "nul_character"},
+    {BYTES("k41"), BYTES("{\"amount\":\"5\\u0000\"}"), "nul_character"},
+    {BYTES("k42"), BYTES("{\"user_id\":\"k42\0zzz\",\"amount\":5}"), "nul_character"},
+    {BYTES("k43\0"), BYTES("5"), "nul_character"},
+    {BYTES("u\xff\xfe"), BYTES("5"), "invalid_user_id"},
+    {BYTES("k44"), BYTES("{\"user_id\":\"k44\xff\",\"amount\":5}"), "invalid_user_id"},
+    {BYTES("k45"), BYTES("{\"amount\":007}"), "malformed_json"},
+    {BYTES("k46"), BYTES("{\"amount\":\"+5\"}"), "non_numeric_amount"},
+    {BYTES("k47"), BYTES("{\"amount\":\" 5\"}"), "non_numeric_amount"},
+    {BYTES("k48"), BYTES("{\"amount\":\"5.\"}"), "non_numeric_amount"},
+    {BYTES("k49"), BYTES("{\"amount\":\".5\"}"), "non_numeric_amount"},
+    {BYTES("k50"), BYTES("{\"amount\":\"12.50\"}"), NULL},
+    {BYTES("k51"), BYTES("{\"amount\":\"1e3\"}"), NULL},
+    {BYTES("k52"), BYTES("{\"amount\":-0}"), NULL},
+    /* Two payments each, so both raise an amount_jump alert. */
+    {BYTES("caf\xc3\xa9"), BYTES("{\"amount\":5}"), NULL},
+    {BYTES("caf\xc3\xa9"), BYTES("{\"amount\":100000,\"event_id\":\"\xe2\x82\xac" "1\"}"), NULL},
+    {BYTES("\xf0\x9f\x92\xb3"), BYTES("{\"user_id\":\"\\ud83d\\udcb3\",\"amount\":1}"), NULL},
+    {BYTES("\xf0\x9f\x92\xb3"), BYTES("{\"user_id\":\"\\ud83d\\udcb3\",\"amount\":50000}"), NULL},
+};
+#define STRICT_CASE_COUNT (sizeof(STRICT_CASES) / sizeof(STRICT_CASES[0]))
+
+/* Python's json, on bytes that must decode as UTF-8, with NaN and
+ * Infinity refused: a strict consumer, as the alert topic has downstream. */
+static void assert_strict_utf8_json(const record_list_t *records) {
+    char path[] = "/tmp/fraud-strict-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    FILE *f = fdopen(fd, "wb");
+    for (size_t i = 0; i < records->count; i++) {
+        ck_assert_ptr_null(memchr(records->items[i].value, '\n', records->items[i].value_len));
+        fwrite(records->items[i].value, 1, records->items[i].value_len, f);
+        fputc('\n', f);
+    }
+    fclose(f);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd),
+             "python3 -c 'import json,sys\n"
+             "def no(c): raise ValueError(c)\n"
+             "for line in open(sys.argv[1], \"rb\"):\n"
+             "    json.loads(line.decode(\"utf-8\", \"strict\"), parse_constant=no)' %s",
+             path);
+    int rc = system(cmd);
+    unlink(path);
+    ck_assert_msg(rc == 0, "a record is not strict UTF-8 JSON");
+}
+
+START_TEST(test_tricky_input_is_applied_or_dead_lettered_exactly_once) {
+    const char *keys[STRICT_CASE_COUNT], *values[STRICT_CASE_COUNT];
+    size_t key_lens[STRICT_CASE_COUNT], value_lens[STRICT_CASE_COUNT], rejected = 0;
+    for (size_t i = 0; i < STRICT_CASE_COUNT; i++) {
+        keys[i] = STRICT_CASES[i].key;
+        key_lens[i] = STRICT_CASES[i].key_len;
+        values[i] = STRICT_CASES[i].value;
+        value_lens[i] = STRICT_CASES[i].value_len;
+        rejected += STRICT_CASES[i].reason != NULL;
+    }
+    const char *last_keys[] = {"zz-last"}, *last_values[] = {"1"};
+    service_start(&svc, &kafka, &redis_srv, NULL);
+    kafka_produce_bytes(&kafka, "payments", keys, key_lens, values, value_lens,
+                        STRICT_CASE_COUNT);
+    kafka_produce(&kafka, "payments", last_keys, last_values, 1);
+    assert_user_state("k50", "12.5", "12.5", "1");
+    assert_user_state("k51", "1000", "1000", "1");
+    assert_user_state("k52", "0", "0", "1");
+    assert_user_state("caf\xc3\xa9", "100000", "100005", "2");
+    assert_user_state("\xf0\x9f\x92\xb3", "50000", "50001", "2");
+    assert_user_state("zz-last", "1", "1", "1");
+    /* The identity a NUL would have truncated to was never touched. */
+    char key[300];
+    ck_assert(!redis_find_user_key(redis, "k40", key, sizeof(key)));
+    ck_assert(!redis_find_user_key(redis, "k42", key, sizeof(key)));
+    ck_assert(!redis_find_user_key(redis, "k43", key, sizeof(key)));
+
+    record_list_t dlq = kafka_read_topic(&kafka, "payments-dlq", rejected, 30000);
+    ck_assert_int_eq(dlq.count, rejected);
+    for (size_t c = 0; c < STRICT_CASE_COUNT; c++) {
+        const strict_case_t *sc = &STRICT_CASES[c];
+        size_t matches = 0;
+        for (size_t i = 0; i < dlq.count; i++) {
+            const record_t *r = &dlq.items[i];
+            if (r->key_len != sc->key_len || memcmp(r->key, sc->key, sc->key_len) != 0) continue;
+            matches++;
+            char needle[80];
+            snprintf(needle, sizeof(needle), "fraud.dlq.reason=%s\n", sc->reason ? sc->reason : "");
+            ck_assert_msg(sc->reason && strstr(r->headers, needle), "case %zu: headers %s", c,
+                          r->headers);
+            /* The original bytes are carried unchanged. */
+            ck_assert_int_eq(r->value_len, sc->value_len);
+            ck_assert_int_eq(memcmp(r->value, sc->value, sc->value_len), 0);
+        }
+        ck_assert_msg(matches == (sc->reason ? 1u : 0u), "case %zu dead-lettered %zu times", c,
+                      matches);
+    }
+    record_list_free(&dlq);
+
+    record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 2, 30000);
+    ck_assert_int_eq(alerts.count, 2);
+    assert_strict_utf8_json(&alerts);
+    record_list_free(&alerts);
+    ck_assert_int_eq(service_stop(&svc), 0);
+}
+END_TEST
+
 START_TEST(test_a_flood_of_bad_input_is_dead_lettered_but_logged_sparingly) {
     enum { FLOOD = 500 };
     static const char *keys[FLOOD], *values[FLOOD];
@@ -389,6 +507,7 @@ int main(void) {
     tcase_add_test(tc, test_seed_payments_raise_exactly_two_alerts_and_exact_totals);
     tcase_add_test(tc, test_long_stream_matches_a_reference_computed_here);
     tcase_add_test(tc, test_bad_input_goes_to_the_dead_letter_topic_with_reason_and_source);
+    tcase_add_test(tc, test_tricky_input_is_applied_or_dead_lettered_exactly_once);
     tcase_add_test(tc, test_a_flood_of_bad_input_is_dead_lettered_but_logged_sparingly);
     tcase_add_test(tc, test_restart_continues_totals_from_redis);
     tcase_add_test(tc, test_sigterm_leaves_the_group_and_exits_zero);

@@ -111,7 +111,7 @@ START_TEST(test_user_must_be_present_sized_and_consistent) {
     REJECTS(NULL, "{\"amount\":1}", DECODE_MISSING_USER);
     REJECTS(NULL, "{\"user_id\":\"\",\"amount\":1}", DECODE_EMPTY_USER);
     REJECTS(NULL, "{\"user_id\":5,\"amount\":1}", DECODE_BAD_USER);
-    REJECTS(NULL, "{\"user_id\":\"a\\nb\",\"amount\":1}", DECODE_BAD_USER);
+    REJECTS(NULL, "{\"user_id\":\"a\\nb\",\"amount\":1}", DECODE_INVALID_USER_ID);
     REJECTS("other", "{\"user_id\":\"u\",\"amount\":1}", DECODE_KEY_MISMATCH);
 }
 END_TEST
@@ -129,6 +129,101 @@ START_TEST(test_amount_must_be_present_numeric_and_in_range) {
     REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":1e13}", DECODE_AMOUNT_OUT_OF_RANGE);
     REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":0.00001}", DECODE_AMOUNT_TOO_PRECISE);
     REJECTS(NULL, "{\"user_id\":\"u\",\"amount\":\"1.23456\"}", DECODE_AMOUNT_TOO_PRECISE);
+}
+END_TEST
+
+/* With explicit lengths, for raw NUL and non-UTF-8 bytes. */
+static decode_reason_t run_bytes(const char *key, size_t key_len, const char *value,
+                                 size_t value_len) {
+    err[0] = '\0';
+    return decode_payment(key, key_len, value, value_len, NULL, &pay, err, sizeof(err));
+}
+
+START_TEST(test_an_escaped_nul_never_truncates_an_identity) {
+    /* The JSON names k40\0zzz: it must not change k40's state. */
+    REJECTS("k40", "{\"user_id\":\"k40\\u0000zzz\",\"amount\":5}", DECODE_NUL_CHARACTER);
+    REJECTS(NULL, "{\"user_id\":\"k40\\u0000\",\"amount\":5}", DECODE_NUL_CHARACTER);
+    REJECTS("u", "{\"amount\":\"5\\u0000\"}", DECODE_NUL_CHARACTER);
+    REJECTS("u", "{\"amount\":5,\"event_id\":\"e\\u00001\"}", DECODE_NUL_CHARACTER);
+    /* A field name that would read as "user_id" is no way around it. */
+    REJECTS("k40", "{\"user_id\\u0000x\":\"k40\",\"amount\":5}", DECODE_NUL_CHARACTER);
+    /* An escaped backslash followed by the text u0000 is no NUL. */
+    ACCEPTS("u", "{\"amount\":5,\"event_id\":\"a\\\\u0000\"}", "u", 50000);
+    ck_assert_str_eq(pay.event_id, "a\\u0000");
+    /* Other escapes still decode. */
+    ACCEPTS(NULL, "{\"user_id\":\"caf\\u00e9\",\"amount\":1}", "caf\xc3\xa9", 10000);
+}
+END_TEST
+
+START_TEST(test_a_raw_nul_is_refused_wherever_it_is) {
+    ck_assert_int_eq(run_bytes("k40\0", 4, "5", 1), DECODE_NUL_CHARACTER);
+    ck_assert_int_eq(run_bytes("u", 1, "5\0", 2), DECODE_NUL_CHARACTER);
+    static const char in_user[] = "{\"user_id\":\"k40\0zzz\",\"amount\":5}";
+    ck_assert_int_eq(run_bytes(NULL, 0, in_user, sizeof(in_user) - 1), DECODE_NUL_CHARACTER);
+    static const char in_amount[] = "{\"user_id\":\"u\",\"amount\":\"5\0\"}";
+    ck_assert_int_eq(run_bytes(NULL, 0, in_amount, sizeof(in_amount) - 1), DECODE_NUL_CHARACTER);
+    static const char between[] = "{\"user_id\":\"u\",\0\"amount\":5}";
+    ck_assert_int_eq(run_bytes(NULL, 0, between, sizeof(between) - 1), DECODE_NUL_CHARACTER);
+}
+END_TEST
+
+START_TEST(test_user_ids_are_utf8_in_the_key_and_in_the_json) {
+    ck_assert_int_eq(run_bytes("u\xff\xfe", 3, "5", 1), DECODE_INVALID_USER_ID);
+    ck_assert_int_eq(run_bytes("u\xff\xfe", 3, "{\"amount\":5}", 12), DECODE_INVALID_USER_ID);
+    REJECTS(NULL, "{\"user_id\":\"u\xff\xfe\",\"amount\":5}", DECODE_INVALID_USER_ID);
+    REJECTS(NULL, "{\"user_id\":\"\xc0\xaf\",\"amount\":5}", DECODE_INVALID_USER_ID); /* overlong */
+    REJECTS(NULL, "{\"user_id\":\"\xed\xa0\x80\",\"amount\":5}", DECODE_INVALID_USER_ID); /* surrogate */
+    REJECTS(NULL, "{\"user_id\":\"\xf4\x90\x80\x80\",\"amount\":5}", DECODE_INVALID_USER_ID);
+    REJECTS(NULL, "{\"user_id\":\"ab\xe2\x82\",\"amount\":5}", DECODE_INVALID_USER_ID); /* cut */
+    REJECTS(NULL, "{\"user_id\":\"a\x7f\",\"amount\":5}", DECODE_INVALID_USER_ID);
+    REJECTS(NULL, "{\"user_id\":\"a\\u0007\",\"amount\":5}", DECODE_INVALID_USER_ID);
+    ACCEPTS("\xf0\x9f\x92\xb3u\xc3\xa9", "5", "\xf0\x9f\x92\xb3u\xc3\xa9", 50000);
+    ACCEPTS(NULL, "{\"user_id\":\"\\ud83d\\udcb3\",\"amount\":5}", "\xf0\x9f\x92\xb3", 50000);
+    /* An event id is echoed in alerts: it must be UTF-8 too. */
+    REJECTS("u", "{\"amount\":5,\"event_id\":\"e\xff\"}", DECODE_BAD_EVENT_ID);
+}
+END_TEST
+
+START_TEST(test_json_numbers_follow_rfc_8259) {
+    REJECTS("u", "{\"amount\":007}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":-01}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":5.}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":1.e3}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":5,\"timestamp\":0017}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":5,\"x\":[1,02]}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":NaN}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":Infinity}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":+5}", DECODE_MALFORMED_JSON);
+    REJECTS("u", "{\"amount\":.5}", DECODE_MALFORMED_JSON);
+    ACCEPTS("u", "{\"amount\":0.5}", "u", 5000);
+    ACCEPTS("u", "{\"amount\":1.5E+3}", "u", 15000000);
+    ACCEPTS("u", "{\"amount\":0}", "u", 0);
+    ACCEPTS("u", "{\"amount\":-0}", "u", 0); /* zero, written with a sign */
+    ACCEPTS("u", "{\"amount\":10,\"note\":\"007 and 5.\"}", "u", 100000); /* in a string */
+    ACCEPTS("u", "{\"amount\":5,\"ok\":true,\"no\":false,\"n\":null}", "u", 50000);
+}
+END_TEST
+
+START_TEST(test_numeric_strings_are_json_numbers_in_quotes) {
+    ACCEPTS("u", "{\"amount\":\"12.50\"}", "u", 125000);
+    ACCEPTS("u", "{\"amount\":\"1e3\"}", "u", 10000000);
+    ACCEPTS("u", "{\"amount\":\"-0\"}", "u", 0);
+    REJECTS("u", "{\"amount\":\" 5\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"5 \"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"+5\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"5.\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\".5\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"007\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"0x10\"}", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "{\"amount\":\"NaN\"}", DECODE_NON_FINITE_AMOUNT);
+    /* The bare form is a JSON text too: whitespace around it, nothing else. */
+    ACCEPTS("u", " 12.50\n", "u", 125000);
+    ACCEPTS("u", "1e3", "u", 10000000);
+    ACCEPTS("u", "-0", "u", 0);
+    REJECTS("u", "+5", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "5.", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", ".5", DECODE_NON_NUMERIC_AMOUNT);
+    REJECTS("u", "007", DECODE_NON_NUMERIC_AMOUNT);
 }
 END_TEST
 
@@ -180,6 +275,11 @@ int main(void) {
     tcase_add_test(tc, test_malformed_json_and_non_objects_are_rejected);
     tcase_add_test(tc, test_user_must_be_present_sized_and_consistent);
     tcase_add_test(tc, test_amount_must_be_present_numeric_and_in_range);
+    tcase_add_test(tc, test_an_escaped_nul_never_truncates_an_identity);
+    tcase_add_test(tc, test_a_raw_nul_is_refused_wherever_it_is);
+    tcase_add_test(tc, test_user_ids_are_utf8_in_the_key_and_in_the_json);
+    tcase_add_test(tc, test_json_numbers_follow_rfc_8259);
+    tcase_add_test(tc, test_numeric_strings_are_json_numbers_in_quotes);
     tcase_add_test(tc, test_every_reason_has_a_stable_code);
     tcase_add_test(tc, test_limits_refuse_large_deep_and_long_input);
     suite_add_tcase(s, tc);

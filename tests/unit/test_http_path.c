@@ -43,6 +43,10 @@ START_TEST(test_bad_encodings_control_bytes_and_long_ids_are_refused) {
                      USER_PATH_BAD_ENCODING);
     ck_assert_int_eq(http_parse_user_path("/users/a%0A", user, sizeof(user), &len),
                      USER_PATH_BAD_ENCODING);
+    ck_assert_int_eq(http_parse_user_path("/users/u%FF%FE", user, sizeof(user), &len),
+                     USER_PATH_BAD_ENCODING);
+    ck_assert_int_eq(http_parse_user_path("/users/caf%C3", user, sizeof(user), &len),
+                     USER_PATH_BAD_ENCODING);
     char path[400] = "/users/";
     memset(path + 7, 'x', 256);
     path[7 + 256] = '\0';
