@@ -106,8 +106,8 @@ lint: build deps-hardening
 	cppcheck --enable=warning,performance,portability --std=c11 --error-exitcode=1 \
 	  --inline-suppr --quiet --suppress=missingIncludeSystem \
 	  -I service -I /usr/include/librdkafka -I /usr/include/hiredis -I /usr/include/cjson \
-	  service tests/fuzz
-	clang-tidy-14 --quiet -p $(BUILD_DIR) service/*.c service/devtools/*.c
+	  service tools tests/fuzz
+	clang-tidy-14 --quiet -p $(BUILD_DIR) service/*.c tools/*.c
 
 hardening: test-sanitize valgrind fuzz lint
 

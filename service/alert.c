@@ -85,7 +85,7 @@ static int add_details(cJSON *root, const alert_t *a) {
 }
 
 char *alert_encode_new(const alert_t *a) {
-    char id[512];
+    char id[ALERT_ID_MAX];
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
@@ -117,7 +117,7 @@ done:
 }
 
 char *average_encode_new(const average_event_t *e) {
-    char id[512];
+    char id[ALERT_ID_MAX];
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;

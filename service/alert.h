@@ -36,7 +36,11 @@ typedef struct alert {
     int64_t detected_at_ms;       /* wall clock when the rule fired */
 } alert_t;
 
-/* Writes the deterministic id into buf; returns its length. */
+/* Room for any id: a topic name is at most 249 bytes. */
+#define ALERT_ID_MAX 320
+
+/* Writes the deterministic id into buf (ALERT_ID_MAX bytes); returns its
+ * length. */
 size_t alert_id_format(const char *topic, int32_t partition, int64_t offset,
                        const char *rule, char *buf, size_t bufsize);
 

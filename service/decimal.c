@@ -134,15 +134,3 @@ bool decimal_sub(decimal_t a, decimal_t b, decimal_t *out) {
     *out = diff;
     return true;
 }
-
-decimal_t decimal_from_int(int64_t whole) { return whole * DECIMAL_SCALE; }
-
-const char *decimal_status_str(decimal_status_t status) {
-    switch (status) {
-    case DECIMAL_OK: return "ok";
-    case DECIMAL_ERR_SYNTAX: return "not a decimal number";
-    case DECIMAL_ERR_PRECISION: return "more than 4 digits after the point";
-    case DECIMAL_ERR_RANGE: return "out of range";
-    }
-    return "unknown";
-}

@@ -46,8 +46,4 @@ size_t decimal_format(decimal_t value, char *buf, size_t bufsize);
 bool decimal_add(decimal_t a, decimal_t b, decimal_t *out);
 bool decimal_sub(decimal_t a, decimal_t b, decimal_t *out);
 
-decimal_t decimal_from_int(int64_t whole);
-
-const char *decimal_status_str(decimal_status_t status);
-
 #endif

@@ -38,8 +38,6 @@ static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
     [DECODE_BAD_TIMESTAMP] = "bad_timestamp",
     [DECODE_MESSAGE_TOO_LARGE] = "message_too_large",
     [DECODE_TOO_DEEP] = "json_too_deep",
-    [DECODE_CUMULATIVE_OVERFLOW] = "cumulative_overflow",
-    [DECODE_INVALID_RULE] = "invalid_rule",
 };
 
 const decode_limits_t DECODE_DEFAULT_LIMITS = {

@@ -51,10 +51,6 @@ typedef enum {
     DECODE_BAD_TIMESTAMP,
     DECODE_MESSAGE_TOO_LARGE,
     DECODE_TOO_DEEP,
-    /* Not from decoding: the payment would overflow the user's total. */
-    DECODE_CUMULATIVE_OVERFLOW,
-    /* Not a payment at all: a rules.topic record that cannot be applied. */
-    DECODE_INVALID_RULE,
     DECODE_REASON_COUNT
 } decode_reason_t;
 

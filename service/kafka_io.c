@@ -1,13 +1,44 @@
+/* kafka_io: librdkafka behind the service's own types.
+ *
+ * The rebalance callback is where librdkafka's protocols differ: with the
+ * cooperative-sticky assignor partitions are added and removed
+ * incrementally, with an eager one the whole assignment is replaced. That
+ * difference, reading committed offsets and committing on revoke stay
+ * here; the application only says where to start and when it is done. */
 #include "kafka_io.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include <librdkafka/rdkafka.h>
+
+#include "clock.h"
 #include "errstr.h"
+#include "kafka_io_conf.h"
 #include "log.h"
+
+#define COMMITTED_TIMEOUT_MS 10000
+#define SEEK_TIMEOUT_MS 5000
+#define METADATA_TIMEOUT_MS 10000
+
+struct kafka_io {
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    kafka_io_callbacks_t cb;
+    /* Written by the delivery report callback, which runs on the thread
+     * that polls or flushes the producer: the consumer's. */
+    uint64_t produced;
+    uint64_t delivered;
+    uint64_t delivery_failures;
+};
+
+struct kafka_reader {
+    rd_kafka_t *rk;
+    char *topic;
+    rd_kafka_topic_partition_list_t *ends;
+};
 
 
 static void delivery_report_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque) {
@@ -20,236 +51,139 @@ static void delivery_report_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, vo
     } else {
         io->delivered++;
     }
-    if (msg->_private && io->on_delivery) io->on_delivery(io->app, msg->_private, msg->err != 0);
+    if (msg->_private && io->cb.on_delivery)
+        io->cb.on_delivery(io->cb.ctx, msg->_private, msg->err != 0);
 }
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_level_t lvl = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO
-                                                                                  : LOG_DEBUG;
-    log_msg(lvl, "librdkafka", "%s: %s", fac, buf);
+
+/* ---- rebalance --------------------------------------------------------- */
+
+static void log_partitions(rd_kafka_t *rk, const char *what,
+                           const rd_kafka_topic_partition_list_t *parts) {
+    char text[1024];
+    size_t len = 0;
+    text[0] = '\0';
+    for (int i = 0; i < parts->cnt && len < sizeof(text) - 32; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%s[%d]", i ? " " : "",
+                                parts->elems[i].topic, (int)parts->elems[i].partition);
+    log_info("kafka", "%s %d partition(s) (%s rebalance): %s", what, parts->cnt,
+             rd_kafka_rebalance_protocol(rk), text);
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
-    (void)opaque;
-    /* Most errors are transient and already logged by librdkafka, which
-     * retries them itself; only the ones that change what we do are ours. */
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char fatal[512];
-        rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
-        log_error("kafka", "fatal: %s", fatal);
-    } else if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-        log_warn("kafka", "all brokers are down: %s", reason);
+/* The committed offsets are read here, the start offsets are the
+ * application's, and librdkafka's reset policy applies where it has none. */
+static void assign(kafka_io_t *io, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                   int cooperative) {
+    size_t count = (size_t)parts->cnt;
+    kafka_assigned_t *assigned = calloc(count ? count : 1, sizeof(*assigned));
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk, committed, COMMITTED_TIMEOUT_MS);
+    if (err) log_warn("kafka", "reading committed offsets: %s", rd_kafka_err2str(err));
+    for (size_t i = 0; assigned && i < count; i++) {
+        int64_t offset = committed->elems[i].offset;
+        assigned[i] = (kafka_assigned_t){.partition = parts->elems[i].partition,
+                                         .committed = !err && offset >= 0 ? offset : -1,
+                                         .start = -1};
+    }
+    rd_kafka_topic_partition_list_destroy(committed);
+    if (assigned && io->cb.on_assign) io->cb.on_assign(io->cb.ctx, assigned, count);
+    for (size_t i = 0; assigned && i < count; i++)
+        parts->elems[i].offset = assigned[i].start >= 0 ? assigned[i].start
+                                                        : RD_KAFKA_OFFSET_INVALID;
+    if (!assigned) log_error("kafka", "out of memory on assignment; using committed offsets");
+    free(assigned);
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_assign(rk, parts);
+        if (error) {
+            log_error("kafka", "incremental assign: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    } else if ((err = rd_kafka_assign(rk, parts)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        log_error("kafka", "assign: %s", rd_kafka_err2str(err));
+    }
+}
+
+static void revoke(kafka_io_t *io, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts,
+                   int cooperative) {
+    int lost = rd_kafka_assignment_lost(rk);
+    size_t count = (size_t)parts->cnt;
+    int32_t *partitions = calloc(count ? count : 1, sizeof(*partitions));
+    log_partitions(rk, lost ? "lost" : "revoked", parts);
+    for (size_t i = 0; partitions && i < count; i++) partitions[i] = parts->elems[i].partition;
+    int done = partitions && io->cb.on_revoke
+                   ? io->cb.on_revoke(io->cb.ctx, partitions, count, lost)
+                   : 0;
+    free(partitions);
+    if (done && !lost) {
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            log_warn("kafka", "commit on revoke: %s", rd_kafka_err2str(err));
+    }
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+        if (error) {
+            log_error("kafka", "incremental unassign: %s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
     } else {
-        log_debug("kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        rd_kafka_resp_err_t err = rd_kafka_assign(rk, NULL);
+        if (err) log_error("kafka", "unassign: %s", rd_kafka_err2str(err));
     }
 }
 
-/* kafka.X goes to both clients (librdkafka ignores, with a warning, what
- * does not apply); kafka.consumer.X and kafka.producer.X go to one only. */
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errstr_size) {
-    char reason[512];
-    if (rd_kafka_conf_set(conf, name, value, reason, sizeof(reason)) != RD_KAFKA_CONF_OK) {
-        errstr_set(errstr, errstr_size, "kafka.%s: %s", name, reason);
-        return -1;
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_partitions(rk, "assigned", parts);
+        assign(opaque, rk, parts, cooperative);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        revoke(opaque, rk, parts, cooperative);
+    } else {
+        log_error("kafka", "rebalance failed: %s", rd_kafka_err2str(err));
+        rd_kafka_assign(rk, NULL);
     }
-    return 0;
 }
 
-static int apply_user_props(rd_kafka_conf_t *conf, const config_t *cfg, int is_consumer,
-                            char *errstr, size_t errstr_size) {
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        const char *name = cfg->kafka[i].name;
-        if (strncmp(name, "consumer.", 9) == 0) {
-            if (!is_consumer) continue;
-            name += 9;
-        } else if (strncmp(name, "producer.", 9) == 0) {
-            if (is_consumer) continue;
-            name += 9;
-        }
-        /* Topic-level consumer settings would only warn on the producer. */
-        if (!is_consumer && strcmp(name, "auto.offset.reset") == 0) continue;
-        if (set_prop(conf, name, cfg->kafka[i].value, errstr, errstr_size) != 0) {
-            /* Name the key as the user wrote it. */
-            if (name != cfg->kafka[i].name) {
-                char reason[512];
-                snprintf(reason, sizeof(reason), "%s", errstr);
-                errstr_set(errstr, errstr_size, "kafka.%s: %s", cfg->kafka[i].name,
-                          strchr(reason, ' ') ? strchr(reason, ' ') + 1 : reason);
-            }
-            return -1;
-        }
-    }
-    return 0;
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque) {
+    kafka_io_t *io = opaque;
+    (void)rk;
+    (void)json_len;
+    if (io->cb.on_stats) io->cb.on_stats(io->cb.ctx, json);
+    return 0; /* librdkafka frees json */
 }
 
-/* What the service sets itself, before the user's kafka.* settings. */
-static const char *const CONSUMER_CHOICES[][2] = {
-    {"partition.assignment.strategy", "cooperative-sticky"},
-    {"enable.auto.offset.store", "false"},
-    {"enable.auto.commit", "true"},
-    {"enable.partition.eof", "false"},
-    /* Bounds what librdkafka prefetches (per partition); users can raise it. */
-    {"queued.max.messages.kbytes", "16384"},
-    /* Small requests must not wait for the peer's delayed ACK (40 ms). */
-    {"socket.nagle.disable", "true"},
-};
-static const char *const PRODUCER_CHOICES[][2] = {
-    {"enable.idempotence", "true"},
-    /* Alerts are few and a batch waits for them: send them at once. */
-    {"linger.ms", "1"},
-    /* A batch waits for its alerts' acks: Nagle would add 40 ms to each. */
-    {"socket.nagle.disable", "true"},
-};
+/* ---- clients ----------------------------------------------------------- */
 
-static rd_kafka_conf_t *consumer_conf_new(const config_t *cfg, char *errstr,
-                                          size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int failed = set_prop(conf, "group.id", cfg->group_id, errstr, errstr_size);
-    for (size_t i = 0; !failed && i < sizeof(CONSUMER_CHOICES) / sizeof(CONSUMER_CHOICES[0]); i++)
-        failed = set_prop(conf, CONSUMER_CHOICES[i][0], CONSUMER_CHOICES[i][1], errstr,
-                          errstr_size);
-    if (failed || apply_user_props(conf, cfg, 1, errstr, errstr_size)) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    /* Without a manual offset store, librdkafka would commit offsets of
-     * messages whose state is not yet in Redis. */
-    char store[16];
-    size_t size = sizeof(store);
-    if (rd_kafka_conf_get(conf, "enable.auto.offset.store", store, &size) == RD_KAFKA_CONF_OK &&
-        strcmp(store, "false") != 0) {
-        errstr_set(errstr, errstr_size,
-                  "kafka.enable.auto.offset.store: must stay false (offsets are stored once "
-                  "state is persisted)");
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    return conf;
-}
-
-static rd_kafka_conf_t *producer_conf_new(const config_t *cfg, char *errstr,
-                                          size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int failed = 0;
-    for (size_t i = 0; !failed && i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
-        failed = set_prop(conf, PRODUCER_CHOICES[i][0], PRODUCER_CHOICES[i][1], errstr,
-                          errstr_size);
-    if (failed || apply_user_props(conf, cfg, 0, errstr, errstr_size)) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    return conf;
-}
-
-static void dump_prop(FILE *out, const char *client, rd_kafka_conf_t *conf, const char *name) {
-    char value[1024];
-    size_t size = sizeof(value);
-    if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK) return;
-    fprintf(out, "librdkafka.%s.%s=%s\n", client, name,
-            config_key_is_secret(name) ? "***" : value);
-}
-
-/* Reads back, from librdkafka's own conf objects, every property the
- * service or the user set: proof that the settings reach it. */
-int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *consumer = consumer_conf_new(cfg, errstr, errstr_size);
-    rd_kafka_conf_t *producer = consumer ? producer_conf_new(cfg, errstr, errstr_size) : NULL;
-    if (!consumer || !producer) {
-        if (consumer) rd_kafka_conf_destroy(consumer);
-        return -1;
-    }
-    dump_prop(out, "consumer", consumer, "group.id");
-    for (size_t i = 0; i < sizeof(CONSUMER_CHOICES) / sizeof(CONSUMER_CHOICES[0]); i++)
-        dump_prop(out, "consumer", consumer, CONSUMER_CHOICES[i][0]);
-    for (size_t i = 0; i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
-        dump_prop(out, "producer", producer, PRODUCER_CHOICES[i][0]);
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        const char *name = cfg->kafka[i].name;
-        int consumer_only = strncmp(name, "consumer.", 9) == 0;
-        int producer_only = strncmp(name, "producer.", 9) == 0;
-        if (!producer_only) dump_prop(out, "consumer", consumer, consumer_only ? name + 9 : name);
-        if (!consumer_only && strcmp(name, "auto.offset.reset") != 0)
-            dump_prop(out, "producer", producer, producer_only ? name + 9 : name);
-    }
-    rd_kafka_conf_destroy(consumer);
-    rd_kafka_conf_destroy(producer);
-    return 0;
-}
-
-/* Creates a client from conf (which it takes over, or destroys on failure)
- * with the service's log and error callbacks. */
-static rd_kafka_t *create_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, const char *what,
-                                 char *errstr, size_t errstr_size) {
-    char reason[512];
-    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_t *rk = rd_kafka_new(type, conf, reason, sizeof(reason));
-    if (!rk) {
-        errstr_set(errstr, errstr_size, "kafka %s: %s", what, reason);
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    if (type == RD_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(rk);
-    return rk;
-}
-
-static rd_kafka_t *new_consumer(const config_t *cfg,
-                                void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                                     rd_kafka_topic_partition_list_t *, void *),
-                                int (*stats_cb)(rd_kafka_t *, char *, size_t, void *),
-                                void *opaque, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = consumer_conf_new(cfg, errstr, errstr_size);
+static rd_kafka_t *new_consumer(const config_t *cfg, kafka_io_t *io, char *errstr,
+                                size_t errstr_size) {
+    rd_kafka_conf_t *conf = kafka_conf_consumer_new(cfg, errstr, errstr_size);
     if (!conf) return NULL;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
-    rd_kafka_conf_set_opaque(conf, opaque);
-    return create_client(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
+    rd_kafka_conf_set_opaque(conf, io);
+    return kafka_conf_create_client(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }
 
 static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
                                 size_t errstr_size) {
-    rd_kafka_conf_t *conf = producer_conf_new(cfg, errstr, errstr_size);
+    rd_kafka_conf_t *conf = kafka_conf_producer_new(cfg, errstr, errstr_size);
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report_cb);
     rd_kafka_conf_set_opaque(conf, io);
-    return create_client(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
+    return kafka_conf_create_client(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
 }
 
-rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char group[512];
-    /* librdkafka wants a group.id even to assign(); with assign() and no
-     * commits the broker never sees this group. */
-    snprintf(group, sizeof(group), "%s.reader", cfg->group_id);
-    if (apply_user_props(conf, cfg, 1, errstr, errstr_size) != 0 ||
-        set_prop(conf, "group.id", group, errstr, errstr_size) != 0 ||
-        set_prop(conf, "enable.auto.commit", "false", errstr, errstr_size) != 0 ||
-        set_prop(conf, "enable.auto.offset.store", "false", errstr, errstr_size) != 0 ||
-        set_prop(conf, "enable.partition.eof", "false", errstr, errstr_size) != 0 ||
-        set_prop(conf, "socket.nagle.disable", "true", errstr, errstr_size) != 0 ||
-        /* A reader reports no lag: the group's statistics stay the consumer's. */
-        set_prop(conf, "statistics.interval.ms", "0", errstr, errstr_size) != 0) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    return create_client(RD_KAFKA_CONSUMER, conf, "reader", errstr, errstr_size);
-}
-
-kafka_io_t *kafka_io_new(const config_t *cfg,
-                         void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                              rd_kafka_topic_partition_list_t *, void *),
-                         int (*stats_cb)(rd_kafka_t *, char *, size_t, void *), void *opaque,
+kafka_io_t *kafka_io_new(const config_t *cfg, const kafka_io_callbacks_t *callbacks,
                          char *errstr, size_t errstr_size) {
     kafka_io_t *io = calloc(1, sizeof(*io));
     if (!io) {
         errstr_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    io->cb = *callbacks;
     io->producer = new_producer(cfg, io, errstr, errstr_size);
-    if (io->producer)
-        io->consumer = new_consumer(cfg, rebalance_cb, stats_cb, opaque, errstr, errstr_size);
+    if (io->producer) io->consumer = new_consumer(cfg, io, errstr, errstr_size);
     if (!io->producer || !io->consumer) {
         if (io->producer) rd_kafka_destroy(io->producer);
         free(io);
@@ -304,16 +238,125 @@ int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t 
 /* Serves delivery reports until each produced record has one. Unlike
  * rd_kafka_flush(), which sleeps in 10 ms steps, rd_kafka_poll() returns
  * as soon as a report arrives, so a batch waits for its acks, not longer. */
-int kafka_io_wait_deliveries(kafka_io_t *io, int timeout_ms) {
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+static int wait_deliveries(kafka_io_t *io, int timeout_ms) {
+    int64_t start = clock_monotonic_ms();
     while (io->delivered + io->delivery_failures < io->produced) {
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        int64_t elapsed = clock_monotonic_ms() - start;
         if (elapsed >= timeout_ms) return -1;
         rd_kafka_poll(io->producer, (int)(timeout_ms - elapsed));
     }
     return 0;
+}
+
+int kafka_io_await_deliveries(kafka_io_t *io, uint64_t failures_before) {
+    while (wait_deliveries(io, 1000) != 0)
+        log_warn("kafka", "waiting for %d produced record(s) to be acknowledged",
+                 rd_kafka_outq_len(io->producer));
+    if (io->delivery_failures != failures_before) {
+        log_error("kafka", "%llu records could not be delivered; stopping without "
+                  "committing, so the batch is processed again after restart",
+                  (unsigned long long)(io->delivery_failures - failures_before));
+        return -1;
+    }
+    return 0;
+}
+
+void kafka_io_serve_deliveries(kafka_io_t *io) { rd_kafka_poll(io->producer, 0); }
+
+uint64_t kafka_io_delivery_failures(const kafka_io_t *io) { return io->delivery_failures; }
+
+/* The record's fields as kafka_msg_t; it keeps the record until released. */
+static int take_message(rd_kafka_message_t *m, const char *what, kafka_msg_t *out) {
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warn("kafka", "%s: %s", what, rd_kafka_message_errstr(m));
+        rd_kafka_message_destroy(m);
+        return 0;
+    }
+    *out = (kafka_msg_t){.topic = rd_kafka_topic_name(m->rkt), .partition = m->partition,
+                         .offset = m->offset, .key = m->key, .key_len = m->key_len,
+                         .value = m->payload, .value_len = m->len,
+                         .timestamp_ms = rd_kafka_message_timestamp(m, NULL), .handle_ = m};
+    return 1;
+}
+
+int kafka_io_poll(kafka_io_t *io, int timeout_ms, kafka_msg_t *out) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(io->consumer, timeout_ms);
+    return m ? take_message(m, "consumer", out) : 0;
+}
+
+void kafka_msg_release(kafka_msg_t *msg) {
+    if (msg->handle_) rd_kafka_message_destroy(msg->handle_);
+    msg->handle_ = NULL;
+}
+
+void kafka_io_pause_all(kafka_io_t *io, int paused) {
+    rd_kafka_topic_partition_list_t *assignment = NULL;
+    if (rd_kafka_assignment(io->consumer, &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+    rd_kafka_resp_err_t err = paused ? rd_kafka_pause_partitions(io->consumer, assignment)
+                                     : rd_kafka_resume_partitions(io->consumer, assignment);
+    if (err) log_warn("kafka", "%s partitions: %s", paused ? "pause" : "resume",
+                      rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(assignment);
+}
+
+void kafka_io_seek(kafka_io_t *io, const char *topic, int32_t partition, int64_t offset) {
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(seek, topic, partition)->offset = offset;
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(io->consumer, seek, SEEK_TIMEOUT_MS);
+    if (error) {
+        log_error("kafka", "seek [%d] to %lld: %s", (int)partition, (long long)offset,
+                  rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+}
+
+void kafka_io_store_offsets(kafka_io_t *io, const char *topic, const int32_t *partitions,
+                            const int64_t *next_offsets, size_t count) {
+    if (count == 0) return;
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new((int)count);
+    for (size_t i = 0; i < count; i++)
+        rd_kafka_topic_partition_list_add(offsets, topic, partitions[i])->offset =
+            next_offsets[i];
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(io->consumer, offsets);
+    if (err) log_warn("kafka", "storing offsets: %s", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(offsets);
+}
+
+/* The partitions of topic, from rk's metadata: NULL with errstr on failure. */
+static const rd_kafka_metadata_topic_t *topic_metadata(rd_kafka_t *rk, const char *topic,
+                                                       int timeout_ms,
+                                                       const rd_kafka_metadata_t **md,
+                                                       char *errstr, size_t errstr_size) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    rd_kafka_resp_err_t err = rkt ? rd_kafka_metadata(rk, 0, rkt, md, timeout_ms)
+                                  : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    if (rkt) rd_kafka_topic_destroy(rkt);
+    if (err) {
+        errstr_set(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(err));
+        return NULL;
+    }
+    if ((*md)->topic_cnt != 1 || (*md)->topics[0].err || (*md)->topics[0].partition_cnt == 0) {
+        errstr_set(errstr, errstr_size, "%s: %s", topic,
+                   (*md)->topic_cnt == 1 && (*md)->topics[0].err
+                       ? rd_kafka_err2str((*md)->topics[0].err)
+                       : "no partitions (create the topic first)");
+        rd_kafka_metadata_destroy(*md);
+        return NULL;
+    }
+    return &(*md)->topics[0];
+}
+
+int kafka_io_partition_count(kafka_io_t *io, const char *topic, int timeout_ms) {
+    const rd_kafka_metadata_t *md = NULL;
+    char errstr[256];
+    const rd_kafka_metadata_topic_t *t =
+        topic_metadata(io->consumer, topic, timeout_ms, &md, errstr, sizeof(errstr));
+    if (!t) return -1;
+    int count = t->partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return count;
 }
 
 void kafka_io_destroy(kafka_io_t *io) {
@@ -331,3 +374,82 @@ void kafka_io_destroy(kafka_io_t *io) {
     }
     free(io);
 }
+
+/* ---- readers of a whole topic ------------------------------------------ */
+
+
+/* Assigns every partition of the topic from its beginning, and remembers
+ * the high watermarks to read up to. */
+static int assign_whole_topic(kafka_reader_t *r, char *errstr, size_t errstr_size) {
+    const rd_kafka_metadata_t *md = NULL;
+    const rd_kafka_metadata_topic_t *t =
+        topic_metadata(r->rk, r->topic, METADATA_TIMEOUT_MS, &md, errstr, errstr_size);
+    if (!t) return -1;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(t->partition_cnt);
+    r->ends = rd_kafka_topic_partition_list_new(t->partition_cnt);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < t->partition_cnt && !err; i++) {
+        int32_t id = t->partitions[i].id;
+        int64_t low = 0, high = 0;
+        rd_kafka_topic_partition_list_add(parts, r->topic, id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        err = rd_kafka_query_watermark_offsets(r->rk, r->topic, id, &low, &high,
+                                               METADATA_TIMEOUT_MS);
+        rd_kafka_topic_partition_list_add(r->ends, r->topic, id)->offset = high;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (!err) err = rd_kafka_assign(r->rk, parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        errstr_set(errstr, errstr_size, "%s: %s", r->topic, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
+}
+
+kafka_reader_t *kafka_reader_new(const config_t *cfg, const char *topic, char *errstr,
+                                 size_t errstr_size) {
+    kafka_reader_t *r = calloc(1, sizeof(*r));
+    if (r) r->topic = strdup(topic);
+    if (!r || !r->topic) {
+        errstr_set(errstr, errstr_size, "out of memory");
+        kafka_reader_destroy(r);
+        return NULL;
+    }
+    r->rk = kafka_conf_reader_new(cfg, errstr, errstr_size);
+    if (!r->rk || assign_whole_topic(r, errstr, errstr_size) != 0) {
+        kafka_reader_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* The position (not the last record + 1) also moves past compacted-away
+ * offsets and transaction markers. */
+int kafka_reader_caught_up(kafka_reader_t *r) {
+    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(r->ends);
+    int done = rd_kafka_position(r->rk, pos) == RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; done && i < pos->cnt; i++)
+        if (r->ends->elems[i].offset > 0 && pos->elems[i].offset < r->ends->elems[i].offset)
+            done = 0;
+    rd_kafka_topic_partition_list_destroy(pos);
+    return done;
+}
+
+int kafka_reader_poll(kafka_reader_t *r, int timeout_ms, kafka_msg_t *out) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, timeout_ms);
+    return m ? take_message(m, r->topic, out) : 0;
+}
+
+void kafka_reader_destroy(kafka_reader_t *r) {
+    if (!r) return;
+    if (r->rk) {
+        rd_kafka_consumer_close(r->rk);
+        rd_kafka_destroy(r->rk);
+    }
+    if (r->ends) rd_kafka_topic_partition_list_destroy(r->ends);
+    free(r->topic);
+    free(r);
+}
+
+const char *kafka_io_library_version(void) { return rd_kafka_version_str(); }

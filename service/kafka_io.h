@@ -1,13 +1,20 @@
-/* kafka_io: the service's two librdkafka clients and how it writes to Kafka.
+/* kafka_io: the service's only door to librdkafka.
  *
- * The consumer joins group.id with the cooperative-sticky assignor, manual
- * offset store (offsets are stored only once a batch is durable) and
- * auto-commit of what was stored. The producer is idempotent; its delivery
- * reports are counted so a batch can wait until every alert and dead-letter
- * record it produced is acknowledged.
+ * It owns the group consumer (cooperative-sticky, manual offset store,
+ * auto-commit of what was stored), the idempotent producer and, for topics
+ * that every instance reads whole (rules.topic), readers that join no group
+ * and never commit. Nothing else in the service calls rd_kafka_*: the rest
+ * sees records as kafka_msg_t and partitions as numbers of the one input
+ * topic.
  *
- * kafka_io owns both handles; kafka_io_destroy() closes the consumer (leaving
- * the group, which runs the rebalance callback) and flushes the producer. */
+ * What the application does on a rebalance, a delivery report or a
+ * statistics report is given as callbacks when the clients are created.
+ * They run on the thread that polls: the consumer's for rebalances and
+ * statistics, and, since the producer is only polled there too, for
+ * delivery reports as well.
+ *
+ * kafka_io_destroy() closes the consumer (leaving the group, which runs the
+ * revoke callback) and flushes the producer. */
 #ifndef FRAUD_KAFKA_IO_H
 #define FRAUD_KAFKA_IO_H
 
@@ -15,41 +22,77 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "config.h"
 
-/* Called for every record produced with an opaque, once Kafka acknowledged
- * it (failed == 0) or gave up on it; the callee owns the opaque then. */
-typedef void (*kafka_io_delivery_fn)(void *app, void *record_opaque, int failed);
+typedef struct kafka_io kafka_io_t;
 
-typedef struct kafka_io {
-    rd_kafka_t *consumer;
-    rd_kafka_t *producer;
-    kafka_io_delivery_fn on_delivery;
-    void *app;
-    /* Written by the delivery report callback, which runs on the thread
-     * that polls or flushes the producer: ours. */
-    uint64_t produced;
-    uint64_t delivered;
-    uint64_t delivery_failures;
-} kafka_io_t;
+/* A consumed record. The pointers stay valid until kafka_msg_release(),
+ * which the holder must call once. */
+typedef struct kafka_msg {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key; /* NULL when the record has none */
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    int64_t timestamp_ms; /* the record's CreateTime or LogAppendTime; -1: none */
+    void *handle_;        /* kafka_io's */
+} kafka_msg_t;
 
-/* Creates both clients with cfg's kafka.* settings. rebalance_cb, stats_cb
- * and opaque go to the consumer. Returns NULL with a reason naming the bad property. */
-kafka_io_t *kafka_io_new(const config_t *cfg,
-                         void (*rebalance_cb)(rd_kafka_t *, rd_kafka_resp_err_t,
-                                              rd_kafka_topic_partition_list_t *, void *),
-                         int (*stats_cb)(rd_kafka_t *, char *, size_t, void *), void *opaque,
+void kafka_msg_release(kafka_msg_t *msg);
+
+/* One newly assigned partition of the input topic. */
+typedef struct kafka_assigned {
+    int32_t partition;
+    int64_t committed; /* the group's committed offset; -1: none or unknown */
+    int64_t start;     /* set by on_assign: where to fetch; -1: the reset policy */
+} kafka_assigned_t;
+
+typedef struct kafka_io_callbacks {
+    void *ctx;
+    /* Partitions were assigned; committed offsets are filled in and each
+     * start is -1 until the callee sets it. */
+    void (*on_assign)(void *ctx, kafka_assigned_t *parts, size_t count);
+    /* Partitions are about to go (lost: another member may own them
+     * already). Returns 1 when what was gathered is done and stored, so the
+     * stored offsets are committed before they go (never when lost). */
+    int (*on_revoke)(void *ctx, const int32_t *partitions, size_t count, int lost);
+    /* librdkafka's statistics JSON (statistics.interval.ms); borrowed. */
+    void (*on_stats)(void *ctx, const char *json);
+    /* A record produced with an opaque was acknowledged (failed == 0) or
+     * given up on; the callee owns the opaque from then on. */
+    void (*on_delivery)(void *ctx, void *record_opaque, int failed);
+} kafka_io_callbacks_t;
+
+/* Creates both clients with cfg's kafka.* settings. NULL with a reason
+ * naming the bad property. cfg and callbacks are borrowed. */
+kafka_io_t *kafka_io_new(const config_t *cfg, const kafka_io_callbacks_t *callbacks,
                          char *errstr, size_t errstr_size);
+void kafka_io_destroy(kafka_io_t *io);
 
-/* A consumer outside any group, with the user's kafka.* and
- * kafka.consumer.* settings, that never commits: for topics every instance
- * reads whole (rules.topic). The caller assigns it and destroys it. */
-rd_kafka_t *kafka_io_new_reader(const config_t *cfg, char *errstr, size_t errstr_size);
-
-/* Subscribes the consumer to one topic. */
+/* Subscribes the consumer to the one input topic. */
 int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t errstr_size);
+
+/* The next consumed record into *out (1), or none within timeout_ms (0).
+ * Rebalance callbacks may run inside. Consumer errors are logged, not
+ * returned. */
+int kafka_io_poll(kafka_io_t *io, int timeout_ms, kafka_msg_t *out);
+
+/* Pauses or resumes fetching for every assigned partition. */
+void kafka_io_pause_all(kafka_io_t *io, int paused);
+
+/* Moves the fetch position of one assigned partition. */
+void kafka_io_seek(kafka_io_t *io, const char *topic, int32_t partition, int64_t offset);
+
+/* Stores next offsets for the auto-commit (and the revoke and close
+ * commits) to commit. */
+void kafka_io_store_offsets(kafka_io_t *io, const char *topic, const int32_t *partitions,
+                            const int64_t *next_offsets, size_t count);
+
+/* The topic's partition count from the cluster's metadata, or -1. Safe on
+ * any thread while io lives. */
+int kafka_io_partition_count(kafka_io_t *io, const char *topic, int timeout_ms);
 
 /* Produces one record (copied) with optional headers (NULL-terminated
  * name/value pairs, or NULL). record_opaque, when not NULL, is handed to
@@ -60,16 +103,36 @@ int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t 
                      const void *value, size_t value_len, const char *const *headers,
                      void *record_opaque, char *errstr, size_t errstr_size);
 
-/* Waits until every produced record is acknowledged or failed; gives up
- * after timeout_ms and returns -1 if some are still in flight. */
-int kafka_io_wait_deliveries(kafka_io_t *io, int timeout_ms);
+/* Serves the delivery reports that have arrived, without waiting. */
+void kafka_io_serve_deliveries(kafka_io_t *io);
 
-void kafka_io_destroy(kafka_io_t *io);
+/* Records that have failed to be delivered since the start. */
+uint64_t kafka_io_delivery_failures(const kafka_io_t *io);
+
+/* Waits, logging every second, until every produced record is acknowledged
+ * or failed. Returns -1 with a log line when more have failed than
+ * failures_before (from kafka_io_delivery_failures()). */
+int kafka_io_await_deliveries(kafka_io_t *io, uint64_t failures_before);
+
+/* A reader of a whole topic: every partition from its beginning, outside
+ * any group, never committing. It remembers each partition's end as it was
+ * when created. */
+typedef struct kafka_reader kafka_reader_t;
+kafka_reader_t *kafka_reader_new(const config_t *cfg, const char *topic, char *errstr,
+                                 size_t errstr_size);
+/* True once every partition was read up to the end remembered at creation. */
+int kafka_reader_caught_up(kafka_reader_t *reader);
+/* As kafka_io_poll(). */
+int kafka_reader_poll(kafka_reader_t *reader, int timeout_ms, kafka_msg_t *out);
+void kafka_reader_destroy(kafka_reader_t *reader);
 
 /* For --dump-config: builds both clients' configurations as kafka_io_new()
  * would and prints each property the service or the user set, read back
  * from librdkafka, as librdkafka.<consumer|producer>.<name>=<value>, with
  * secrets masked. Returns -1 with errstr when librdkafka refuses one. */
 int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t errstr_size);
+
+/* librdkafka's version, for --version. */
+const char *kafka_io_library_version(void);
 
 #endif

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "config.h"
 #include "http_server.h"
 #include "kafka_io.h"
@@ -113,7 +111,7 @@ static run_mode_t parse_command_line(int argc, char **argv, config_t *cfg) {
             usage(stdout);
             return RUN_EXIT_OK;
         } else if (strcmp(arg, "--version") == 0) {
-            printf("fraud-detector %s (librdkafka %s)\n", FRAUD_VERSION, rd_kafka_version_str());
+            printf("fraud-detector %s (librdkafka %s)\n", FRAUD_VERSION, kafka_io_library_version());
             return RUN_EXIT_OK;
         } else if (strcmp(arg, "--print-default-config") == 0) {
             config_print_defaults_file(stdout);
@@ -213,9 +211,8 @@ int main(int argc, char **argv) {
     if (http) log_info("http", "serving /metrics /healthz /readyz /users/{id} on %s",
                        cfg->http_listen);
     int rc = pipeline_run(pipeline, &stop_flag);
-    /* Leave the group first (it may take a moment), answering health
-     * checks meanwhile; then stop serving. */
-    pipeline_destroy_kafka(pipeline);
+    /* The handlers read the pipeline's Kafka and Redis handles: stop
+     * serving before any of them is freed, then leave the group. */
     http_server_stop(http);
     pipeline_destroy(pipeline);
     log_info("main", "exiting with status %d", rc);

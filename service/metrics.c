@@ -150,14 +150,21 @@ char *metrics_render_new(const metrics_t *m) {
         append(&t, "fraud_events_total{result=\"%s\"} %llu\n", EVENT_RESULTS[i],
                (unsigned long long)load(&m->events[i]));
     counter_header(&t, "fraud_dead_letters_total", "Messages sent to the dead-letter topic, by reason.");
-    for (int r = 1; r < DECODE_REASON_COUNT; r++)
+    for (int r = 1; r < DEAD_LETTER_REASON_COUNT; r++)
         append(&t, "fraud_dead_letters_total{reason=\"%s\"} %llu\n",
-               decode_reason_code((decode_reason_t)r), (unsigned long long)load(&m->dead_letters[r]));
-    counter_header(&t, "fraud_alerts_total", "Alerts produced and acknowledged, by rule.");
+               dead_letter_reason_code(r), (unsigned long long)load(&m->dead_letters[r]));
+    counter_header(&t, "fraud_alerts_total",
+                   "Alerts raised, by rule: committed to the outbox with the state that raised them.");
     for (int r = 0; r < RULE_COUNT; r++)
         if (r != RULE_COUNT_AVERAGE)
             append(&t, "fraud_alerts_total{rule=\"%s\"} %llu\n", rule_name((rule_id_t)r),
                    (unsigned long long)load(&m->alerts[r]));
+    counter_header(&t, "fraud_alerts_acknowledged_total",
+                   "Alerts the broker acknowledged, by rule (redeliveries not included).");
+    for (int r = 0; r < RULE_COUNT; r++)
+        if (r != RULE_COUNT_AVERAGE)
+            append(&t, "fraud_alerts_acknowledged_total{rule=\"%s\"} %llu\n",
+                   rule_name((rule_id_t)r), (unsigned long long)load(&m->alerts_acknowledged[r]));
     counter_header(&t, "fraud_averages_total",
                    "count_average events produced to averages.topic and acknowledged.");
     append(&t, "fraud_averages_total %llu\n", (unsigned long long)load(&m->averages_produced));

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "decode.h"
+#include "dead_letter.h"
 #include "rules.h"
 
 #define METRICS_MAX_PARTITIONS 1024
@@ -32,8 +32,11 @@ typedef struct histogram {
 
 typedef struct metrics {
     atomic_uint_least64_t events[EVENT_RESULT_COUNT];
-    atomic_uint_least64_t dead_letters[DECODE_REASON_COUNT];
-    atomic_uint_least64_t alerts[RULE_COUNT]; /* count_average's stays 0 */
+    atomic_uint_least64_t dead_letters[DEAD_LETTER_REASON_COUNT];
+    /* Raised: committed to the outbox (or, on the memory backend, decided
+     * by a batch that completed). count_average's stay 0. */
+    atomic_uint_least64_t alerts[RULE_COUNT];
+    atomic_uint_least64_t alerts_acknowledged[RULE_COUNT];
     atomic_uint_least64_t averages_produced;
     atomic_uint_least64_t totals_produced;
     /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */

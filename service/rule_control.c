@@ -4,22 +4,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cJSON.h>
 
+#include "clock.h"
 #include "errstr.h"
-#include "kafka_io.h"
 #include "log.h"
 
 #define CONTROL_VALUE_MAX 4096
-#define METADATA_TIMEOUT_MS 5000
 
 struct rule_control {
-    rd_kafka_t *reader;
-    const char *topic; /* borrowed from the config */
-    rule_record_fn on_record;
-    void *ctx;
+    const config_t *cfg;
+    dead_letter_t *dead_letters;
+    metrics_t *metrics;
+    kafka_reader_t *reader; /* NULL without rules.topic */
+    /* The config's rule.* keys (re-read on SIGHUP), the kept updates of
+     * the topic, and the two together: the rules in force. */
+    rule_set_t base;
+    rule_overrides_t overrides;
+    rule_set_t rules;
+    volatile sig_atomic_t *reload_requested;
+    rule_loader_fn load;
+    void *load_ctx;
+    int failed;
 };
 
 /* A JSON number as the text config_set_rule() parses. Doubles are exact for
@@ -164,128 +171,128 @@ void rule_overrides_clear(rule_overrides_t *ov) {
     }
 }
 
-/* Assigns every partition of the topic from its beginning, and returns
- * the high watermarks to read up to. */
-static rd_kafka_topic_partition_list_t *assign_whole_topic(rule_control_t *rc, char *errstr,
-                                                           size_t errstr_size) {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rc->reader, rc->topic, NULL);
-    rd_kafka_resp_err_t err =
-        rkt ? rd_kafka_metadata(rc->reader, 0, rkt, &md, METADATA_TIMEOUT_MS)
-            : RD_KAFKA_RESP_ERR__INVALID_ARG;
-    if (rkt) rd_kafka_topic_destroy(rkt);
-    if (err) {
-        errstr_set(errstr, errstr_size, "rules.topic %s: %s", rc->topic, rd_kafka_err2str(err));
-        return NULL;
-    }
-    if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
-        errstr_set(errstr, errstr_size, "rules.topic %s: %s", rc->topic,
-                   md->topic_cnt == 1 && md->topics[0].err
-                       ? rd_kafka_err2str(md->topics[0].err)
-                       : "no partitions (create the topic first)");
-        rd_kafka_metadata_destroy(md);
-        return NULL;
-    }
-    rd_kafka_topic_partition_list_t *parts =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    rd_kafka_topic_partition_list_t *ends =
-        rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int32_t id = md->topics[0].partitions[i].id;
-        int64_t low = 0, high = 0;
-        rd_kafka_topic_partition_list_add(parts, rc->topic, id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-        err = rd_kafka_query_watermark_offsets(rc->reader, rc->topic, id, &low, &high,
-                                               METADATA_TIMEOUT_MS);
-        if (err) break;
-        rd_kafka_topic_partition_list_add(ends, rc->topic, id)->offset = high;
-    }
-    rd_kafka_metadata_destroy(md);
-    if (!err) err = rd_kafka_assign(rc->reader, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (err) {
-        errstr_set(errstr, errstr_size, "rules.topic %s: %s", rc->topic, rd_kafka_err2str(err));
-        rd_kafka_topic_partition_list_destroy(ends);
-        return NULL;
-    }
-    return ends;
+/* ---- the rules in force ------------------------------------------------ */
+
+static void log_rules(const char *why, const rule_set_t *rules) {
+    char text[512];
+    rules_describe(rules, text, sizeof(text));
+    log_info("rules", "%s: %s", why, text);
 }
 
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+enum { UPDATE_SIGHUP = 0, UPDATE_TOPIC = 1, UPDATE_APPLIED = 0, UPDATE_REJECTED = 1 };
 
-/* True once every partition's position reached its end mark. The position
- * (not the last record + 1) also moves past compacted-away offsets and
- * transaction markers. */
-static int caught_up(const rule_control_t *rc, const rd_kafka_topic_partition_list_t *ends) {
-    rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(ends);
-    int done = rd_kafka_position(rc->reader, pos) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    for (int i = 0; done && i < pos->cnt; i++)
-        if (ends->elems[i].offset > 0 && pos->elems[i].offset < ends->elems[i].offset)
-            done = 0;
-    rd_kafka_topic_partition_list_destroy(pos);
-    return done;
-}
-
-static void hand_over(rule_control_t *rc, rd_kafka_message_t *m) {
-    if (m->err) {
-        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            log_warn("rules", "reading %s: %s", rc->topic, rd_kafka_message_errstr(m));
-    } else {
-        rc->on_record(rc->ctx, m);
+/* A record of rules.topic, read between batches. A record that cannot be
+ * applied changes nothing and goes to the dead-letter topic. */
+static void take_record(rule_control_t *rc, const kafka_msg_t *m) {
+    char errstr[512], why[256];
+    int changed = -1;
+    rule_set_t rules;
+    if (rule_overrides_accept(&rc->overrides, rc->cfg, &rc->base, m->key, m->key_len, m->value,
+                              m->value_len, &rules, &changed, errstr, sizeof(errstr)) != 0) {
+        metrics_add(&rc->metrics->rule_updates[UPDATE_TOPIC][UPDATE_REJECTED], 1);
+        log_error("rules", "%s [%d] offset %lld rejected, the rules in force stay: %s", m->topic,
+                  (int)m->partition, (long long)m->offset, errstr);
+        if (dead_letter_send(rc->dead_letters, m, DEAD_LETTER_INVALID_RULE, errstr) != 0)
+            rc->failed = 1;
+        return;
     }
-    rd_kafka_message_destroy(m);
+    rc->rules = rules;
+    metrics_add(&rc->metrics->rule_updates[UPDATE_TOPIC][UPDATE_APPLIED], 1);
+    snprintf(why, sizeof(why), "%s %s from %s [%d] offset %lld", rule_name(changed),
+             m->value_len ? "updated" : "returned to the config", m->topic, (int)m->partition,
+             (long long)m->offset);
+    log_rules(why, &rc->rules);
 }
 
-rule_control_t *rule_control_new(const config_t *cfg, rule_record_fn on_record, void *ctx,
-                                 int timeout_ms, char *errstr, size_t errstr_size) {
+/* SIGHUP: the config's rule.* keys again, with the topic's updates on top.
+ * Anything invalid keeps the rules in force. */
+static void reload_from_config(rule_control_t *rc) {
+    rule_set_t base, rules;
+    char errstr[1024];
+    if (rc->load(rc->load_ctx, &base, errstr, sizeof(errstr)) != 0 ||
+        rule_overrides_apply(&rc->overrides, &base, &rules, errstr, sizeof(errstr)) != 0 ||
+        config_validate_rules(rc->cfg, &rules, errstr, sizeof(errstr)) != 0) {
+        metrics_add(&rc->metrics->rule_updates[UPDATE_SIGHUP][UPDATE_REJECTED], 1);
+        log_error("rules", "SIGHUP: rules not reloaded, the rules in force stay: %s", errstr);
+        return;
+    }
+    rc->base = base;
+    rc->rules = rules;
+    metrics_add(&rc->metrics->rule_updates[UPDATE_SIGHUP][UPDATE_APPLIED], 1);
+    log_rules("reloaded on SIGHUP", &rc->rules);
+}
+
+static void take_arrived_records(rule_control_t *rc, int timeout_ms, size_t *taken) {
+    kafka_msg_t m;
+    while (kafka_reader_poll(rc->reader, timeout_ms, &m)) {
+        take_record(rc, &m);
+        kafka_msg_release(&m);
+        if (taken) (*taken)++;
+        timeout_ms = 0;
+    }
+}
+
+rule_control_t *rule_control_new(const config_t *cfg, dead_letter_t *dead_letters,
+                                 metrics_t *metrics, int timeout_ms, char *errstr,
+                                 size_t errstr_size) {
     rule_control_t *rc = calloc(1, sizeof(*rc));
     if (!rc) {
         errstr_set(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    rc->topic = cfg->rules_topic;
-    rc->on_record = on_record;
-    rc->ctx = ctx;
-    rc->reader = kafka_io_new_reader(cfg, errstr, errstr_size);
-    if (!rc->reader) goto fail;
-    rd_kafka_topic_partition_list_t *ends = assign_whole_topic(rc, errstr, errstr_size);
-    if (!ends) goto fail;
-    int64_t deadline = monotonic_ms() + timeout_ms;
-    size_t records = 0;
-    while (!caught_up(rc, ends)) {
-        if (monotonic_ms() > deadline) {
-            errstr_set(errstr, errstr_size, "rules.topic %s: not read to its end within %d ms",
-                       rc->topic, timeout_ms);
-            rd_kafka_topic_partition_list_destroy(ends);
+    rc->cfg = cfg;
+    rc->dead_letters = dead_letters;
+    rc->metrics = metrics;
+    rc->base = rc->rules = cfg->rules;
+    if (cfg->rules_topic[0]) {
+        char reason[512];
+        rc->reader = kafka_reader_new(cfg, cfg->rules_topic, reason, sizeof(reason));
+        if (!rc->reader) {
+            errstr_set(errstr, errstr_size, "rules.topic %s", reason);
             goto fail;
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rc->reader, 100);
-        if (!m) continue;
-        records += !m->err;
-        hand_over(rc, m);
+        int64_t deadline = clock_monotonic_ms() + timeout_ms;
+        size_t records = 0;
+        while (!kafka_reader_caught_up(rc->reader)) {
+            if (clock_monotonic_ms() > deadline) {
+                errstr_set(errstr, errstr_size,
+                           "rules.topic %s: not read to its end within %d ms", cfg->rules_topic,
+                           timeout_ms);
+                goto fail;
+            }
+            take_arrived_records(rc, 100, &records);
+        }
+        log_info("rules", "read %zu rule updates from %s", records, cfg->rules_topic);
     }
-    log_info("rules", "read %zu rule updates from %s", records, rc->topic);
-    rd_kafka_topic_partition_list_destroy(ends);
+    log_rules("in force", &rc->rules);
     return rc;
 fail:
     rule_control_destroy(rc);
     return NULL;
 }
 
-void rule_control_poll(rule_control_t *rc) {
-    rd_kafka_message_t *m;
-    while ((m = rd_kafka_consumer_poll(rc->reader, 0)) != NULL) hand_over(rc, m);
+void rule_control_set_reload(rule_control_t *rc, volatile sig_atomic_t *requested,
+                             rule_loader_fn load, void *ctx) {
+    rc->reload_requested = requested;
+    rc->load = load;
+    rc->load_ctx = ctx;
 }
+
+void rule_control_refresh(rule_control_t *rc) {
+    if (rc->reload_requested && *rc->reload_requested) {
+        *rc->reload_requested = 0;
+        if (rc->load) reload_from_config(rc);
+    }
+    if (rc->reader) take_arrived_records(rc, 0, NULL);
+}
+
+const rule_set_t *rule_control_rules(const rule_control_t *rc) { return &rc->rules; }
+
+int rule_control_failed(const rule_control_t *rc) { return rc->failed; }
 
 void rule_control_destroy(rule_control_t *rc) {
     if (!rc) return;
-    if (rc->reader) {
-        rd_kafka_consumer_close(rc->reader);
-        rd_kafka_destroy(rc->reader);
-    }
+    kafka_reader_destroy(rc->reader);
+    rule_overrides_clear(&rc->overrides);
     free(rc);
 }

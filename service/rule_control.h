@@ -12,16 +12,18 @@
  * Every instance reads every partition of the topic (it is broadcast, not
  * shared by the group), from the beginning, without committing.
  *
- * rule_control owns its consumer and the kept records. Only the consumer
- * thread uses it. */
+ * rule_control owns its reader, the kept records and the rules in force.
+ * Only the consumer thread uses it. */
 #ifndef FRAUD_RULE_CONTROL_H
 #define FRAUD_RULE_CONTROL_H
 
 #include <stddef.h>
 
-#include <librdkafka/rdkafka.h>
+#include <signal.h>
 
 #include "config.h"
+#include "dead_letter.h"
+#include "metrics.h"
 #include "rules.h"
 
 typedef struct rule_overrides {
@@ -44,19 +46,36 @@ int rule_overrides_accept(rule_overrides_t *ov, const config_t *cfg, const rule_
 
 void rule_overrides_clear(rule_overrides_t *ov);
 
+/* The rules in force: the config's rule.* keys (re-read on SIGHUP) with
+ * the kept updates of rules.topic on top. They change only between
+ * batches (rule_control_refresh), so a batch sees one rule set. A
+ * rules.topic record that cannot be applied goes to the dead-letter topic
+ * as invalid_rule. */
 typedef struct rule_control rule_control_t;
 
-/* Creates the reader of cfg->rules_topic and reads it up to its end (as it
- * is when this starts), so the first batch already sees every rule update.
- * on_record is called for each record, in order. NULL with errstr when the
- * topic cannot be read within timeout_ms. */
-typedef void (*rule_record_fn)(void *ctx, const rd_kafka_message_t *msg);
-rule_control_t *rule_control_new(const config_t *cfg, rule_record_fn on_record, void *ctx,
-                                 int timeout_ms, char *errstr, size_t errstr_size);
+/* Reads the config's rule.* keys again. 0, or -1 with a reason. */
+typedef int (*rule_loader_fn)(void *ctx, rule_set_t *out, char *errstr, size_t errstr_size);
 
-/* Hands every record that arrived since the last call to on_record,
- * without waiting. */
-void rule_control_poll(rule_control_t *rc);
+/* With rules.topic, creates its reader and reads it up to its end (as it is
+ * when this starts), so the first batch already sees every update. NULL
+ * with errstr when the topic cannot be read within timeout_ms. cfg, the
+ * dead letters and the metrics are borrowed. */
+rule_control_t *rule_control_new(const config_t *cfg, dead_letter_t *dead_letters,
+                                 metrics_t *metrics, int timeout_ms, char *errstr,
+                                 size_t errstr_size);
+
+/* SIGHUP: whenever *requested is non-zero at a refresh, it is cleared and
+ * load's rules (with the topic's updates on top) are put in force. */
+void rule_control_set_reload(rule_control_t *rc, volatile sig_atomic_t *requested,
+                             rule_loader_fn load, void *ctx);
+
+/* Between batches: a requested reload, then the records that arrived. */
+void rule_control_refresh(rule_control_t *rc);
+
+const rule_set_t *rule_control_rules(const rule_control_t *rc);
+
+/* True once a rejected record could not be dead-lettered. */
+int rule_control_failed(const rule_control_t *rc);
 
 void rule_control_destroy(rule_control_t *rc);
 

@@ -36,9 +36,6 @@ typedef enum {
     RULE_COUNT
 } rule_id_t;
 
-/* Not a rule but shares the outbox: a user's running total for totals.topic. */
-#define RECORD_TOTALS "totals"
-
 #define VELOCITY_MAX_COUNT 1000 /* bound of the ring, so of a user's state */
 
 enum { JUMP_UP = 0, JUMP_BOTH = 1 };

@@ -1,0 +1,275 @@
+/* batch: decode, attach, apply. The order inside a batch is the order of
+ * the input: a user's payments arrive in offset order on one partition, and
+ * are applied in that order. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alert.h"
+#include "clock.h"
+#include "log.h"
+
+typedef struct batch_item {
+    kafka_msg_t msg; /* the batch's until released */
+    dead_letter_reason_t reason;
+    char reason_text[192];
+    payment_t payment;
+    cache_entry_t *entry; /* borrowed from the cache for this batch */
+} batch_item_t;
+
+struct batch {
+    batch_item_t *items;
+    size_t count, cap;
+    size_t max_bytes;
+    decode_limits_t limits;
+    cache_entry_t **misses;
+    long dead_letters;
+};
+
+batch_t *batch_new(const config_t *cfg) {
+    batch_t *b = calloc(1, sizeof(*b));
+    if (!b) return NULL;
+    b->cap = (size_t)cfg->batch_max_messages;
+    b->max_bytes = (size_t)cfg->batch_max_bytes;
+    b->limits = (decode_limits_t){.max_message_bytes = (size_t)cfg->input_max_message_bytes,
+                                  .max_user_bytes = (size_t)cfg->input_max_user_id_bytes,
+                                  .max_json_depth = (int)cfg->input_max_json_depth};
+    b->items = calloc(b->cap, sizeof(*b->items));
+    b->misses = calloc(b->cap, sizeof(*b->misses));
+    if (!b->items || !b->misses) {
+        batch_destroy(b);
+        return NULL;
+    }
+    return b;
+}
+
+void batch_destroy(batch_t *b) {
+    if (!b) return;
+    batch_release(b);
+    free(b->items);
+    free(b->misses);
+    free(b);
+}
+
+size_t batch_count(const batch_t *b) { return b->count; }
+
+void batch_gather(batch_t *b, kafka_io_t *io, int first_wait_ms) {
+    int timeout = first_wait_ms;
+    size_t bytes = 0;
+    while (b->count < b->cap && bytes < b->max_bytes) {
+        batch_item_t *it = &b->items[b->count];
+        if (!kafka_io_poll(io, timeout, &it->msg)) break;
+        timeout = 0; /* take what is already fetched, do not wait for more */
+        bytes += it->msg.value_len + it->msg.key_len;
+        b->count++;
+    }
+}
+
+void batch_release(batch_t *b) {
+    for (size_t i = 0; i < b->count; i++) kafka_msg_release(&b->items[i].msg);
+    b->count = 0;
+}
+
+void batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t count) {
+    size_t kept = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        int lost = 0;
+        for (size_t k = 0; k < count && !lost; k++) lost = b->items[i].msg.partition == partitions[k];
+        if (lost) kafka_msg_release(&b->items[i].msg);
+        else b->items[kept++] = b->items[i];
+    }
+    b->count = kept;
+}
+
+static void decode_all(batch_t *b, partitions_t *ps) {
+    partitions_batch_begin(ps);
+    for (size_t i = 0; i < b->count; i++) {
+        batch_item_t *it = &b->items[i];
+        const kafka_msg_t *m = &it->msg;
+        it->entry = NULL;
+        it->reason = decode_payment(m->key, m->key_len, m->value, m->value_len, &b->limits,
+                                    &it->payment, it->reason_text, sizeof(it->reason_text));
+        partitions_batch_note(ps, m->partition, m->offset);
+    }
+}
+
+typedef struct load_args {
+    store_t *store;
+    cache_entry_t **misses;
+    size_t count;
+} load_args_t;
+
+static int load_users(void *arg, char *errstr, size_t errstr_size) {
+    load_args_t *a = arg;
+    return store_load_users(a->store, a->misses, a->count, clock_now_ms(), errstr, errstr_size);
+}
+
+/* Finds or creates each user's cache entry; the ones not cached are loaded
+ * from Redis together, in one pipelined round trip. */
+static int attach_user_state(batch_t *b, const batch_env_t *env) {
+    size_t miss_count = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        batch_item_t *it = &b->items[i];
+        const payment_t *pay = &it->payment;
+        int32_t partition = it->msg.partition;
+        if (it->reason != DECODE_OK ||
+            partitions_already_applied(env->partitions, partition, it->msg.offset))
+            continue;
+        cache_entry_t *e = state_cache_get(env->cache, partition, pay->user_id, pay->user_len);
+        if (!e) {
+            e = state_cache_put(env->cache, pay->user_id, pay->user_len, partition);
+            if (!e) {
+                log_error("state", "out of memory caching user state");
+                return -1;
+            }
+            b->misses[miss_count++] = e;
+        }
+        it->entry = e;
+    }
+    if (miss_count == 0) return 0;
+    if (!env->store) { /* memory backend: a user not cached has no state */
+        for (size_t i = 0; i < miss_count; i++) b->misses[i]->flags |= CACHE_ENTRY_LOADED;
+        return 0;
+    }
+    load_args_t args = {.store = env->store, .misses = b->misses, .count = miss_count};
+    return redis_retry_run(env->retry, load_users, &args, "loading user state");
+}
+
+static int dead_letter(batch_t *b, const batch_env_t *env, const batch_item_t *it) {
+    if (dead_letter_send(env->dead_letters, &it->msg, it->reason, it->reason_text) != 0)
+        return -1;
+    b->dead_letters++;
+    metrics_add(&env->metrics->events[EVENT_DEAD_LETTER], 1);
+    return 0;
+}
+
+/* Turns what the rules decided into output records: alerts and averages. */
+static int queue_rule_outputs(const batch_env_t *env, const batch_item_t *it,
+                              const rule_set_t *rules, const rule_hit_t *hits, int hit_count,
+                              decimal_t previous, int64_t now) {
+    const payment_t *pay = &it->payment;
+    const kafka_msg_t *m = &it->msg;
+    const user_state_t *state = &it->entry->state;
+    int64_t event_time = pay->timestamp_ms >= 0 ? pay->timestamp_ms
+                         : m->timestamp_ms >= 0 ? m->timestamp_ms
+                                                : now;
+    for (int i = 0; i < hit_count; i++) {
+        const rule_hit_t *h = &hits[i];
+        char *json;
+        output_kind_t kind = OUTPUT_ALERT;
+        if (h->rule == RULE_COUNT_AVERAGE) {
+            average_event_t avg = {
+                .rules = rules, .user_id = pay->user_id, .average = h->average, .sum = h->sum,
+                .count = h->count, .source_topic = m->topic, .source_partition = m->partition,
+                .source_offset = m->offset, .detected_at_ms = now,
+            };
+            json = average_encode_new(&avg);
+            kind = OUTPUT_AVERAGE;
+        } else {
+            alert_t alert = {
+                .rule = rule_name(h->rule), .rules = rules, .user_id = pay->user_id,
+                .amount = pay->amount, .previous_amount = previous, .diff = h->diff,
+                .threshold = rules->jump_threshold, .limit = rules->cumulative_limit,
+                .elapsed_ms = h->elapsed_ms, .payments_in_window = h->in_window,
+                .cumulative_amount = state->cum, .event_count = state->count,
+                .source_topic = m->topic, .source_partition = m->partition,
+                .source_offset = m->offset, .event_id = pay->event_id,
+                .event_time_ms = event_time, .detected_at_ms = now,
+            };
+            json = alert_encode_new(&alert);
+        }
+        if (outbox_queue(env->outbox, kind, h->rule, m->topic, m->partition, m->offset,
+                         pay->user_id, event_time, json) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Runs the rules, keeping a user's rule state on the heap only while it
+ * holds something: most users of most rule sets remember nothing beyond
+ * prev, cum and count. Returns the hits, or -1 when out of memory. */
+static int evaluate_rules(cache_entry_t *e, const rule_set_t *rules, decimal_t amount,
+                          decimal_t cum, int64_t now, rule_hit_t *hits) {
+    rule_state_t scratch = {0};
+    rule_state_t *rs = e->state.rules ? e->state.rules : &scratch;
+    int hit_count = rules_evaluate(rules, rs, e->state.count > 0, e->state.prev, amount, cum,
+                                   now, hits);
+    if (hit_count >= 0 && rs == &scratch && !rule_state_is_empty(&scratch)) {
+        e->state.rules = rule_state_move_to_heap(&scratch);
+        if (!e->state.rules) hit_count = -1;
+    } else if (rs != &scratch && rule_state_is_empty(rs)) {
+        rule_state_destroy(rs);
+        e->state.rules = NULL;
+    }
+    rule_state_free(&scratch);
+    return hit_count;
+}
+
+static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
+                         const rule_set_t *rules) {
+    cache_entry_t *e = it->entry;
+    const payment_t *pay = &it->payment;
+    int64_t now = clock_now_ms();
+    decimal_t cum;
+    rule_hit_t hits[RULE_COUNT];
+
+    ttl_on_read(env->ttl, e, now); /* expired state may read as absent */
+    if (!decimal_add(e->state.cum, pay->amount, &cum)) {
+        it->reason = DEAD_LETTER_CUMULATIVE_OVERFLOW;
+        snprintf(it->reason_text, sizeof(it->reason_text),
+                 "cumulative amount of the user would exceed the exact range");
+        return dead_letter(b, env, it);
+    }
+    decimal_t previous = e->state.prev;
+    int hit_count = evaluate_rules(e, rules, pay->amount, cum, now, hits);
+    if (hit_count < 0) {
+        log_error("state", "out of memory evaluating rules");
+        return -1;
+    }
+    e->state.prev = pay->amount;
+    e->state.cum = cum;
+    e->state.count++;
+    ttl_on_write(env->ttl, e, now);
+    state_cache_mark_dirty(env->cache, e);
+    metrics_add(&env->metrics->events[EVENT_VALID], 1);
+    return queue_rule_outputs(env, it, rules, hits, hit_count, previous, now);
+}
+
+/* totals.topic: each user changed by the batch, once, with the state the
+ * batch left, under the id of the user's last payment in it. */
+static int queue_running_totals(batch_t *b, const batch_env_t *env) {
+    int rc = 0;
+    if (!env->cfg->totals_topic[0]) return 0;
+    for (size_t i = b->count; i-- > 0 && rc == 0;) {
+        batch_item_t *it = &b->items[i];
+        cache_entry_t *e = it->entry;
+        if (!e || it->reason != DECODE_OK || (e->flags & CACHE_ENTRY_TOTALS_QUEUED)) continue;
+        e->flags |= CACHE_ENTRY_TOTALS_QUEUED;
+        rc = outbox_queue(env->outbox, OUTPUT_TOTAL, -1, it->msg.topic, it->msg.partition,
+                          it->msg.offset, it->payment.user_id, clock_now_ms(),
+                          totals_encode_new(it->payment.user_id, e->state.cum, e->state.count));
+    }
+    for (size_t i = 0; i < b->count; i++)
+        if (b->items[i].entry) b->items[i].entry->flags &= (uint8_t)~CACHE_ENTRY_TOTALS_QUEUED;
+    return rc;
+}
+
+long batch_apply(batch_t *b, const batch_env_t *env, const rule_set_t *rules) {
+    b->dead_letters = 0;
+    decode_all(b, env->partitions);
+    if (attach_user_state(b, env) != 0) return -1;
+    for (size_t i = 0; i < b->count; i++) {
+        batch_item_t *it = &b->items[i];
+        if (partitions_already_applied(env->partitions, it->msg.partition, it->msg.offset)) {
+            metrics_add(&env->metrics->events[EVENT_REPLAYED], 1);
+            continue;
+        }
+        int rc = it->reason == DECODE_OK ? apply_payment(b, env, it, rules)
+                                         : dead_letter(b, env, it);
+        if (rc != 0) return -1;
+    }
+    if (queue_running_totals(b, env) != 0) return -1;
+    return b->dead_letters;
+}

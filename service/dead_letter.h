@@ -1,0 +1,50 @@
+/* dead_letter: a message that is not a valid payment (or rule update) goes
+ * to dlq.topic, with its key and value unchanged and headers saying why and
+ * where from: fraud.dlq.reason (a stable code), fraud.dlq.error (a
+ * sentence), fraud.source.topic, fraud.source.partition and
+ * fraud.source.offset. Each is counted by reason, and logged, at most
+ * DEAD_LETTER_LOG_PER_SECOND lines a second so that a flood of bad input
+ * is not a flood of logs.
+ *
+ * The reasons are decode's, plus two that are not about decoding.
+ * dead_letter borrows the producer and the metrics; the consumer thread
+ * alone uses it. */
+#ifndef FRAUD_DEAD_LETTER_H
+#define FRAUD_DEAD_LETTER_H
+
+#include <stddef.h>
+
+#include "decode.h"
+#include "kafka_io.h"
+
+#define DEAD_LETTER_LOG_PER_SECOND 5
+
+/* A decode_reason_t, or one of these. */
+typedef int dead_letter_reason_t;
+enum {
+    /* The payment would overflow the user's total. */
+    DEAD_LETTER_CUMULATIVE_OVERFLOW = DECODE_REASON_COUNT,
+    /* A rules.topic record that cannot be applied. */
+    DEAD_LETTER_INVALID_RULE,
+    DEAD_LETTER_REASON_COUNT
+};
+
+/* Stable snake_case code of a reason, e.g. "amount_too_precise". */
+const char *dead_letter_reason_code(dead_letter_reason_t reason);
+
+struct metrics;
+typedef struct dead_letter dead_letter_t;
+
+/* topic is copied; io and metrics are borrowed. NULL when out of memory. */
+dead_letter_t *dead_letter_new(const char *topic, kafka_io_t *io, struct metrics *metrics);
+
+/* Produces msg's copy to the dead-letter topic (without waiting for it),
+ * counts it and logs it (sampled). Returns -1 with a log line when the
+ * producer refuses it. */
+int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reason_t reason,
+                     const char *reason_text);
+
+/* Logs how many lines the sampling left out, then frees. */
+void dead_letter_destroy(dead_letter_t *dl);
+
+#endif

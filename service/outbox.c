@@ -1,0 +1,365 @@
+/* outbox: queued, produced, acknowledged, removed; or redelivered.
+ *
+ * A record produced here carries an inflight_t as its opaque. Its delivery
+ * report hands it back: acknowledged ones wait in `acked` until one
+ * pipelined HDEL removes them all from the Redis outbox; a failed one stays
+ * in the Redis outbox, and the outbox is marked failed, so the service
+ * stops without committing and the next owner produces it again. */
+#include "outbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "clock.h"
+#include "log.h"
+#include "rules.h"
+
+/* The last part of a running total's id, where an alert's has its rule. */
+#define TOTALS_ID_SUFFIX "totals"
+
+static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't'};
+
+/* A produced record until its delivery report; then in acked[]. */
+typedef struct inflight {
+    output_kind_t kind;
+    int rule;
+    int32_t partition;
+    int64_t event_time_ms;
+    char id[];
+} inflight_t;
+
+struct outbox {
+    const config_t *cfg;
+    kafka_io_t *io;
+    store_t *store; /* NULL: memory backend */
+    metrics_t *metrics;
+    output_record_t *queued;
+    size_t queued_count, queued_cap;
+    inflight_t **acked;
+    size_t acked_count, acked_cap;
+    store_alert_t *ids; /* scratch for removals */
+    store_step_t *steps;
+    int failed;
+};
+
+outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, metrics_t *metrics) {
+    outbox_t *ob = calloc(1, sizeof(*ob));
+    if (!ob) return NULL;
+    ob->cfg = cfg;
+    ob->io = io;
+    ob->store = store;
+    ob->metrics = metrics;
+    return ob;
+}
+
+static void free_record(output_record_t *r) {
+    free(r->user);
+    free(r->stored);
+}
+
+void outbox_clear_queued(outbox_t *ob) {
+    for (size_t i = 0; i < ob->queued_count; i++) free_record(&ob->queued[i]);
+    ob->queued_count = 0;
+}
+
+static void free_acked(outbox_t *ob) {
+    for (size_t i = 0; i < ob->acked_count; i++) free(ob->acked[i]);
+    ob->acked_count = 0;
+}
+
+void outbox_destroy(outbox_t *ob) {
+    if (!ob) return;
+    outbox_clear_queued(ob);
+    free_acked(ob);
+    free(ob->queued);
+    free(ob->acked);
+    free(ob->ids);
+    free(ob->steps);
+    free(ob);
+}
+
+static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
+    if (kind == OUTPUT_TOTAL) return ob->cfg->totals_topic;
+    if (kind == OUTPUT_AVERAGE) return ob->cfg->averages_topic;
+    return ob->cfg->alert_topic;
+}
+
+int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
+                 int32_t partition, int64_t offset, const char *user, int64_t event_time_ms,
+                 char *json) {
+    if (!json) goto oom;
+    if (ob->queued_count == ob->queued_cap) {
+        size_t cap = ob->queued_cap ? ob->queued_cap * 2 : 64;
+        output_record_t *grown = realloc(ob->queued, cap * sizeof(*grown));
+        if (!grown) goto oom;
+        ob->queued = grown;
+        ob->queued_cap = cap;
+    }
+    output_record_t *r = &ob->queued[ob->queued_count];
+    *r = (output_record_t){.kind = kind, .rule = kind == OUTPUT_ALERT ? rule : -1,
+                           .partition = partition, .offset = offset,
+                           .event_time_ms = event_time_ms};
+    const char *last = kind == OUTPUT_ALERT     ? rule_name((rule_id_t)rule)
+                       : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
+                                                : TOTALS_ID_SUFFIX;
+    alert_id_format(topic, partition, offset, last, r->id, sizeof(r->id));
+    char head[64];
+    int head_len = snprintf(head, sizeof(head), "%c %d %lld ", KIND_CODES[kind], r->rule,
+                            (long long)offset);
+    size_t json_len = strlen(json);
+    r->user = strdup(user);
+    r->stored = malloc((size_t)head_len + json_len + 1);
+    if (!r->user || !r->stored) {
+        free_record(r);
+        goto oom;
+    }
+    memcpy(r->stored, head, (size_t)head_len);
+    memcpy(r->stored + head_len, json, json_len + 1);
+    r->json = r->stored + head_len;
+    free(json);
+    ob->queued_count++;
+    return 0;
+oom:
+    free(json);
+    log_error("alert", "out of memory queueing an output record");
+    return -1;
+}
+
+const output_record_t *outbox_queued(const outbox_t *ob, size_t *count) {
+    *count = ob->queued_count;
+    return ob->queued;
+}
+
+void outbox_drop_queued(outbox_t *ob, int32_t partition) {
+    size_t kept = 0;
+    for (size_t i = 0; i < ob->queued_count; i++) {
+        if (ob->queued[i].partition == partition) free_record(&ob->queued[i]);
+        else ob->queued[kept++] = ob->queued[i];
+    }
+    ob->queued_count = kept;
+}
+
+/* Produces one record; a topic unset since the record was decided drops it
+ * (it leaves the Redis outbox at the next redelivery). */
+static int produce(outbox_t *ob, output_kind_t kind, const char *id, const char *user,
+                   const char *json, inflight_t *inflight) {
+    char errstr[512];
+    const char *topic = topic_of(ob, kind);
+    if (!topic[0]) {
+        log_warn("alert", "%s: no topic configured for it any more; dropped", id);
+        free(inflight);
+        return 0;
+    }
+    if (kafka_io_produce(ob->io, topic, user, strlen(user), json, strlen(json), NULL, inflight,
+                         errstr, sizeof(errstr)) != 0) {
+        log_error("alert", "%s", errstr);
+        return -1;
+    }
+    return 0;
+}
+
+int outbox_produce_queued(outbox_t *ob) {
+    uint64_t failures_before = kafka_io_delivery_failures(ob->io);
+    int rc = 0;
+    for (size_t i = 0; i < ob->queued_count && rc == 0; i++) {
+        const output_record_t *r = &ob->queued[i];
+        size_t id_len = strlen(r->id) + 1;
+        inflight_t *a = malloc(sizeof(*a) + id_len);
+        if (!a) {
+            log_error("alert", "out of memory producing an output record");
+            rc = -1;
+            break;
+        }
+        *a = (inflight_t){.kind = r->kind, .rule = r->rule, .partition = r->partition,
+                          .event_time_ms = r->event_time_ms};
+        memcpy(a->id, r->id, id_len);
+        if (r->kind == OUTPUT_ALERT) metrics_add(&ob->metrics->alerts[r->rule], 1);
+        if (produce(ob, r->kind, r->id, r->user, r->json, a) != 0) {
+            free(a);
+            rc = -1;
+        }
+    }
+    size_t produced = ob->queued_count;
+    outbox_clear_queued(ob);
+    /* With no Redis outbox, the acknowledgement is the only guarantee. */
+    if (rc == 0 && produced && !ob->store) rc = kafka_io_await_deliveries(ob->io, failures_before);
+    return rc;
+}
+
+void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
+    inflight_t *a = opaque;
+    if (failed) {
+        log_error("alert", "%s could not be delivered; stopping, the outbox keeps it", a->id);
+        free(a);
+        ob->failed = 1;
+        return;
+    }
+    if (a->kind == OUTPUT_TOTAL) {
+        metrics_add(&ob->metrics->totals_produced, 1);
+    } else if (a->kind == OUTPUT_AVERAGE) {
+        metrics_add(&ob->metrics->averages_produced, 1);
+    } else {
+        metrics_add(&ob->metrics->alerts_acknowledged[a->rule], 1);
+        metrics_observe(&ob->metrics->event_to_alert_seconds,
+                        (double)(clock_now_ms() - a->event_time_ms) / 1000.0);
+    }
+    if (ob->acked_count == ob->acked_cap) {
+        size_t cap = ob->acked_cap ? ob->acked_cap * 2 : 256;
+        inflight_t **grown = realloc(ob->acked, cap * sizeof(*grown));
+        if (!grown) { /* it stays in the outbox: a duplicate later, never a loss */
+            free(a);
+            return;
+        }
+        ob->acked = grown;
+        ob->acked_cap = cap;
+    }
+    ob->acked[ob->acked_count++] = a;
+}
+
+int outbox_failed(const outbox_t *ob) { return ob->failed; }
+
+/* One removal step per partition, its acknowledged ids side by side. */
+static int remove_acked_step(void *arg, char *errstr, size_t errstr_size) {
+    outbox_t *ob = arg;
+    size_t steps = 0, used = 0;
+    for (size_t i = 0; i < ob->acked_count; i++) {
+        int32_t part = ob->acked[i]->partition;
+        size_t k = 0;
+        while (k < steps && ob->steps[k].partition != part) k++;
+        if (k == steps) ob->steps[steps++] = (store_step_t){.partition = part};
+    }
+    for (size_t k = 0; k < steps; k++) {
+        ob->steps[k].alerts = &ob->ids[used];
+        for (size_t i = 0; i < ob->acked_count; i++)
+            if (ob->acked[i]->partition == ob->steps[k].partition)
+                ob->ids[used++] = (store_alert_t){.id = ob->acked[i]->id, .json = NULL};
+        ob->steps[k].alert_count = (size_t)(&ob->ids[used] - ob->steps[k].alerts);
+    }
+    return store_outbox_remove(ob->store, ob->steps, steps, errstr, errstr_size);
+}
+
+int outbox_complete_deliveries(outbox_t *ob, const redis_retry_t *retry) {
+    kafka_io_serve_deliveries(ob->io);
+    if (ob->acked_count == 0) return 0;
+    int rc = 0;
+    if (ob->store) {
+        store_alert_t *ids = realloc(ob->ids, ob->acked_count * sizeof(*ids));
+        if (ids) ob->ids = ids;
+        store_step_t *steps = ids ? realloc(ob->steps, ob->acked_count * sizeof(*steps)) : NULL;
+        if (steps) ob->steps = steps;
+        rc = ids && steps ? redis_retry_run(retry, remove_acked_step, ob,
+                                            "clearing delivered alerts")
+                          : -1;
+    }
+    free_acked(ob);
+    return rc;
+}
+
+int outbox_drain(outbox_t *ob, const redis_retry_t *retry) {
+    /* A failure is the delivery report's to tell (outbox_failed). */
+    kafka_io_await_deliveries(ob->io, kafka_io_delivery_failures(ob->io));
+    return outbox_complete_deliveries(ob, retry);
+}
+
+/* ---- redelivery ---------------------------------------------------------- */
+
+typedef struct stored_record {
+    output_kind_t kind;
+    int64_t offset;
+    const char *json;
+    const char *id;
+} stored_record_t;
+
+/* A value written before records were typed (a bare JSON object): its kind
+ * from its fields, its offset from its source. */
+static void classify_untyped(stored_record_t *s) {
+    cJSON *root = cJSON_Parse(s->json);
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(root, "rule");
+    const cJSON *source = cJSON_GetObjectItemCaseSensitive(root, "source");
+    const cJSON *offset = cJSON_GetObjectItemCaseSensitive(source, "offset");
+    s->kind = cJSON_GetObjectItemCaseSensitive(root, "average_id") ? OUTPUT_AVERAGE
+              : cJSON_IsString(rule)                               ? OUTPUT_ALERT
+                                                                   : OUTPUT_TOTAL;
+    s->offset = cJSON_IsNumber(offset) ? (int64_t)offset->valuedouble : 0;
+    cJSON_Delete(root);
+}
+
+/* "<kind> <rule> <offset> <json>", as outbox_queue() wrote it. */
+static int parse_stored(const store_alert_t *a, stored_record_t *s) {
+    const char *p = a->json;
+    s->id = a->id;
+    if (p[0] == '{') {
+        s->json = p;
+        classify_untyped(s);
+        return 0;
+    }
+    const char *code = memchr(KIND_CODES, p[0], OUTPUT_KIND_COUNT);
+    char *end;
+    if (!code || p[1] != ' ') return -1;
+    s->kind = (output_kind_t)(code - KIND_CODES);
+    strtol(p + 2, &end, 10);
+    if (*end != ' ') return -1;
+    s->offset = strtoll(end + 1, &end, 10);
+    if (*end != ' ') return -1;
+    s->json = end + 1;
+    return 0;
+}
+
+static int by_offset(const void *a, const void *b) {
+    int64_t x = ((const stored_record_t *)a)->offset, y = ((const stored_record_t *)b)->offset;
+    return (x > y) - (x < y);
+}
+
+/* Offset order, so a user's running totals arrive oldest first and the
+ * latest stays last in a compacted topic. */
+static int produce_stored(outbox_t *ob, const store_outbox_t *outbox) {
+    stored_record_t *records = calloc(outbox->count, sizeof(*records));
+    int rc = records ? 0 : -1;
+    for (size_t i = 0; i < outbox->count && rc == 0; i++)
+        if (parse_stored(&outbox->alerts[i], &records[i]) != 0) {
+            log_error("alert", "%s: unreadable outbox record", outbox->alerts[i].id);
+            rc = -1;
+        }
+    if (rc == 0) qsort(records, outbox->count, sizeof(*records), by_offset);
+    for (size_t i = 0; i < outbox->count && rc == 0; i++) {
+        cJSON *json = cJSON_Parse(records[i].json);
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
+        rc = cJSON_IsString(user) ? produce(ob, records[i].kind, records[i].id,
+                                            user->valuestring, records[i].json, NULL)
+                                  : -1;
+        cJSON_Delete(json);
+    }
+    free(records);
+    return rc;
+}
+
+int outbox_redeliver(outbox_t *ob, int32_t partition, char *errstr, size_t errstr_size) {
+    store_outbox_t outbox;
+    if (store_outbox_load(ob->store, partition, &outbox, errstr, errstr_size) != 0) return -1;
+    if (outbox.count == 0) {
+        store_outbox_free(&outbox);
+        return 0;
+    }
+    uint64_t failures_before = kafka_io_delivery_failures(ob->io);
+    int rc = produce_stored(ob, &outbox);
+    if (rc != 0) snprintf(errstr, errstr_size, "producing the outbox of partition %d failed",
+                          (int)partition);
+    if (rc == 0 && (rc = kafka_io_await_deliveries(ob->io, failures_before)) != 0)
+        snprintf(errstr, errstr_size, "the outbox of partition %d was not acknowledged",
+                 (int)partition);
+    if (rc == 0) {
+        store_step_t done = {.partition = partition, .alerts = outbox.alerts,
+                             .alert_count = outbox.count};
+        rc = store_outbox_remove(ob->store, &done, 1, errstr, errstr_size);
+    }
+    if (rc == 0) {
+        metrics_add(&ob->metrics->alerts_redelivered, outbox.count);
+        log_info("alert", "%s [%d]: redelivered %zu alert(s) left in the outbox",
+                 ob->cfg->input_topic, (int)partition, outbox.count);
+    }
+    store_outbox_free(&outbox);
+    return rc;
+}

@@ -1,0 +1,91 @@
+/* outbox: output records from decision to removal.
+ *
+ * An output record (an alert, a count_average event or a running total) is
+ * decided while a batch is applied and queued here. Its partition's atomic
+ * Redis step writes it into that partition's outbox together with the state
+ * that raised it; only then is it produced. Acknowledged records are removed
+ * from the Redis outbox in bulk, after later batches; whatever a crash
+ * leaves there is produced again, in offset order, by the partition's next
+ * owner before anything new (outbox_redeliver). The record's kind, never its
+ * id, chooses its topic and its metric, and the id is built in one place.
+ *
+ * In Redis a record is stored as "<kind> <rule> <offset> <json>" under its
+ * id. With the memory backend there is no Redis outbox: records are
+ * produced after the batch and waited for.
+ *
+ * The outbox owns its queued records and the acknowledgements it has not
+ * yet removed; it borrows the producer, the store (NULL: memory backend),
+ * the metrics and the topic names in cfg. Consumer thread only. */
+#ifndef FRAUD_OUTBOX_H
+#define FRAUD_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alert.h"
+#include "config.h"
+#include "kafka_io.h"
+#include "metrics.h"
+#include "redis_retry.h"
+#include "store_redis.h"
+
+typedef enum { OUTPUT_ALERT = 0, OUTPUT_AVERAGE, OUTPUT_TOTAL, OUTPUT_KIND_COUNT } output_kind_t;
+
+/* A record decided in this batch, waiting for its partition's step. */
+typedef struct output_record {
+    output_kind_t kind;
+    int rule; /* OUTPUT_ALERT: the rule_id_t that fired; else -1 */
+    int32_t partition;
+    int64_t offset;        /* of the payment that caused it */
+    int64_t event_time_ms; /* of that payment */
+    char *user;            /* owned: the record's key */
+    char *stored;          /* owned: what the Redis outbox holds */
+    const char *json;      /* inside stored: what Kafka gets */
+    char id[ALERT_ID_MAX];
+} output_record_t;
+
+typedef struct outbox outbox_t;
+
+outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, metrics_t *metrics);
+void outbox_destroy(outbox_t *ob);
+
+/* Queues a record; takes ownership of json (freed on failure too). rule is
+ * the rule_id_t for an alert, ignored otherwise. */
+int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
+                 int32_t partition, int64_t offset, const char *user, int64_t event_time_ms,
+                 char *json);
+
+/* The records queued in this batch, for the atomic step. */
+const output_record_t *outbox_queued(const outbox_t *ob, size_t *count);
+
+/* Forgets a partition's queued records: its step was refused. */
+void outbox_drop_queued(outbox_t *ob, int32_t partition);
+
+/* Counts the queued alerts as raised and produces every queued record,
+ * without waiting (the memory backend, with no Redis outbox, waits), then
+ * forgets them. */
+int outbox_produce_queued(outbox_t *ob);
+
+/* Forgets every queued record without producing it. */
+void outbox_clear_queued(outbox_t *ob);
+
+/* The delivery report of a record produced by outbox_produce_queued().
+ * Takes over opaque. */
+void outbox_on_delivery(outbox_t *ob, void *opaque, int failed);
+
+/* Serves delivery reports and removes the acknowledged records from the
+ * Redis outbox, in one pipelined round trip. */
+int outbox_complete_deliveries(outbox_t *ob, const redis_retry_t *retry);
+
+/* Waits for every record in flight, then completes them. */
+int outbox_drain(outbox_t *ob, const redis_retry_t *retry);
+
+/* Produces whatever the partition's Redis outbox still holds, in offset
+ * order, waits for the acknowledgements and removes them. */
+int outbox_redeliver(outbox_t *ob, int32_t partition, char *errstr, size_t errstr_size);
+
+/* True once a record could not be delivered: it stays in the Redis outbox,
+ * and the service must stop without committing. */
+int outbox_failed(const outbox_t *ob);
+
+#endif

@@ -1,0 +1,259 @@
+/* partitions: the owned table, the batch's partitions, and the atomic step
+ * that moves each one's checkpoint. Tables are small (a few partitions per
+ * instance), so lookups are linear. */
+#include "partitions.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct owned_partition {
+    int32_t partition;
+    int64_t checkpoint; /* next offset to apply; -1: none yet */
+} owned_partition_t;
+
+typedef struct batch_partition {
+    int32_t partition;
+    int64_t next_offset;
+    bool refused; /* its step met another owner's checkpoint */
+} batch_partition_t;
+
+struct partitions {
+    const char *topic;
+    owned_partition_t *owned;
+    size_t owned_count, owned_cap;
+    batch_partition_t *batch;
+    size_t batch_count, batch_cap;
+    store_step_t *steps;        /* one per batch partition */
+    cache_entry_t **step_users; /* dirty users grouped by partition */
+    size_t step_users_cap;
+    store_alert_t *step_records; /* queued records grouped by partition */
+    size_t step_records_cap;
+};
+
+partitions_t *partitions_new(const char *topic, size_t max_batch_partitions) {
+    partitions_t *ps = calloc(1, sizeof(*ps));
+    if (!ps) return NULL;
+    ps->topic = topic;
+    ps->batch_cap = max_batch_partitions;
+    ps->batch = calloc(max_batch_partitions, sizeof(*ps->batch));
+    ps->steps = calloc(max_batch_partitions, sizeof(*ps->steps));
+    if (!ps->batch || !ps->steps) {
+        partitions_destroy(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+void partitions_destroy(partitions_t *ps) {
+    if (!ps) return;
+    free(ps->owned);
+    free(ps->batch);
+    free(ps->steps);
+    free(ps->step_users);
+    free(ps->step_records);
+    free(ps);
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+static owned_partition_t *find_owned(const partitions_t *ps, int32_t partition) {
+    for (size_t i = 0; i < ps->owned_count; i++)
+        if (ps->owned[i].partition == partition) return &ps->owned[i];
+    return NULL;
+}
+
+int partitions_own(partitions_t *ps, int32_t partition, int64_t checkpoint) {
+    owned_partition_t *o = find_owned(ps, partition);
+    if (!o) {
+        if (ps->owned_count == ps->owned_cap) {
+            size_t cap = ps->owned_cap ? ps->owned_cap * 2 : 16;
+            owned_partition_t *grown = realloc(ps->owned, cap * sizeof(*grown));
+            if (!grown) return -1;
+            ps->owned = grown;
+            ps->owned_cap = cap;
+        }
+        o = &ps->owned[ps->owned_count++];
+        o->partition = partition;
+    }
+    o->checkpoint = checkpoint;
+    return 0;
+}
+
+void partitions_disown(partitions_t *ps, int32_t partition) {
+    owned_partition_t *o = find_owned(ps, partition);
+    if (o) *o = ps->owned[--ps->owned_count];
+}
+
+bool partitions_owns(const partitions_t *ps, int32_t partition) {
+    return find_owned(ps, partition) != NULL;
+}
+
+size_t partitions_owned_count(const partitions_t *ps) { return ps->owned_count; }
+
+int32_t partitions_owned_at(const partitions_t *ps, size_t i) { return ps->owned[i].partition; }
+
+bool partitions_already_applied(const partitions_t *ps, int32_t partition, int64_t offset) {
+    const owned_partition_t *o = find_owned(ps, partition);
+    return o && o->checkpoint >= 0 && offset < o->checkpoint;
+}
+
+typedef struct checkpoint_read {
+    store_t *store;
+    int32_t partition;
+    int64_t checkpoint;
+} checkpoint_read_t;
+
+static int read_checkpoint(void *arg, char *errstr, size_t errstr_size) {
+    checkpoint_read_t *r = arg;
+    return store_get_checkpoint(r->store, r->partition, &r->checkpoint, errstr, errstr_size);
+}
+
+int partitions_assign(partitions_t *ps, store_t *store, const redis_retry_t *retry,
+                      kafka_assigned_t *a) {
+    checkpoint_read_t r = {.store = store, .partition = a->partition, .checkpoint = -1};
+    if (redis_retry_run(retry, read_checkpoint, &r, "reading a checkpoint") != 0) return -1;
+    if (a->committed >= 0 && r.checkpoint >= 0 && a->committed > r.checkpoint)
+        log_warn("state", "%s [%d]: committed offset %lld is past the Redis checkpoint "
+                 "%lld: Redis state looks older than the group's progress", ps->topic,
+                 (int)a->partition, (long long)a->committed, (long long)r.checkpoint);
+    a->start = a->committed > r.checkpoint ? a->committed : r.checkpoint;
+    log_info("state", "%s [%d]: checkpoint %lld, committed %lld, resuming at %lld", ps->topic,
+             (int)a->partition, (long long)r.checkpoint, (long long)a->committed,
+             (long long)a->start);
+    return partitions_own(ps, a->partition, r.checkpoint);
+}
+
+/* ---- the batch ---------------------------------------------------------- */
+
+void partitions_batch_begin(partitions_t *ps) { ps->batch_count = 0; }
+
+void partitions_batch_note(partitions_t *ps, int32_t partition, int64_t offset) {
+    batch_partition_t *bp = NULL;
+    for (size_t i = 0; i < ps->batch_count && !bp; i++)
+        if (ps->batch[i].partition == partition) bp = &ps->batch[i];
+    if (!bp) {
+        if (ps->batch_count == ps->batch_cap) return; /* cannot happen: cap >= messages */
+        bp = &ps->batch[ps->batch_count++];
+        *bp = (batch_partition_t){.partition = partition, .next_offset = -1};
+    }
+    if (offset + 1 > bp->next_offset) bp->next_offset = offset + 1;
+}
+
+typedef struct commit_args {
+    partitions_t *ps;
+    store_t *store;
+    state_cache_t *cache;
+    const output_record_t *records;
+    size_t record_count;
+    int64_t ttl_ms;
+} commit_args_t;
+
+/* One step per partition of the batch, with its dirty users and queued
+ * records next to each other in the step arrays. */
+static void build_steps(commit_args_t *c) {
+    partitions_t *ps = c->ps;
+    size_t dirty_count, users_used = 0, records_used = 0;
+    cache_entry_t **dirty = state_cache_dirty(c->cache, &dirty_count);
+    for (size_t i = 0; i < ps->batch_count; i++) {
+        const batch_partition_t *bp = &ps->batch[i];
+        const owned_partition_t *o = find_owned(ps, bp->partition);
+        store_step_t *st = &ps->steps[i];
+        *st = (store_step_t){.partition = bp->partition,
+                             .expected_checkpoint = o ? o->checkpoint : -1,
+                             .next_offset = bp->next_offset};
+        st->users = &ps->step_users[users_used];
+        for (size_t k = 0; k < dirty_count; k++)
+            if (dirty[k]->partition == bp->partition) ps->step_users[users_used++] = dirty[k];
+        st->user_count = (size_t)(&ps->step_users[users_used] - st->users);
+        st->alerts = &ps->step_records[records_used];
+        for (size_t k = 0; k < c->record_count; k++)
+            if (c->records[k].partition == bp->partition)
+                ps->step_records[records_used++] =
+                    (store_alert_t){.id = c->records[k].id, .json = c->records[k].stored};
+        st->alert_count = (size_t)(&ps->step_records[records_used] - st->alerts);
+    }
+}
+
+static int commit_step(void *arg, char *errstr, size_t errstr_size) {
+    commit_args_t *c = arg;
+    build_steps(c);
+    return store_commit_steps(c->store, c->ps->steps, c->ps->batch_count, c->ttl_ms, errstr,
+                              errstr_size);
+}
+
+static int grow_step_arrays(partitions_t *ps, size_t users, size_t records) {
+    if (users + 1 > ps->step_users_cap) {
+        cache_entry_t **grown = realloc(ps->step_users, (users + 1) * sizeof(*grown));
+        if (!grown) return -1;
+        ps->step_users = grown;
+        ps->step_users_cap = users + 1;
+    }
+    if (records + 1 > ps->step_records_cap) {
+        store_alert_t *grown = realloc(ps->step_records, (records + 1) * sizeof(*grown));
+        if (!grown) return -1;
+        ps->step_records = grown;
+        ps->step_records_cap = records + 1;
+    }
+    return 0;
+}
+
+/* Another owner moved the partition on (we lost it, or a zombie wrote):
+ * forget our view of it and read again from its checkpoint. */
+static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, state_cache_t *cache,
+                   outbox_t *outbox, kafka_io_t *io) {
+    bp->refused = true;
+    state_cache_drop_partition(cache, bp->partition);
+    outbox_drop_queued(outbox, bp->partition);
+    partitions_own(ps, bp->partition, actual);
+    log_warn("state", "%s [%d]: checkpoint in Redis is %lld, not what this instance saw: "
+             "another owner wrote it; discarding this batch's work for the partition and "
+             "reading again from there", ps->topic, (int)bp->partition, (long long)actual);
+    if (actual >= 0) kafka_io_seek(io, ps->topic, bp->partition, actual);
+}
+
+int partitions_commit_batch(partitions_t *ps, store_t *store, state_cache_t *cache,
+                            outbox_t *outbox, int64_t ttl_ms, const redis_retry_t *retry,
+                            kafka_io_t *io) {
+    if (!store) {
+        state_cache_mark_all_clean(cache);
+        return 0;
+    }
+    commit_args_t c = {.ps = ps, .store = store, .cache = cache, .ttl_ms = ttl_ms};
+    size_t dirty_count;
+    state_cache_dirty(cache, &dirty_count);
+    c.records = outbox_queued(outbox, &c.record_count);
+    if (grow_step_arrays(ps, dirty_count, c.record_count) != 0) {
+        log_error("state", "out of memory preparing the Redis step");
+        return -1;
+    }
+    if (redis_retry_run(retry, commit_step, &c, "writing user state") != 0) return -1;
+    state_cache_mark_all_clean(cache);
+    for (size_t i = 0; i < ps->batch_count; i++) {
+        const store_step_t *st = &ps->steps[i];
+        /* An earlier attempt that landed before its reply was lost shows
+         * up as a "conflict" already at our own next offset: done. */
+        if (st->conflict && st->actual_checkpoint != st->next_offset)
+            refuse(ps, &ps->batch[i], st->actual_checkpoint, cache, outbox, io);
+        else
+            partitions_own(ps, st->partition, st->next_offset);
+    }
+    return 0;
+}
+
+void partitions_store_offsets(const partitions_t *ps, kafka_io_t *io) {
+    int32_t parts[64];
+    int64_t next[64];
+    size_t n = 0;
+    for (size_t i = 0; i < ps->batch_count; i++) {
+        if (ps->batch[i].refused) continue;
+        parts[n] = ps->batch[i].partition;
+        next[n++] = ps->batch[i].next_offset;
+        if (n == 64) {
+            kafka_io_store_offsets(io, ps->topic, parts, next, n);
+            n = 0;
+        }
+    }
+    kafka_io_store_offsets(io, ps->topic, parts, next, n);
+}
