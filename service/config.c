@@ -1,7 +1,9 @@
-/* config: the table of known keys drives parsing, --help, --dump-config and
- * the documented default file, so the four cannot disagree. */
+/* config: the sources of settings (defaults, file, environment, flags),
+ * each value parsed by its key's type from config_keys, and validation. */
 #include "errstr.h"
 #include "config.h"
+#include "config_keys.h"
+#include "redis_conn.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,163 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* KEY_ENUM keeps the string; KEY_CHOICE keeps the index of the choice. */
-typedef enum { KEY_STRING, KEY_INT, KEY_DECIMAL, KEY_ENUM, KEY_BOOL, KEY_CHOICE } key_type_t;
-
-typedef struct key_def {
-    const char *name;
-    key_type_t type;
-    const char *default_value;
-    int64_t min, max;       /* KEY_INT bounds, inclusive */
-    const char *choices;    /* KEY_ENUM, KEY_CHOICE: '|'-separated */
-    size_t offset;          /* where the value lives in config_t */
-    const char *doc;
-} key_def_t;
-
-#define FIELD(f) offsetof(config_t, f)
-#define RULE_FIELD(f) (offsetof(config_t, rules) + offsetof(rule_set_t, f))
-
-static const key_def_t KEYS[] = {
-    {"input.topic", KEY_STRING, "payments", 0, 0, NULL, FIELD(input_topic),
-     "Topic the payments are consumed from."},
-    {"alert.topic", KEY_STRING, "fraud-alerts", 0, 0, NULL, FIELD(alert_topic),
-     "Topic alerts are produced to, keyed by user id."},
-    {"dlq.topic", KEY_STRING, "payments-dlq", 0, 0, NULL, FIELD(dlq_topic),
-     "Dead-letter topic: every message that is not a valid payment, with its reason in headers."},
-    {"group.id", KEY_STRING, "fraud-detector", 0, 0, NULL, FIELD(group_id),
-     "Kafka consumer group shared by all instances."},
-    {"redis.url", KEY_STRING, "redis://127.0.0.1:6379", 0, 0, NULL, FIELD(redis_url),
-     "Redis holding the state: redis://[[user]:password@]host[:port][/db]."},
-    {"redis.key.prefix", KEY_STRING, "fraud:", 0, 0, NULL, FIELD(redis_key_prefix),
-     "Prefix of every Redis key the service writes."},
-    {"redis.password.file", KEY_STRING, "", 0, 0, NULL, FIELD(redis_password_file),
-     "File holding the Redis password (its first line); overrides a password in redis.url. "
-     "Empty: none. Env: FRAUD_REDIS_PASSWORD_FILE."},
-    {"redis.connect.timeout.ms", KEY_INT, "2000", 1, 600000, NULL,
-     FIELD(redis_connect_timeout_ms), "Timeout for connecting to Redis."},
-    {"redis.command.timeout.ms", KEY_INT, "5000", 1, 600000, NULL,
-     FIELD(redis_command_timeout_ms), "Timeout for one Redis pipeline round trip."},
-    {"state.backend", KEY_ENUM, "redis", 0, 0, "redis|memory", FIELD(state_backend),
-     "Where state lives: redis (durable, the default), or memory (in this process only, "
-     "lost on exit: for demos and tests)."},
-    {"state.ttl.ms", KEY_INT, "0", 0, INT64_MAX / 2, NULL, FIELD(state_ttl_ms),
-     "Time to live of a user's state, in ms of processing time, carried by the Redis key "
-     "itself (PEXPIRE). 0 means state never expires."},
-    {"state.ttl.update", KEY_ENUM, "on_create_and_write", 0, 0,
-     "on_create_and_write|on_read_and_write", FIELD(state_ttl_update),
-     "What refreshes the TTL, as Flink's StateTtlConfig.UpdateType: writes only, or reads "
-     "(a state query) too."},
-    {"state.ttl.visibility", KEY_ENUM, "never_return_expired", 0, 0,
-     "never_return_expired|return_expired_if_not_cleaned_up", FIELD(state_ttl_visibility),
-     "Whether expired state still in the local cache may be used, as Flink's "
-     "StateTtlConfig.StateVisibility."},
-    {"state.ttl.cleanup.interval.ms", KEY_INT, "1000", 1, INT64_MAX / 2, NULL,
-     FIELD(state_ttl_cleanup_interval_ms),
-     "How often the local cache drops expired users, so idle users do not keep memory."},
-    {"state.cache.max.entries", KEY_INT, "1000000", 1, INT64_MAX / 2, NULL,
-     FIELD(state_cache_max_entries),
-     "Users held in the in-process cache; past it the least recently used clean users "
-     "are evicted after each batch."},
-    {"batch.max.messages", KEY_INT, "10000", 1, 1000000, NULL, FIELD(batch_max_messages),
-     "Most messages processed, persisted and committed as one batch."},
-    {"batch.max.bytes", KEY_INT, "16777216", 1024, 1073741824, NULL, FIELD(batch_max_bytes),
-     "Most message bytes held in one batch: with batch.max.messages it bounds the memory of a "
-     "batch."},
-    {"input.max.message.bytes", KEY_INT, "65536", 16, 16777216, NULL,
-     FIELD(input_max_message_bytes),
-     "Larger messages are dead-lettered (message_too_large) without being parsed."},
-    {"input.max.user.id.bytes", KEY_INT, "256", 1, 256, NULL, FIELD(input_max_user_id_bytes),
-     "Longest accepted user id; longer ones are dead-lettered (user_too_long)."},
-    {"input.max.json.depth", KEY_INT, "8", 1, 100, NULL, FIELD(input_max_json_depth),
-     "Deepest accepted nesting of JSON objects and arrays (json_too_deep past it)."},
-    {"totals.topic", KEY_STRING, "", 0, 0, NULL, FIELD(totals_topic),
-     "When set, each user's latest {user_id, cumulative_amount, event_count} is produced "
-     "here after every batch that changed it, keyed by user id: a changelog, meant to be "
-     "a compacted topic."},
-    {"averages.topic", KEY_STRING, "", 0, 0, NULL, FIELD(averages_topic),
-     "Topic the count_average rule writes its averages to, keyed by user id; required "
-     "when that rule is enabled."},
-    {"rules.topic", KEY_STRING, "", 0, 0, NULL, FIELD(rules_topic),
-     "When set, every instance reads rule updates from this (compacted) topic, from its "
-     "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "
-     "empty value returns the rule to this config. Changes apply from the next batch."},
-    {"rule.amount_jump.enabled", KEY_BOOL, "true", 0, 0, NULL,
-     RULE_FIELD(enabled[RULE_AMOUNT_JUMP]),
-     "The seed's rule: alert when a payment exceeds the user's previous one by threshold."},
-    {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
-     RULE_FIELD(jump_threshold),
-     "Alert when amount - previous_amount >= this (exact decimal)."},
-    {"rule.amount_jump.direction", KEY_CHOICE, "up", 0, 0, "up|both",
-     RULE_FIELD(jump_direction),
-     "up: only increases count, as in the seed; both: |amount - previous_amount|."},
-    {"rule.cumulative_limit.enabled", KEY_BOOL, "false", 0, 0, NULL,
-     RULE_FIELD(enabled[RULE_CUMULATIVE_LIMIT]),
-     "Alert once when a user's running total first reaches limit (remembered in state, "
-     "so it survives restarts and expires with the state's TTL)."},
-    {"rule.cumulative_limit.limit", KEY_DECIMAL, "100000", 0, 0, NULL,
-     RULE_FIELD(cumulative_limit),
-     "Running total (>=) at which cumulative_limit alerts."},
-    {"rule.small_then_large.enabled", KEY_BOOL, "false", 0, 0, NULL,
-     RULE_FIELD(enabled[RULE_SMALL_THEN_LARGE]),
-     "Flink's fraud walkthrough: a payment below small, then the user's next payment above "
-     "large within window.ms (processing time)."},
-    {"rule.small_then_large.small", KEY_DECIMAL, "1.00", 0, 0, NULL,
-     RULE_FIELD(small_amount),
-     "A payment strictly below this starts the pattern."},
-    {"rule.small_then_large.large", KEY_DECIMAL, "500.00", 0, 0, NULL,
-     RULE_FIELD(large_amount),
-     "The next payment strictly above this completes it."},
-    {"rule.small_then_large.window.ms", KEY_INT, "60000", 0, INT64_MAX / 2, NULL,
-     RULE_FIELD(small_window_ms),
-     "Longest time from the small payment to the large one (inclusive)."},
-    {"rule.count_average.enabled", KEY_BOOL, "false", 0, 0, NULL,
-     RULE_FIELD(enabled[RULE_COUNT_AVERAGE]),
-     "The seed's CountWindowAverage: every count payments of a user, produce their integer "
-     "average to averages.topic, then start over."},
-    {"rule.count_average.count", KEY_INT, "2", 1, 1000000, NULL,
-     RULE_FIELD(average_count),
-     "Payments per average."},
-    {"rule.velocity.enabled", KEY_BOOL, "false", 0, 0, NULL,
-     RULE_FIELD(enabled[RULE_VELOCITY]),
-     "Alert on each payment that makes more than max.count payments of a user within "
-     "window.ms (processing time)."},
-    {"rule.velocity.max.count", KEY_INT, "10", 1, VELOCITY_MAX_COUNT, NULL,
-     RULE_FIELD(velocity_max_count),
-     "Payments allowed within the window; a user's state keeps this many times at most."},
-    {"rule.velocity.window.ms", KEY_INT, "60000", 1, INT64_MAX / 2, NULL,
-     RULE_FIELD(velocity_window_ms),
-     "Length of the sliding window (inclusive)."},
-    {"http.listen", KEY_STRING, "0.0.0.0:8080", 0, 0, NULL, FIELD(http_listen),
-     "Address of the /metrics, /healthz, /readyz and /users/{id} endpoints (IPv4 host:port), "
-     "or off."},
-    {"log.level", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", FIELD(log_level),
-     "Least severe level logged."},
-    {"log.format", KEY_ENUM, "text", 0, 0, "text|json", FIELD(log_format),
-     "Log line format on stderr."},
-};
-#define KEY_COUNT (sizeof(KEYS) / sizeof(KEYS[0]))
-
-/* librdkafka settings the service chooses unless the user overrides them. */
-static const struct {
-    const char *name, *value, *doc;
-} KAFKA_DEFAULTS[] = {
-    {"bootstrap.servers", "127.0.0.1:9092", "Kafka brokers."},
-    {"auto.offset.reset", "earliest",
-     "Where a group with no committed offset starts; earliest, as in Kafka Streams, so "
-     "payments produced before the first start are processed."},
-    {"consumer.statistics.interval.ms", "5000",
-     "How often librdkafka reports consumer lag and broker states for /metrics and /readyz."},
-};
-#define KAFKA_DEFAULT_COUNT (sizeof(KAFKA_DEFAULTS) / sizeof(KAFKA_DEFAULTS[0]))
-
 #define KAFKA_PREFIX "kafka."
-
-
-static const key_def_t *find_key(const char *name) {
-    for (size_t i = 0; i < KEY_COUNT; i++)
-        if (strcmp(KEYS[i].name, name) == 0) return &KEYS[i];
-    return NULL;
-}
 
 static int parse_int(const char *value, int64_t *out) {
     char *end;
@@ -278,7 +124,7 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value, cha
 
 int config_set_rule(rule_set_t *rules, const char *key, const char *value, char *errstr,
                     size_t errstr_size) {
-    const key_def_t *def = strncmp(key, "rule.", 5) == 0 ? find_key(key) : NULL;
+    const key_def_t *def = strncmp(key, "rule.", 5) == 0 ? config_keys_find(key) : NULL;
     if (!def) {
         errstr_set(errstr, errstr_size, "unknown rule setting \"%s\"", key);
         return -1;
@@ -329,7 +175,7 @@ int config_set(config_t *cfg, const char *key, const char *value, char *errstr,
         errstr_set(errstr, errstr_size, "kafka.group.id: use group.id instead");
         return -1;
     }
-    const key_def_t *def = find_key(key);
+    const key_def_t *def = config_keys_find(key);
     if (!def) {
         errstr_set(errstr, errstr_size,
                   "unknown configuration key \"%s\" (see fraud-detector --help)", key);
@@ -342,14 +188,14 @@ config_t *config_new(void) {
     char errstr[256];
     config_t *cfg = calloc(1, sizeof(*cfg));
     if (!cfg) return NULL;
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (set_known(cfg, &KEYS[i], KEYS[i].default_value, errstr, sizeof(errstr)) != 0) {
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+        if (set_known(cfg, &CONFIG_KEYS[i], CONFIG_KEYS[i].default_value, errstr, sizeof(errstr)) != 0) {
             config_destroy(cfg);
             return NULL;
         }
     }
-    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++) {
-        if (set_kafka(cfg, KAFKA_DEFAULTS[i].name, KAFKA_DEFAULTS[i].value, errstr,
+    for (size_t i = 0; i < CONFIG_KAFKA_DEFAULT_COUNT; i++) {
+        if (set_kafka(cfg, CONFIG_KAFKA_DEFAULTS[i].name, CONFIG_KAFKA_DEFAULTS[i].value, errstr,
                       sizeof(errstr)) != 0) {
             config_destroy(cfg);
             return NULL;
@@ -360,9 +206,9 @@ config_t *config_new(void) {
 
 void config_destroy(config_t *cfg) {
     if (!cfg) return;
-    for (size_t i = 0; i < KEY_COUNT; i++)
-        if (KEYS[i].type == KEY_STRING || KEYS[i].type == KEY_ENUM)
-            free(*(char **)((char *)cfg + KEYS[i].offset));
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++)
+        if (CONFIG_KEYS[i].type == KEY_STRING || CONFIG_KEYS[i].type == KEY_ENUM)
+            free(*(char **)((char *)cfg + CONFIG_KEYS[i].offset));
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         free(cfg->kafka[i].name);
         free(cfg->kafka[i].value);
@@ -488,8 +334,8 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
         env_key[n] = '\0';
 
         const key_def_t *def = NULL;
-        for (size_t i = 0; i < KEY_COUNT && !def; i++)
-            if (env_name_matches(env_key, KEYS[i].name)) def = &KEYS[i];
+        for (size_t i = 0; i < CONFIG_KEY_COUNT && !def; i++)
+            if (env_name_matches(env_key, CONFIG_KEYS[i].name)) def = &CONFIG_KEYS[i];
         if (def) {
             snprintf(key, sizeof(key), "%s", def->name);
         } else if (strncmp(env_key, "KAFKA_", 6) == 0) {
@@ -529,11 +375,9 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
         }
     }
     if (config_validate_rules(cfg, &cfg->rules, errstr, errstr_size) != 0) return -1;
-    if (strncmp(cfg->redis_url, "redis://", 8) != 0) {
-        errstr_set(errstr, errstr_size, "redis.url: expected redis://host:port, got \"%.*s\"",
-                  8, cfg->redis_url);
-        return -1;
-    }
+    redis_url_t url;
+    if (redis_url_parse(cfg->redis_url, &url, errstr, errstr_size) != 0) return -1;
+    memset(url.password, 0, sizeof(url.password));
     return 0;
 }
 
@@ -558,28 +402,13 @@ bool config_key_is_secret(const char *key) {
            strstr(key, "ssl.key.pem") || strstr(key, "ssl_key");
 }
 
-void config_mask_url(const char *url, char *out, size_t out_size) {
-    const char *scheme_end = strstr(url, "://");
-    const char *at = strrchr(url, '@');
-    if (!scheme_end || !at || at < scheme_end) {
-        snprintf(out, out_size, "%s", url);
-        return;
-    }
-    const char *userinfo = scheme_end + 3;
-    const char *colon = memchr(userinfo, ':', (size_t)(at - userinfo));
-    if (colon) /* user:password@ keeps the user */
-        snprintf(out, out_size, "%.*s:***%s", (int)(colon - url), url, at);
-    else /* password-only form redis://secret@host */
-        snprintf(out, out_size, "%.*s***%s", (int)(userinfo - url), url, at);
-}
-
 static void format_value(const config_t *cfg, const key_def_t *def, char *buf, size_t size) {
     const void *field = (const char *)cfg + def->offset;
     switch (def->type) {
     case KEY_STRING:
     case KEY_ENUM:
         if (strcmp(def->name, "redis.url") == 0)
-            config_mask_url(*(char *const *)field, buf, size);
+            redis_url_mask(*(char *const *)field, buf, size);
         else
             snprintf(buf, size, "%s", *(char *const *)field);
         break;
@@ -600,10 +429,10 @@ static void format_value(const config_t *cfg, const key_def_t *def, char *buf, s
 
 bool config_differs_beyond_rules(const config_t *a, const config_t *b) {
     char va[1024], vb[1024];
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        if (strncmp(KEYS[i].name, "rule.", 5) == 0) continue;
-        format_value(a, &KEYS[i], va, sizeof(va));
-        format_value(b, &KEYS[i], vb, sizeof(vb));
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+        if (strncmp(CONFIG_KEYS[i].name, "rule.", 5) == 0) continue;
+        format_value(a, &CONFIG_KEYS[i], va, sizeof(va));
+        format_value(b, &CONFIG_KEYS[i], vb, sizeof(vb));
         if (strcmp(va, vb) != 0) return true;
     }
     if (a->kafka_count != b->kafka_count) return true;
@@ -616,56 +445,12 @@ bool config_differs_beyond_rules(const config_t *a, const config_t *b) {
 
 void config_dump(const config_t *cfg, FILE *out) {
     char value[1024];
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        format_value(cfg, &KEYS[i], value, sizeof(value));
-        fprintf(out, "%s=%s\n", KEYS[i].name, value);
+    for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+        format_value(cfg, &CONFIG_KEYS[i], value, sizeof(value));
+        fprintf(out, "%s=%s\n", CONFIG_KEYS[i].name, value);
     }
     for (size_t i = 0; i < cfg->kafka_count; i++)
         fprintf(out, "kafka.%s=%s\n", cfg->kafka[i].name,
                 config_key_is_secret(cfg->kafka[i].name) ? "***" : cfg->kafka[i].value);
 }
 
-static void print_wrapped_comment(FILE *out, const char *text) {
-    const int width = 78;
-    const char *p = text;
-    while (*p) {
-        int n = (int)strlen(p);
-        if (n > width - 2) {
-            n = width - 2;
-            while (n > 0 && p[n] != ' ') n--;
-            if (n == 0) n = width - 2;
-        }
-        fprintf(out, "# %.*s\n", n, p);
-        p += n;
-        while (*p == ' ') p++;
-    }
-}
-
-void config_print_defaults_file(FILE *out) {
-    fprintf(out, "# fraud-detector configuration: every key with its default.\n"
-                 "# Generated by `fraud-detector --print-default-config`; a test keeps it in\n"
-                 "# step with the binary. Precedence: this file (-c), then FRAUD_* environment\n"
-                 "# variables (FRAUD_ + key uppercased, dots as underscores), then -X key=value.\n"
-                 "# Keys starting with kafka. go to librdkafka unchanged.\n");
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        fprintf(out, "\n");
-        print_wrapped_comment(out, KEYS[i].doc);
-        fprintf(out, "%s=%s\n", KEYS[i].name, KEYS[i].default_value);
-    }
-    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++) {
-        fprintf(out, "\n");
-        print_wrapped_comment(out, KAFKA_DEFAULTS[i].doc);
-        fprintf(out, "kafka.%s=%s\n", KAFKA_DEFAULTS[i].name, KAFKA_DEFAULTS[i].value);
-    }
-}
-
-void config_print_help(FILE *out) {
-    for (size_t i = 0; i < KEY_COUNT; i++) {
-        fprintf(out, "  %-28s (default %s)\n      %s\n", KEYS[i].name,
-                *KEYS[i].default_value ? KEYS[i].default_value : "\"\"", KEYS[i].doc);
-    }
-    for (size_t i = 0; i < KAFKA_DEFAULT_COUNT; i++)
-        fprintf(out, "  kafka.%-22s (default %s)\n      %s\n", KAFKA_DEFAULTS[i].name,
-                KAFKA_DEFAULTS[i].value, KAFKA_DEFAULTS[i].doc);
-    fprintf(out, "  kafka.<property>\n      Any other librdkafka property, passed through.\n");
-}

@@ -108,7 +108,5 @@ void config_print_help(FILE *out);
 /* True for keys whose values must never be shown (passwords, secrets). */
 bool config_key_is_secret(const char *key);
 
-/* Copies a redis:// URL with its password replaced by "***". */
-void config_mask_url(const char *url, char *out, size_t out_size);
 
 #endif

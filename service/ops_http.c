@@ -14,9 +14,13 @@
 #define QUERY_LOCK_WAIT_MS 2000
 #define STALL_LIMIT_MS 120000 /* liveness fails when the loop stops this long */
 #define METADATA_TIMEOUT_MS 2000
+#define PARTITION_COUNT_MAX_AGE_MS 10000
 
 struct ops_http {
     ops_sources_t src;
+    /* Touched only by the HTTP thread (libmicrohttpd's one polling thread). */
+    int partition_count;
+    int64_t partition_count_at_ms;
 };
 
 ops_http_t *ops_http_new(const ops_sources_t *sources) {
@@ -115,12 +119,30 @@ static int owns_partition(const ops_sources_t *s, int32_t partition) {
     return owned;
 }
 
+/* The input topic's partition count, asked of the brokers at most every
+ * 10 s: a metadata round trip per query would put a broker request (and its
+ * wait behind the consumer's fetches) in front of every Redis lookup. A
+ * partition added since shows up within those 10 s. */
+static int input_partition_count(ops_http_t *ops) {
+    int64_t now = clock_now_ms();
+    if (ops->partition_count > 0 && now - ops->partition_count_at_ms < PARTITION_COUNT_MAX_AGE_MS)
+        return ops->partition_count;
+    int count = kafka_io_partition_count(ops->src.io, ops->src.cfg->input_topic,
+                                         METADATA_TIMEOUT_MS);
+    if (count > 0) {
+        ops->partition_count = count;
+        ops->partition_count_at_ms = now;
+    }
+    return count;
+}
+
 /* Redis, for a user no owned partition has cached. 0, 404 or 503. */
-static int lookup_stored_user(const ops_sources_t *s, const char *user, size_t len,
-                              user_answer_t *a, const char **error) {
+static int lookup_stored_user(ops_http_t *ops, const char *user, size_t len, user_answer_t *a,
+                              const char **error) {
+    const ops_sources_t *s = &ops->src;
     char errstr[512];
     store_user_view_t view;
-    int partitions = kafka_io_partition_count(s->io, s->cfg->input_topic, METADATA_TIMEOUT_MS);
+    int partitions = input_partition_count(ops);
     if (partitions <= 0) {
         *error = "input topic metadata unavailable";
         return 503;
@@ -185,7 +207,8 @@ static char *error_json(const char *error) {
 }
 
 static int http_user(void *ctx, const char *user, size_t len, char **body) {
-    const ops_sources_t *s = &((ops_http_t *)ctx)->src;
+    ops_http_t *ops = ctx;
+    const ops_sources_t *s = &ops->src;
     char errstr[512];
     const char *error = NULL;
     user_answer_t a = {.ttl_ms = -1};
@@ -194,7 +217,7 @@ static int http_user(void *ctx, const char *user, size_t len, char **body) {
         return 503;
     }
     if (!a.found && s->query_store) {
-        int status = lookup_stored_user(s, user, len, &a, &error);
+        int status = lookup_stored_user(ops, user, len, &a, &error);
         if (status) {
             *body = error_json(error);
             return status;

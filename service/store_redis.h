@@ -17,7 +17,8 @@
  * pipelined round trip, as do the loads of a batch's cache misses.
  *
  * After any failure the connection is dropped; the next call reconnects, so
- * callers simply retry. The store owns its hiredis context. */
+ * callers simply retry. The store owns its redis_conn (the connection) and
+ * leaves the hash's fields to user_hash. */
 #ifndef FRAUD_STORE_REDIS_H
 #define FRAUD_STORE_REDIS_H
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "redis_conn.h"
 
 static char err[512];
 
@@ -73,6 +74,29 @@ START_TEST(test_bad_values_are_errors_saying_what_was_expected) {
 }
 END_TEST
 
+START_TEST(test_redis_url_is_parsed_in_full_at_validation) {
+    redis_url_t url;
+    ck_assert_int_eq(redis_url_parse("redis://app:p@ss@redis:6380/2", &url, err, sizeof(err)), 0);
+    ck_assert_str_eq(url.username, "app");
+    ck_assert_str_eq(url.password, "p@ss");
+    ck_assert_str_eq(url.host, "redis");
+    ck_assert_int_eq(url.port, 6380);
+    ck_assert_int_eq(url.db, 2);
+    ck_assert_int_eq(redis_url_parse("redis://secret@h", &url, err, sizeof(err)), 0);
+    ck_assert_str_eq(url.username, "");
+    ck_assert_str_eq(url.password, "secret");
+    ck_assert_int_eq(url.port, 6379);
+    const char *bad[] = {"http://h:1", "redis://", "redis://h:0", "redis://h:1x", "redis://h/db"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_t *cfg = config_new();
+        ck_assert_int_eq(config_set(cfg, "redis.url", bad[i], err, sizeof(err)), 0);
+        ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), -1);
+        ck_assert_ptr_nonnull(strstr(err, "redis.url: expected redis://"));
+        config_destroy(cfg);
+    }
+}
+END_TEST
+
 START_TEST(test_dump_masks_secrets) {
     config_t *cfg = config_new();
     ck_assert_int_eq(config_set(cfg, "redis.url", "redis://app:hunter2@redis:6379/1", err,
@@ -94,9 +118,9 @@ END_TEST
 
 START_TEST(test_password_only_url_is_masked) {
     char out[256];
-    config_mask_url("redis://hunter2@host:1", out, sizeof(out));
+    redis_url_mask("redis://hunter2@host:1", out, sizeof(out));
     ck_assert_str_eq(out, "redis://***@host:1");
-    config_mask_url("redis://host:1", out, sizeof(out));
+    redis_url_mask("redis://host:1", out, sizeof(out));
     ck_assert_str_eq(out, "redis://host:1");
 }
 END_TEST
@@ -119,6 +143,7 @@ int main(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_defaults_are_documented_values);
+    tcase_add_test(tc, test_redis_url_is_parsed_in_full_at_validation);
     tcase_add_test(tc, test_file_then_env_then_flags_later_wins);
     tcase_add_test(tc, test_unknown_key_is_an_error_naming_it);
     tcase_add_test(tc, test_bad_values_are_errors_saying_what_was_expected);
