@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <check.h>
 #include <cJSON.h>
+
+#include "fixture.h"
 
 static uint64_t next_random(uint64_t *state) { /* xorshift64 */
     *state ^= *state << 13;
@@ -183,4 +186,12 @@ bool stream_alerts_match(const stream_t *s, const kafka_cluster_t *kc, int timeo
     free(by_id);
     record_list_free(&alerts);
     return ok;
+}
+
+void stream_assert_outcome(const stream_t *s, int totals_timeout_ms, size_t *duplicates) {
+    bool totals = stream_totals_match(s, redis, totals_timeout_ms);
+    bool alerts = totals && stream_alerts_match(s, &kafka, 60000, duplicates);
+    if (!totals || !alerts) fixture_dump_logs(25);
+    ck_assert_msg(totals, "a user's cum or count differs from the reference");
+    ck_assert_msg(alerts, "alerts differ from the reference");
 }

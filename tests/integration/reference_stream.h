@@ -38,4 +38,9 @@ bool stream_totals_match(const stream_t *s, redisContext *redis, int timeout_ms)
 bool stream_alerts_match(const stream_t *s, const kafka_cluster_t *kc, int timeout_ms,
                          size_t *duplicates);
 
+/* Both, against the fixture's Redis and Kafka: fails the test (showing the
+ * instances' logs) unless the totals match within totals_timeout_ms and
+ * then the alerts within a minute. */
+void stream_assert_outcome(const stream_t *s, int totals_timeout_ms, size_t *duplicates);
+
 #endif

@@ -12,69 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "fixture.h"
 #include "reference_stream.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc[3];
-static redisContext *redis;
 
 static void start_servers(int partitions) {
-    memset(svc, 0, sizeof(svc));
-    memset(&redis_srv, 0, sizeof(redis_srv));
-    redis_server_start(&redis_srv, false);
-    kafka_cluster_start(&kafka, partitions);
-    redis = redis_server_connect(&redis_srv);
-}
-
-static void teardown(void) {
-    for (int i = 0; i < 3; i++)
-        if (svc[i].pid > 0) service_kill(&svc[i]);
-    if (redis) redisFree(redis);
-    redis = NULL;
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
-}
-
-static void show_logs(void) {
-    for (int i = 0; i < 3; i++) {
-        char cmd[700];
-        if (!svc[i].log_path[0]) continue;
-        snprintf(cmd, sizeof(cmd), "echo '--- instance %d'; tail -n 25 '%s'", i,
-                 svc[i].log_path);
-        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
-    }
-}
-
-static void check_outcome(const stream_t *s, size_t *duplicates) {
-    bool totals = stream_totals_match(s, redis, 240000);
-    bool alerts = totals && stream_alerts_match(s, &kafka, 60000, duplicates);
-    if (!totals || !alerts) show_logs();
-    ck_assert_msg(totals, "a user's cum or count differs from the reference");
-    ck_assert_msg(alerts, "alerts differ from the reference");
-}
-
-/* True when a line of the instance's log contains both needles. */
-static bool log_has(const service_proc_t *p, const char *a, const char *b) {
-    char line[4096];
-    bool found = false;
-    FILE *f = fopen(p->log_path, "r");
-    while (f && !found && fgets(line, sizeof(line), f)) found = strstr(line, a) && strstr(line, b);
-    if (f) fclose(f);
-    return found;
-}
-
-/* Payments applied so far: the sum of the partitions' checkpoints. */
-static long long applied_payments(int partitions) {
-    long long sum = 0;
-    for (int part = 0; part < partitions; part++) {
-        redisReply *r = redisCommand(redis, "GET fraud:{payments/%d}:checkpoint", part);
-        ck_assert_ptr_nonnull(r);
-        if (r->type == REDIS_REPLY_STRING) sum += atoll(r->str);
-        freeReplyObject(r);
-    }
-    return sum;
+    fixture_options_t opts = {.input_partitions = partitions};
+    fixture_start(&opts);
 }
 
 /* A member that dies without leaving: the real coordinator expels it when
@@ -93,21 +38,19 @@ START_TEST(test_three_instances_rebalance_cooperatively_around_a_crash) {
     kafka_produce(&kafka, "payments", s.keys + third, s.values + third, third);
     /* Every payment so far, the dead member's partitions' included, is
      * applied by the two survivors before it comes back. */
-    int64_t deadline = mono_ms() + 90000;
-    while (applied_payments(6) < (long long)(2 * third) && mono_ms() < deadline) sleep_ms(100);
-    if (applied_payments(6) < (long long)(2 * third)) show_logs();
-    ck_assert_int_eq(applied_payments(6), (long long)(2 * third));
+    ck_assert(fixture_wait_applied((long long)(2 * third), 90000));
+    ck_assert_int_eq(fixture_applied_payments(), (long long)(2 * third));
     service_start(&svc[0], &kafka, &redis_srv, fast_group);
     ck_assert(service_wait_log(&svc[0], "assigned", 60000));
     kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
                   s.events - 2 * third);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 240000, &duplicates);
     fprintf(stderr, "cooperative rebalance: %zu alerts redelivered after the crash\n",
             duplicates);
     /* The real coordinator agreed on the incremental protocol. */
     for (int i = 0; i < 3; i++)
-        ck_assert_msg(log_has(&svc[i], "assigned", "COOPERATIVE"),
+        ck_assert_msg(service_log_has(&svc[i], "assigned", "COOPERATIVE"),
                       "instance %d was not assigned with the cooperative protocol", i);
     for (int i = 0; i < 3; i++) ck_assert_int_eq(service_stop(&svc[i]), 0);
     stream_free(&s);
@@ -124,7 +67,7 @@ START_TEST(test_backlog_longer_than_the_mock_keeps_is_counted_whole) {
     kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
     service_start(&svc[0], &kafka, &redis_srv, NULL);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 240000, &duplicates);
     ck_assert_int_eq(duplicates, 0);
     ck_assert_int_eq(service_stop(&svc[0]), 0);
     stream_free(&s);
@@ -189,14 +132,14 @@ START_TEST(test_broker_restart_mid_stream_keeps_totals_exact) {
     service_start(&svc[0], &kafka, &redis_srv, NULL);
     ck_assert(service_wait_log(&svc[0], "assigned", 60000));
     kafka_produce(&kafka, "payments", s.keys, s.values, half);
-    int64_t deadline = mono_ms() + 60000;
-    while (applied_payments(3) == 0 && mono_ms() < deadline) sleep_ms(20);
-    fprintf(stderr, "broker restart at %lld of %zu payments applied\n", applied_payments(3),
-            half);
+    /* Restart mid-stream when the service is that quick; the outcome decides. */
+    (void)fixture_wait_applied(1, 60000);
+    fprintf(stderr, "broker restart at %lld of %zu payments applied\n",
+            fixture_applied_payments(), half);
     kafka_broker_restart(&kafka);
     kafka_produce(&kafka, "payments", s.keys + half, s.values + half, s.events - half);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 240000, &duplicates);
     fprintf(stderr, "broker restart: %zu alerts redelivered\n", duplicates);
     ck_assert_int_eq(service_stop(&svc[0]), 0);
     stream_free(&s);
@@ -211,7 +154,7 @@ int main(void) {
     }
     Suite *s = suite_create("broker_only");
     TCase *tc = tcase_create("broker_only");
-    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_add_checked_fixture(tc, NULL, fixture_teardown);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_three_instances_rebalance_cooperatively_around_a_crash);
     tcase_add_test(tc, test_backlog_longer_than_the_mock_keeps_is_counted_whole);

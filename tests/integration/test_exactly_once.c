@@ -10,62 +10,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "harness.h"
+#include "fixture.h"
 #include "reference_stream.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc[3];
-static redisContext *redis;
 
 /* Quick failure detection, so each restart after SIGKILL rejoins soon. */
 static const char *FAST_GROUP[] = {"kafka.consumer.session.timeout.ms=3000", NULL};
 
 static void setup(void) {
-    memset(svc, 0, sizeof(svc));
-    redis_server_start(&redis_srv, false);
-    kafka_cluster_start(&kafka, 6);
-    redis = redis_server_connect(&redis_srv);
-}
-
-static void teardown(void) {
-    for (int i = 0; i < 3; i++)
-        if (svc[i].pid > 0) service_kill(&svc[i]);
-    redisFree(redis);
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
-}
-
-static void show_logs(void) {
-    for (int i = 0; i < 3; i++) {
-        char cmd[700];
-        if (!svc[i].log_path[0]) continue;
-        snprintf(cmd, sizeof(cmd), "echo '--- instance %d'; tail -n 25 '%s'", i,
-                 svc[i].log_path);
-        if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
-    }
-}
-
-/* Payments applied so far: the sum of the partitions' checkpoints. */
-static long long applied_payments(void) {
-    long long sum = 0;
-    for (int part = 0; part < 6; part++) {
-        char key[64];
-        snprintf(key, sizeof(key), "fraud:{payments/%d}:checkpoint", part);
-        redisReply *r = redisCommand(redis, "GET %s", key);
-        ck_assert_ptr_nonnull(r);
-        if (r->type == REDIS_REPLY_STRING) sum += atoll(r->str);
-        freeReplyObject(r);
-    }
-    return sum;
-}
-
-static void check_outcome(const stream_t *s, size_t *duplicates) {
-    bool totals = stream_totals_match(s, redis, 180000);
-    bool alerts = totals && stream_alerts_match(s, &kafka, 60000, duplicates);
-    if (!totals || !alerts) show_logs();
-    ck_assert_msg(totals, "a user's cum or count differs from the reference");
-    ck_assert_msg(alerts, "alerts differ from the reference");
+    fixture_options_t opts = {.input_partitions = 6};
+    fixture_start(&opts);
 }
 
 START_TEST(test_sigkill_at_random_points_changes_each_user_exactly_once) {
@@ -84,7 +39,8 @@ START_TEST(test_sigkill_at_random_points_changes_each_user_exactly_once) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
         sleep_ms((int)(rng % 250)); /* somewhere in the middle of the work */
         service_kill(&svc[0]);
-        long long applied = applied_payments(), produced = (long long)((k + 1) * chunk);
+        long long applied = fixture_applied_payments();
+        long long produced = (long long)((k + 1) * chunk);
         fprintf(stderr, "kill %d: %lld of %lld payments applied\n", k + 1, applied, produced);
         mid_stream += applied < produced;
     }
@@ -94,7 +50,7 @@ START_TEST(test_sigkill_at_random_points_changes_each_user_exactly_once) {
     kafka_produce(&kafka, "payments", s.keys + kills * chunk, s.values + kills * chunk,
                   s.events - kills * chunk);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 180000, &duplicates);
     fprintf(stderr, "sigkill test: %d kills, %zu payments, %zu alerts, %zu redelivered\n",
             kills, s.events, s.alert_count, duplicates);
     ck_assert_int_eq(service_stop(&svc[0]), 0);
@@ -117,7 +73,7 @@ START_TEST(test_three_instances_joining_and_leaving_keep_totals_exact) {
     kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
                   s.events - 2 * third);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 180000, &duplicates);
     ck_assert_int_eq(duplicates, 0); /* clean handovers redeliver nothing */
     ck_assert_int_eq(service_stop(&svc[1]), 0);
     ck_assert_int_eq(service_stop(&svc[2]), 0);
@@ -171,7 +127,7 @@ START_TEST(test_broker_faults_lose_no_alert_and_count_nothing_twice) {
                   s.events - 2 * quarter);
 
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 180000, &duplicates);
     ck_assert_int_eq(kill(svc[0].pid, 0), 0);
     ck_assert_int_eq(service_stop(&svc[0]), 0);
     stream_free(&s);
@@ -192,7 +148,7 @@ START_TEST(test_replayed_batch_below_the_checkpoint_changes_nothing) {
     ck_assert(service_wait_log(&svc[1], "resuming at", 60000));
     sleep_ms(1000);
     size_t duplicates = 0;
-    check_outcome(&s, &duplicates);
+    stream_assert_outcome(&s, 180000, &duplicates);
     ck_assert_int_eq(service_stop(&svc[1]), 0);
     stream_free(&s);
 }
@@ -223,7 +179,7 @@ int main(void) {
     Suite *s = suite_create("exactly_once");
     TCase *tc = tcase_create("exactly_once");
     tcase_set_timeout(tc, 600);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_add_test(tc, test_outbox_left_by_a_crash_is_delivered_on_assignment);
     tcase_add_test(tc, test_replayed_batch_below_the_checkpoint_changes_nothing);
     tcase_add_test(tc, test_three_instances_joining_and_leaving_keep_totals_exact);

@@ -10,32 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "harness.h"
+#include "fixture.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc;
-static redisContext *redis;
 static int http_port;
 static char listen_setting[64];
 static char body[65536];
 
 static void setup(void) {
-    memset(&svc, 0, sizeof(svc));
-    memset(&redis_srv, 0, sizeof(redis_srv));
-    redis_server_start(&redis_srv, true);
-    kafka_cluster_start(&kafka, 3);
-    redis = redis_server_connect(&redis_srv);
+    fixture_options_t opts = {.persistent_redis = true};
+    fixture_start(&opts);
     http_port = harness_free_port();
     snprintf(listen_setting, sizeof(listen_setting), "http.listen=127.0.0.1:%d", http_port);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) service_kill(&svc);
-    if (redis) redisFree(redis);
-    redis = NULL;
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
 }
 
 static void start_with(const char *extra_setting) {
@@ -292,7 +278,7 @@ int main(void) {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("operations");
     tcase_set_timeout(tc, 300);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_add_test(tc, test_metrics_count_exactly_what_was_produced);
     tcase_add_test(tc, test_readyz_follows_redis_away_and_back);
     tcase_add_test(tc, test_users_endpoint_answers_known_unknown_and_encoded_ids);

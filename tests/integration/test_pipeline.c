@@ -12,37 +12,14 @@
 #include <cJSON.h>
 
 #include "decimal.h"
-#include "harness.h"
+#include "fixture.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc;
-static redisContext *redis;
-
-static void setup(void) {
-    memset(&svc, 0, sizeof(svc));
-    redis_server_start(&redis_srv, false);
-    kafka_cluster_start(&kafka, 3);
-    redis = redis_server_connect(&redis_srv);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) service_kill(&svc);
-    redisFree(redis);
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
-}
-
-static void dump_service_log(void) {
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "tail -n 40 '%s' >&2", svc.log_path);
-    if (system(cmd) != 0) fprintf(stderr, "(no service log)\n");
-}
 
 static void assert_user_state(const char *user, const char *prev, const char *cum,
                               const char *count) {
     char key[300];
-    if (!wait_for_user_field(redis, user, "count", count, 30000)) dump_service_log();
+    if (!wait_for_user_field(redis, user, "count", count, 30000)) fixture_dump_logs(40);
     ck_assert(redis_find_user_key(redis, user, key, sizeof(key)));
     char *p = redis_hget(redis, key, "prev"), *c = redis_hget(redis, key, "cum"),
          *n = redis_hget(redis, key, "count");
@@ -503,7 +480,7 @@ int main(void) {
     Suite *s = suite_create("pipeline");
     TCase *tc = tcase_create("end_to_end");
     tcase_set_timeout(tc, 180);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, fixture_setup, fixture_teardown);
     tcase_add_test(tc, test_seed_payments_raise_exactly_two_alerts_and_exact_totals);
     tcase_add_test(tc, test_long_stream_matches_a_reference_computed_here);
     tcase_add_test(tc, test_bad_input_goes_to_the_dead_letter_topic_with_reason_and_source);

@@ -11,40 +11,21 @@
 
 #include <cJSON.h>
 
-#include "harness.h"
+#include "fixture.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc;
-static redisContext *redis;
+
+static const char *const RULE_TOPICS[] = {"fraud-rules:1", "payment-totals:3",
+                                          "payment-averages:1", NULL};
 
 static void setup(void) {
-    memset(&svc, 0, sizeof(svc));
-    memset(&redis_srv, 0, sizeof(redis_srv));
-    redis_server_start(&redis_srv, false);
-    kafka_cluster_start(&kafka, 3);
-    kafka_create_topic(&kafka, "fraud-rules", 1);
-    kafka_create_topic(&kafka, "payment-totals", 3);
-    kafka_create_topic(&kafka, "payment-averages", 1);
-    redis = redis_server_connect(&redis_srv);
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) service_kill(&svc);
-    redisFree(redis);
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
-}
-
-static void dump_service_log(void) {
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", svc.log_path);
-    if (system(cmd) != 0) fprintf(stderr, "(no service log)\n");
+    fixture_options_t opts = {.topics = RULE_TOPICS};
+    fixture_start(&opts);
 }
 
 static void start(const char *const *extra) {
     service_start(&svc, &kafka, &redis_srv, extra);
-    if (!service_wait_log(&svc, "assigned", 30000)) dump_service_log();
+    if (!service_wait_log(&svc, "assigned", 30000)) fixture_dump_logs(30);
 }
 
 static void pay(const char *user, const char *amount) {
@@ -57,7 +38,7 @@ static void pay_all(const char *user, const char *const *amounts, size_t n, int 
     char want[16];
     for (size_t i = 0; i < n; i++) pay(user, amounts[i]);
     snprintf(want, sizeof(want), "%d", count_after);
-    if (!wait_for_user_field(redis, user, "count", want, 30000)) dump_service_log();
+    if (!wait_for_user_field(redis, user, "count", want, 30000)) fixture_dump_logs(30);
 }
 
 static cJSON *parse_record(const record_t *r) {
@@ -83,7 +64,7 @@ static const char *string(const cJSON *obj, const char *name) {
 /* Reads the alert topic, expecting exactly `expected` alerts. */
 static record_list_t alerts_exactly(size_t expected) {
     record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", expected, 20000);
-    if (alerts.count != expected) dump_service_log();
+    if (alerts.count != expected) fixture_dump_logs(30);
     ck_assert_int_eq(alerts.count, expected);
     return alerts;
 }
@@ -346,7 +327,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("rules_end_to_end");
     TCase *tc = tcase_create("rules");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_set_timeout(tc, 180);
     tcase_add_test(tc, test_amount_jump_both_directions);
     tcase_add_test(tc, test_cumulative_limit_fires_once_and_remembers_across_restarts);

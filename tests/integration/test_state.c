@@ -12,40 +12,15 @@
 #include <cJSON.h>
 
 #include "decimal.h"
-#include "harness.h"
+#include "fixture.h"
 #include "reference_stream.h"
 
-static redis_server_t redis_srv;
-static kafka_cluster_t kafka;
 static service_proc_t svc, svc2;
-static redisContext *redis;
 
 static void start_servers(bool persistent, const char *password) {
-    memset(&redis_srv, 0, sizeof(redis_srv));
-    if (password) snprintf(redis_srv.password, sizeof(redis_srv.password), "%s", password);
-    redis_server_start(&redis_srv, persistent);
-    kafka_cluster_start(&kafka, 6);
-    redis = redis_server_connect(&redis_srv);
-}
-
-static void setup(void) {
-    memset(&svc, 0, sizeof(svc));
-    memset(&svc2, 0, sizeof(svc2));
-    redis = NULL;
-}
-
-static void teardown(void) {
-    if (svc.pid > 0) service_kill(&svc);
-    if (svc2.pid > 0) service_kill(&svc2);
-    if (redis) redisFree(redis);
-    kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
-}
-
-static void show_log(const service_proc_t *s) {
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", s->log_path);
-    if (system(cmd) != 0) fprintf(stderr, "(no log)\n");
+    fixture_options_t opts = {.input_partitions = 6, .persistent_redis = persistent,
+                              .redis_password = password};
+    fixture_start(&opts);
 }
 
 static long long redis_int(const char *fmt, const char *arg) {
@@ -82,7 +57,7 @@ START_TEST(test_large_stream_with_tiny_cache_has_exact_totals) {
     service_start(&svc, &kafka, &redis_srv, extra);
     kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
     bool ok = stream_totals_match(&s, redis, 240000);
-    if (!ok) show_log(&svc);
+    if (!ok) fixture_dump_logs(30);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);
     stream_free(&s);
@@ -180,8 +155,7 @@ START_TEST(test_two_instances_with_moving_partitions_keep_totals_exact) {
                   s.events - 2 * third);
     bool ok = stream_totals_match(&s, redis, 120000);
     if (!ok) {
-        show_log(&svc);
-        show_log(&svc2);
+        fixture_dump_logs(30);
     }
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc2), 0);
@@ -204,7 +178,7 @@ START_TEST(test_redis_stop_and_start_mid_stream_loses_nothing) {
     redis_server_resume(&redis_srv);
     redis = redis_server_connect(&redis_srv);
     bool ok = stream_totals_match(&s, redis, 120000);
-    if (!ok) show_log(&svc);
+    if (!ok) fixture_dump_logs(30);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);
     FILE *f = fopen(svc.log_path, "r");
@@ -251,7 +225,7 @@ int main(void) {
     Suite *s = suite_create("state");
     TCase *tc = tcase_create("state");
     tcase_set_timeout(tc, 400);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, NULL, fixture_teardown);
     tcase_add_test(tc, test_expired_state_is_gone_from_redis_and_next_payment_is_the_first);
     tcase_add_test(tc, test_return_expired_if_not_cleaned_up_uses_the_cached_value);
     tcase_add_test(tc, test_memory_backend_needs_no_redis_and_alerts_the_same);

@@ -1,0 +1,43 @@
+/* fixture: what every integration suite shares, so none copies it: one
+ * redis-server, one Kafka, a connection to Redis for the test's own reads,
+ * every service instance the test starts (killed at teardown), their logs
+ * shown when a check fails, and waiting until N payments are applied. */
+#ifndef FRAUD_TEST_FIXTURE_H
+#define FRAUD_TEST_FIXTURE_H
+
+#include <stdbool.h>
+
+#include "harness.h"
+
+typedef struct fixture_options {
+    int input_partitions;      /* 0: 3 */
+    bool persistent_redis;     /* AOF with fsync always */
+    const char *redis_password; /* NULL: none */
+    const char *const *topics; /* NULL-terminated "name:partitions" to create too */
+} fixture_options_t;
+
+/* The servers of the running test. */
+extern redis_server_t redis_srv;
+extern kafka_cluster_t kafka;
+extern redisContext *redis;
+
+/* Starts Redis and Kafka with the service's topics (NULL: defaults). */
+void fixture_start(const fixture_options_t *opts);
+
+/* SIGKILLs every service instance still running, then stops the servers. */
+void fixture_stop(void);
+
+/* For tcase_add_checked_fixture(): the defaults, and fixture_stop(). */
+void fixture_setup(void);
+void fixture_teardown(void);
+
+/* The last `lines` lines of each instance's log, on stderr. */
+void fixture_dump_logs(int lines);
+
+/* Payments applied so far: the sum of the input partitions' checkpoints. */
+long long fixture_applied_payments(void);
+
+/* Waits until at least `payments` are applied; dumps the logs if not. */
+bool fixture_wait_applied(long long payments, int timeout_ms);
+
+#endif
