@@ -16,7 +16,9 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 build="$(cd "${1:-$root/build}" && pwd)"
 out="$build/bench"
 EVENTS=${EVENTS:-200000}
-# Extra service flags for the latency run, e.g. -X kafka.consumer.fetch.wait.max.ms=10
+# Extra service flags for every run (SERVICE_FLAGS) or the latency run only
+# (LATENCY_FLAGS), e.g. -X kafka.consumer.fetch.wait.max.ms=10
+SERVICE_FLAGS=${SERVICE_FLAGS:-}
 LATENCY_FLAGS=${LATENCY_FLAGS:-}
 USERS=${USERS:-10000}
 REPS=${REPS:-3}
@@ -69,7 +71,7 @@ checkpoint_sum() { # topic
 start_service() { # name port extra-args..., returns once /healthz answers
   local name=$1 port=$2 pid; shift 2
   "$build/fraud-detector" -X "kafka.bootstrap.servers=$B" -X "redis.url=redis://127.0.0.1:$RP" \
-    -X "http.listen=127.0.0.1:$port" -X log.level=warn "$@" >"$work/$name.log" 2>&1 &
+    -X "http.listen=127.0.0.1:$port" -X log.level=warn $SERVICE_FLAGS "$@" >"$work/$name.log" 2>&1 &
   pid=$!
   fraud_track "$pid"
   SERVICE_PID=$pid
