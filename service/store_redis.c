@@ -115,14 +115,17 @@ void store_destroy(store_t *store) {
 /* Appends the read of one user hash: HMGET of every field, then PTTL. */
 static int append_user_read(store_t *s, redisContext *ctx, int32_t partition, const char *user,
                             size_t user_len) {
-    redis_argv_reset(&s->args);
-    if (redis_argv_add(&s->args, "HMGET", 5) || add_user_key(s, partition, user, user_len))
+    char key[1024];
+    size_t key_len = store_user_key(s->key_prefix, s->topic, partition, user, user_len, key,
+                                    sizeof(key));
+    redis_argv_t *b = &s->args;
+    redis_argv_reset(b);
+    if (!key_len || redis_argv_add(b, "HMGET", 5) || redis_argv_add(b, key, key_len) ||
+        user_hash_add_field_names(b))
         return -1;
-    if (user_hash_add_field_names(&s->args)) return -1;
-    const char *pttl[] = {"PTTL", s->args.arena + s->args.offsets[1]};
-    size_t pttl_len[] = {4, s->args.lens[1]};
-    if (redisAppendCommandArgv(ctx, (int)s->args.count, redis_argv_finish(&s->args),
-                               s->args.lens) != REDIS_OK ||
+    const char *pttl[] = {"PTTL", key};
+    size_t pttl_len[] = {4, key_len};
+    if (redisAppendCommandArgv(ctx, (int)b->count, redis_argv_finish(b), b->lens) != REDIS_OK ||
         redisAppendCommandArgv(ctx, 2, pttl, pttl_len) != REDIS_OK)
         return -1;
     redis_conn_count(s->conn, 2);

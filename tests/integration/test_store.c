@@ -133,6 +133,47 @@ START_TEST(test_steps_set_the_ttl_and_users_load_back_with_it) {
 }
 END_TEST
 
+/* The batch's loads and the state query read the hash the same way: the
+ * same user, the same "no TTL" (-1), the same verdict on a corrupt hash. */
+START_TEST(test_loads_and_the_state_query_agree_on_one_hash) {
+    cache_entry_t *users[] = {user("erin", 1, 20000, 2)};
+    store_step_t step = {.partition = 1, .expected_checkpoint = -1, .next_offset = 1,
+                         .users = users, .user_count = 1};
+    ck_assert_int_eq(store_commit_steps(store, &step, 1, 0, err, sizeof(err)), 0);
+    store_user_view_t view;
+    ck_assert_int_eq(store_find_user(store, "erin", 4, 3, &view, err, sizeof(err)), 0);
+    ck_assert(view.found);
+    ck_assert_int_eq(view.partition, 1);
+    ck_assert_int_eq(view.state.cum, 20000);
+    ck_assert_int_eq(view.state.count, 2);
+    ck_assert_int_eq(view.ttl_ms, -1);
+
+    state_cache_t *fresh = state_cache_new(10);
+    cache_entry_t *e = state_cache_put(fresh, "erin", 4, 1);
+    cache_entry_t *load[] = {e};
+    ck_assert_int_eq(store_load_users(store, load, 1, 5000, err, sizeof(err)), 0);
+    ck_assert_int_eq(e->state.count, 2);
+    ck_assert_int_eq(e->expires_at_ms, 0);
+
+    /* A hash with no count holds no state for either reader. */
+    freeReplyObject(redisCommand(redis, "HSET fraud:{payments/0}:user:frank prev 5"));
+    ck_assert_int_eq(store_find_user(store, "frank", 5, 3, &view, err, sizeof(err)), 0);
+    ck_assert(!view.found);
+
+    /* A count that is not a whole number is corrupt for both. */
+    freeReplyObject(redisCommand(redis, "HSET fraud:{payments/1}:user:erin count 2.5"));
+    ck_assert_int_eq(store_find_user(store, "erin", 4, 3, &view, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt state for user erin"));
+    state_cache_clear(fresh);
+    cache_entry_t *again = state_cache_put(fresh, "erin", 4, 1);
+    cache_entry_t *reload[] = {again};
+    ck_assert_int_eq(store_load_users(store, reload, 1, 5000, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "corrupt state for user erin"));
+    ck_assert(!(again->flags & CACHE_ENTRY_LOADED));
+    state_cache_destroy(fresh);
+}
+END_TEST
+
 START_TEST(test_outbox_is_loaded_and_emptied_by_id) {
     store_alert_t alerts[] = {{"payments/4/1/amount_jump", "{\"a\":1}"},
                               {"payments/4/2/amount_jump", "{\"a\":2}"}};
@@ -187,6 +228,7 @@ int main(void) {
     tcase_add_test(tc, test_outbox_is_loaded_and_emptied_by_id);
     tcase_add_test(tc, test_every_key_of_a_step_shares_one_hash_tag);
     tcase_add_test(tc, test_a_restarted_redis_gets_the_script_again);
+    tcase_add_test(tc, test_loads_and_the_state_query_agree_on_one_hash);
     suite_add_tcase(s, tc);
     return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }
