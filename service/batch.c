@@ -137,9 +137,16 @@ static int attach_user_state(batch_t *b, const batch_env_t *env) {
     return redis_retry_run(env->retry, load_users, &args, "loading user state");
 }
 
+/* With Redis, the caller awaits dead letters before the atomic step; with
+ * the memory backend, a ticket holds the payment's offset back instead. */
 static int dead_letter(batch_t *b, const batch_env_t *env, const batch_item_t *it) {
-    if (dead_letter_send(env->dead_letters, &it->msg, it->reason, it->reason_text) != 0)
+    void *ticket = NULL;
+    if (!env->store && !(ticket = outbox_dead_letter_ticket(env->outbox, it->msg.partition)))
         return -1;
+    if (dead_letter_send(env->dead_letters, &it->msg, it->reason, it->reason_text, ticket) != 0) {
+        if (ticket) outbox_ticket_cancel(ticket);
+        return -1;
+    }
     b->dead_letters++;
     metrics_add(&env->metrics->events[EVENT_DEAD_LETTER], 1);
     return 0;

@@ -55,8 +55,9 @@ void batch_gather(batch_t *b, kafka_io_t *io, int first_wait_ms);
 size_t batch_count(const batch_t *b);
 
 /* Decodes, attaches state and applies every message. Returns how many dead
- * letters it produced (their acknowledgement is the caller's to await), or
- * -1 on a failure that must stop the service. */
+ * letters it produced (with Redis, their acknowledgement is the caller's to
+ * await; the memory backend's watermark waits for them), or -1 on a
+ * failure that must stop the service. */
 long batch_apply(batch_t *b, const batch_env_t *env, const rule_set_t *rules);
 
 /* Drops, unprocessed, the messages of partitions that were lost. */

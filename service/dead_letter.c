@@ -63,7 +63,7 @@ static void log_sampled(dead_letter_t *dl, const kafka_msg_t *m, dead_letter_rea
 }
 
 int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *m, dead_letter_reason_t reason,
-                     const char *reason_text) {
+                     const char *reason_text, void *record_opaque) {
     char partition[16], offset[24], errstr[512], error[512];
     /* The reason may quote input (a rule record's setting name). */
     snprintf(error, sizeof(error), "%s", reason_text);
@@ -77,7 +77,7 @@ int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *m, dead_letter_reason
                              "fraud.source.offset", offset,
                              NULL};
     if (kafka_io_produce(dl->io, dl->topic, m->key, m->key_len, m->value, m->value_len, headers,
-                         NULL, errstr, sizeof(errstr)) != 0) {
+                         record_opaque, errstr, sizeof(errstr)) != 0) {
         log_error("dlq", "%s", errstr);
         return -1;
     }

@@ -39,10 +39,11 @@ typedef struct dead_letter dead_letter_t;
 dead_letter_t *dead_letter_new(const char *topic, kafka_io_t *io, struct metrics *metrics);
 
 /* Produces msg's copy to the dead-letter topic (without waiting for it),
- * counts it and logs it (sampled). Returns -1 with a log line when the
- * producer refuses it. */
+ * counts it and logs it (sampled). record_opaque, when not NULL, goes to
+ * the delivery report (kafka_io_produce). Returns -1 with a log line when
+ * the producer refuses it; the opaque then stays the caller's. */
 int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reason_t reason,
-                     const char *reason_text);
+                     const char *reason_text, void *record_opaque);
 
 /* Logs how many lines the sampling left out, then frees. */
 void dead_letter_destroy(dead_letter_t *dl);

@@ -4,7 +4,8 @@
  * report hands it back: acknowledged ones wait in `acked` until one
  * pipelined HDEL removes them all from the Redis outbox; a failed one stays
  * in the Redis outbox, and the outbox is marked failed, so the service
- * stops without committing and the next owner produces it again. */
+ * stops without committing and the next owner produces it again. With the
+ * memory backend the report settles the record's watermark mark instead. */
 #include "outbox.h"
 
 #include <stdio.h>
@@ -22,19 +23,25 @@
 
 static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't'};
 
-/* A produced record until its delivery report; then in acked[]. */
+/* An inflight_t's kind when it is a dead letter's ticket. */
+#define DEAD_LETTER_TICKET OUTPUT_KIND_COUNT
+
+/* A produced record until its delivery report; then in acked[] (Redis
+ * backend) or settled on its mark and freed (memory backend). */
 typedef struct inflight {
-    output_kind_t kind;
+    int kind; /* output_kind_t, or DEAD_LETTER_TICKET */
     int rule;
     int32_t partition;
     int64_t event_time_ms;
+    ack_mark_t *mark; /* memory backend */
     char id[];
 } inflight_t;
 
 struct outbox {
     const config_t *cfg;
     kafka_io_t *io;
-    store_t *store; /* NULL: memory backend */
+    store_t *store;       /* NULL: memory backend */
+    ack_watermark_t *acks; /* memory backend only */
     metrics_t *metrics;
     output_record_t *queued;
     size_t queued_count, queued_cap;
@@ -45,12 +52,14 @@ struct outbox {
     int failed;
 };
 
-outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, metrics_t *metrics) {
+outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_watermark_t *acks,
+                     metrics_t *metrics) {
     outbox_t *ob = calloc(1, sizeof(*ob));
     if (!ob) return NULL;
     ob->cfg = cfg;
     ob->io = io;
     ob->store = store;
+    ob->acks = acks;
     ob->metrics = metrics;
     return ob;
 }
@@ -161,40 +170,69 @@ static int produce(outbox_t *ob, output_kind_t kind, const char *id, const char 
     return 0;
 }
 
+/* An opaque for a record of an input partition; with the memory backend it
+ * counts on the partition's mark. NULL when out of memory. */
+static inflight_t *inflight_new(outbox_t *ob, int kind, int rule, int32_t partition,
+                                int64_t event_time_ms, const char *id) {
+    size_t id_len = strlen(id) + 1;
+    inflight_t *a = malloc(sizeof(*a) + id_len);
+    if (!a) return NULL;
+    *a = (inflight_t){.kind = kind, .rule = rule, .partition = partition,
+                      .event_time_ms = event_time_ms};
+    memcpy(a->id, id, id_len);
+    if (ob->acks && !(a->mark = ack_watermark_expect(ob->acks, partition))) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void outbox_ticket_cancel(void *ticket) {
+    inflight_t *a = ticket;
+    if (a->mark) ack_mark_settle(a->mark, 1);
+    free(a);
+}
+
+void *outbox_dead_letter_ticket(outbox_t *ob, int32_t partition) {
+    inflight_t *a = inflight_new(ob, DEAD_LETTER_TICKET, -1, partition, -1, "dead letter");
+    if (!a) log_error("dlq", "out of memory tracking a dead letter");
+    return a;
+}
+
 int outbox_produce_queued(outbox_t *ob) {
-    uint64_t failures_before = kafka_io_delivery_failures(ob->io);
     int rc = 0;
     for (size_t i = 0; i < ob->queued_count && rc == 0; i++) {
         const output_record_t *r = &ob->queued[i];
-        size_t id_len = strlen(r->id) + 1;
-        inflight_t *a = malloc(sizeof(*a) + id_len);
+        inflight_t *a = inflight_new(ob, r->kind, r->rule, r->partition, r->event_time_ms, r->id);
         if (!a) {
             log_error("alert", "out of memory producing an output record");
             rc = -1;
             break;
         }
-        *a = (inflight_t){.kind = r->kind, .rule = r->rule, .partition = r->partition,
-                          .event_time_ms = r->event_time_ms};
-        memcpy(a->id, r->id, id_len);
         if (r->kind == OUTPUT_ALERT) metrics_add(&ob->metrics->alerts[r->rule], 1);
         if (produce(ob, r->kind, r->id, r->user, r->json, a) != 0) {
-            free(a);
+            outbox_ticket_cancel(a);
             rc = -1;
         }
     }
-    size_t produced = ob->queued_count;
     outbox_clear_queued(ob);
-    /* With no Redis outbox, the acknowledgement is the only guarantee. */
-    if (rc == 0 && produced && !ob->store) rc = kafka_io_await_deliveries(ob->io, failures_before);
     return rc;
 }
 
 void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
     inflight_t *a = opaque;
+    if (a->mark) ack_mark_settle(a->mark, failed);
     if (failed) {
-        log_error("alert", "%s could not be delivered; stopping, the outbox keeps it", a->id);
+        log_error(a->kind == DEAD_LETTER_TICKET ? "dlq" : "alert",
+                  "%s (from %s [%d]) could not be delivered; stopping, %s", a->id,
+                  ob->cfg->input_topic, (int)a->partition,
+                  ob->store ? "the outbox keeps it" : "its payment's offset stays uncommitted");
         free(a);
         ob->failed = 1;
+        return;
+    }
+    if (a->kind == DEAD_LETTER_TICKET) {
+        free(a);
         return;
     }
     if (a->kind == OUTPUT_TOTAL) {
@@ -205,6 +243,10 @@ void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
         metrics_add(&ob->metrics->alerts_acknowledged[a->rule], 1);
         metrics_observe(&ob->metrics->event_to_alert_seconds,
                         (double)(clock_now_ms() - a->event_time_ms) / 1000.0);
+    }
+    if (!ob->store) { /* nothing to remove from Redis */
+        free(a);
+        return;
     }
     if (ob->acked_count == ob->acked_cap) {
         size_t cap = ob->acked_cap ? ob->acked_cap * 2 : 256;

@@ -11,17 +11,21 @@
  *
  * In Redis a record is stored as "<kind> <rule> <offset> <json>" under its
  * id. With the memory backend there is no Redis outbox: records are
- * produced after the batch and waited for.
+ * produced after the batch without waiting, and each one (and each dead
+ * letter, through a ticket) counts on its input partition's mark in the
+ * acknowledgement watermark until its delivery report.
  *
- * The outbox owns its queued records and the acknowledgements it has not
- * yet removed; it borrows the producer, the store (NULL: memory backend),
- * the metrics and the topic names in cfg. Consumer thread only. */
+ * The outbox owns its queued records, the records in flight and the
+ * acknowledgements it has not yet removed; it borrows the producer, the
+ * store (NULL: memory backend), the watermark (memory backend only), the
+ * metrics and the topic names in cfg. Consumer thread only. */
 #ifndef FRAUD_OUTBOX_H
 #define FRAUD_OUTBOX_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ack_watermark.h"
 #include "alert.h"
 #include "config.h"
 #include "kafka_io.h"
@@ -46,7 +50,10 @@ typedef struct output_record {
 
 typedef struct outbox outbox_t;
 
-outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, metrics_t *metrics);
+/* Exactly one of store and acks: the Redis backend's store, or the memory
+ * backend's watermark. */
+outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_watermark_t *acks,
+                     metrics_t *metrics);
 void outbox_destroy(outbox_t *ob);
 
 /* Queues a record; takes ownership of json (freed on failure too). rule is
@@ -62,15 +69,21 @@ const output_record_t *outbox_queued(const outbox_t *ob, size_t *count);
 void outbox_drop_queued(outbox_t *ob, int32_t partition);
 
 /* Counts the queued alerts as raised and produces every queued record,
- * without waiting (the memory backend, with no Redis outbox, waits), then
- * forgets them. */
+ * without waiting, then forgets them. */
 int outbox_produce_queued(outbox_t *ob);
+
+/* Memory backend: the opaque for a dead letter of an input partition's
+ * payment, so that its report settles the partition's mark. NULL when out
+ * of memory. A ticket the producer refused goes back with
+ * outbox_ticket_cancel(). */
+void *outbox_dead_letter_ticket(outbox_t *ob, int32_t partition);
+void outbox_ticket_cancel(void *ticket);
 
 /* Forgets every queued record without producing it. */
 void outbox_clear_queued(outbox_t *ob);
 
-/* The delivery report of a record produced by outbox_produce_queued().
- * Takes over opaque. */
+/* The delivery report of a record produced by outbox_produce_queued(), or
+ * of a dead letter's ticket. Takes over opaque. */
 void outbox_on_delivery(outbox_t *ob, void *opaque, int failed);
 
 /* Serves delivery reports and removes the acknowledged records from the

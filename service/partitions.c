@@ -257,3 +257,15 @@ void partitions_store_offsets(const partitions_t *ps, kafka_io_t *io) {
     }
     kafka_io_store_offsets(io, ps->topic, parts, next, n);
 }
+
+bool partitions_batch_landed(const partitions_t *ps, size_t i, int32_t *partition,
+                             int64_t *next_offset) {
+    size_t seen = 0;
+    for (size_t k = 0; k < ps->batch_count; k++) {
+        if (ps->batch[k].refused || seen++ != i) continue;
+        *partition = ps->batch[k].partition;
+        *next_offset = ps->batch[k].next_offset;
+        return true;
+    }
+    return false;
+}

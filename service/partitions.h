@@ -72,4 +72,9 @@ int partitions_commit_batch(partitions_t *ps, store_t *store, state_cache_t *cac
 /* Stores next offsets of the batch's partitions whose step landed. */
 void partitions_store_offsets(const partitions_t *ps, kafka_io_t *io);
 
+/* The i-th partition of the batch whose step landed, and the next offset
+ * the batch reached on it; false past the last. */
+bool partitions_batch_landed(const partitions_t *ps, size_t i, int32_t *partition,
+                             int64_t *next_offset);
+
 #endif

@@ -5,7 +5,10 @@
  * batch's atomic Redis step; the step writes each partition's users, its
  * new checkpoint and its output records (to an outbox) all or nothing;
  * records are produced from it afterwards and removed once acknowledged;
- * offsets are stored last. See ARCHITECTURE.md.
+ * offsets are stored last. With the memory backend there is no step: the
+ * batch's offsets are sealed in the acknowledgement watermark and stored
+ * as its records' delivery reports come in, so the loop never waits for
+ * them. See ARCHITECTURE.md.
  *
  * The lock guards what the HTTP thread's state query reads (the cache and
  * the owned partitions): the consumer thread holds it while it processes a
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ack_watermark.h"
 #include "batch.h"
 #include "clock.h"
 #include "dead_letter.h"
@@ -43,6 +47,7 @@ struct pipeline {
     state_cache_t *cache;
     store_t *store;       /* NULL: memory backend */
     store_t *query_store; /* the HTTP thread's own connection */
+    ack_watermark_t *acks; /* memory backend only */
     kafka_io_t *io;
     dead_letter_t *dead_letters;
     outbox_t *outbox;
@@ -84,6 +89,32 @@ static void publish_state_metrics(pipeline_t *p) {
     }
 }
 
+/* Memory backend: stores each partition's offset as far as every record
+ * produced for it was acknowledged. */
+static void store_acknowledged_offsets(pipeline_t *p) {
+    int32_t parts[64];
+    int64_t next[64];
+    size_t n;
+    if (!p->acks) return;
+    do {
+        n = ack_watermark_advance(p->acks, parts, next, 64);
+        kafka_io_store_offsets(p->io, p->cfg->input_topic, parts, next, n);
+    } while (n == 64);
+}
+
+/* Memory backend: the batch's offsets wait in the watermark. */
+static int seal_batch_offsets(pipeline_t *p) {
+    int32_t partition;
+    int64_t next_offset;
+    for (size_t i = 0; partitions_batch_landed(p->partitions, i, &partition, &next_offset); i++)
+        if (ack_watermark_seal(p->acks, partition, next_offset) != 0) {
+            log_error("pipeline", "out of memory tracking acknowledgements");
+            return -1;
+        }
+    store_acknowledged_offsets(p);
+    return 0;
+}
+
 /* The protocol, in order. On failure the pipeline is marked fatal and
  * nothing of the batch is committed. */
 static int process_batch(pipeline_t *p) {
@@ -92,16 +123,20 @@ static int process_batch(pipeline_t *p) {
     int64_t started = clock_monotonic_ms();
     uint64_t failures_before = kafka_io_delivery_failures(p->io);
     long dead_letters = batch_apply(p->batch, &p->env, rule_control_rules(p->rules));
+    /* The checkpoint passes the dead letters: they must be in Kafka first. */
     if (dead_letters < 0 ||
-        (dead_letters > 0 && kafka_io_await_deliveries(p->io, failures_before) != 0) ||
+        (dead_letters > 0 && p->store &&
+         kafka_io_await_deliveries(p->io, failures_before) != 0) ||
         partitions_commit_batch(p->partitions, p->store, p->cache, p->outbox, p->ttl.ttl_ms,
                                 &p->retry, p->io) != 0 ||
         outbox_produce_queued(p->outbox) != 0)
         return fail(p);
-    partitions_store_offsets(p->partitions, p->io);
+    if (p->store) partitions_store_offsets(p->partitions, p->io);
+    else if (seal_batch_offsets(p) != 0) return fail(p);
     batch_release(p->batch);
     state_cache_evict(p->cache);
     if (outbox_complete_deliveries(p->outbox, &p->retry) != 0) return fail(p);
+    store_acknowledged_offsets(p);
     metrics_observe(&p->metrics->batch_seconds,
                     (double)(clock_monotonic_ms() - started) / 1000.0);
     publish_state_metrics(p);
@@ -147,11 +182,14 @@ static int on_revoke(void *ctx, const int32_t *partitions, size_t count, int los
     pipeline_t *p = ctx;
     pthread_mutex_lock(&p->lock);
     if (lost) batch_discard_partitions(p->batch, partitions, count);
-    int done = process_batch(p) == 0 && outbox_drain(p->outbox, &p->retry) == 0;
+    int done = process_batch(p) == 0 && outbox_drain(p->outbox, &p->retry) == 0 &&
+               !outbox_failed(p->outbox);
+    if (done) store_acknowledged_offsets(p);
     size_t dropped = 0;
     for (size_t i = 0; i < count; i++) {
         dropped += state_cache_drop_partition(p->cache, partitions[i]);
         partitions_disown(p->partitions, partitions[i]);
+        if (p->acks) ack_watermark_forget(p->acks, partitions[i]);
     }
     log_info("state", "forgot %zu cached user(s) of the revoked partitions", dropped);
     publish_state_metrics(p);
@@ -215,12 +253,15 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
         pthread_mutex_lock(&p->lock);
         int rc = process_batch(p);
         if (rc == 0) rc = outbox_complete_deliveries(p->outbox, &p->retry);
+        if (rc == 0) store_acknowledged_offsets(p);
         clean_up_expired_users(p);
         pthread_mutex_unlock(&p->lock);
         if (rc != 0) fail(p);
     }
     pthread_mutex_lock(&p->lock);
-    if (process_batch(p) == 0) outbox_drain(p->outbox, &p->retry);
+    if (process_batch(p) == 0 && outbox_drain(p->outbox, &p->retry) == 0 &&
+        !outbox_failed(p->outbox))
+        store_acknowledged_offsets(p);
     pthread_mutex_unlock(&p->lock);
     log_summary(p);
     return p->fatal ? 1 : 0;
@@ -265,7 +306,11 @@ static int wire_modules(pipeline_t *p, char *errstr, size_t errstr_size) {
     p->retry = (redis_retry_t){.io = p->io, .metrics = p->metrics,
                                .heartbeat_ms = &p->heartbeat_ms};
     p->dead_letters = dead_letter_new(cfg->dlq_topic, p->io, p->metrics);
-    p->outbox = outbox_new(cfg, p->io, p->store, p->metrics);
+    if (!p->store && !(p->acks = ack_watermark_new())) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    p->outbox = outbox_new(cfg, p->io, p->store, p->acks, p->metrics);
     p->partitions = partitions_new(cfg->input_topic, (size_t)cfg->batch_max_messages);
     p->batch = batch_new(cfg);
     if (!p->dead_letters || !p->outbox || !p->partitions || !p->batch) {
@@ -337,6 +382,7 @@ void pipeline_destroy(pipeline_t *p) {
     batch_destroy(p->batch);
     partitions_destroy(p->partitions);
     outbox_destroy(p->outbox);
+    ack_watermark_destroy(p->acks);
     dead_letter_destroy(p->dead_letters);
     store_destroy(p->store);
     store_destroy(p->query_store);

@@ -192,7 +192,7 @@ static void take_record(rule_control_t *rc, const kafka_msg_t *m) {
         metrics_add(&rc->metrics->rule_updates[UPDATE_TOPIC][UPDATE_REJECTED], 1);
         log_error("rules", "%s [%d] offset %lld rejected, the rules in force stay: %s", m->topic,
                   (int)m->partition, (long long)m->offset, errstr);
-        if (dead_letter_send(rc->dead_letters, m, DEAD_LETTER_INVALID_RULE, errstr) != 0)
+        if (dead_letter_send(rc->dead_letters, m, DEAD_LETTER_INVALID_RULE, errstr, NULL) != 0)
             rc->failed = 1;
         return;
     }

@@ -309,3 +309,26 @@ void record_list_free(record_list_t *list) {
     list->items = NULL;
     list->count = 0;
 }
+
+long long kafka_committed_total(const kafka_cluster_t *kc, const char *group, const char *topic,
+                                int partitions) {
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set_log_cb(conf, quiet_log);
+    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!c) DIE("consumer: %s", errstr);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int i = 0; i < partitions; i++) rd_kafka_topic_partition_list_add(parts, topic, i);
+    long long total = -1;
+    if (rd_kafka_committed(c, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        total = 0;
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].offset > 0) total += parts->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(c);
+    return total;
+}

@@ -68,4 +68,9 @@ record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, siz
                                int timeout_ms);
 void record_list_free(record_list_t *list);
 
+/* The sum over topic's partitions of what group has committed (a partition
+ * with no commit counts 0), or -1 when the coordinator did not answer. */
+long long kafka_committed_total(const kafka_cluster_t *kc, const char *group, const char *topic,
+                                int partitions);
+
 #endif

@@ -138,6 +138,62 @@ START_TEST(test_memory_backend_needs_no_redis_and_alerts_the_same) {
 }
 END_TEST
 
+/* The valid payments /metrics counts, or -1 when it does not answer. */
+static long long valid_payments(int http_port) {
+    static char text[65536];
+    const char *needle = "fraud_events_total{result=\"valid\"} ";
+    if (http_get(http_port, "/metrics", text, sizeof(text)) != 200) return -1;
+    const char *at = strstr(text, needle);
+    return at ? atoll(at + strlen(needle)) : -1;
+}
+
+START_TEST(test_memory_backend_commits_no_offset_past_an_unacknowledged_alert) {
+    /* The memory backend does not wait for its alerts' acknowledgements,
+     * so the offsets it commits are all that keeps it at least once. */
+    start_servers(false, NULL);
+    if (!kafka.mock) {
+        fprintf(stderr, "SKIP unacknowledged alert: needs the mock cluster's leader control\n");
+        return;
+    }
+    int http_port = harness_free_port();
+    char closed[64], listen[64];
+    snprintf(closed, sizeof(closed), "redis.url=redis://127.0.0.1:%d", harness_free_port());
+    snprintf(listen, sizeof(listen), "http.listen=127.0.0.1:%d", http_port);
+    const char *extra[] = {"state.backend=memory", closed, listen,
+                           "kafka.consumer.auto.commit.interval.ms=100", NULL};
+    service_start(&svc, &kafka, &redis_srv, extra);
+    ck_assert(service_wait_log(&svc, "assigned 6 partition(s)", 30000));
+    const char *keys[] = {"w1", "w1"};
+    const char *values[] = {"100", "50000"};
+    kafka_produce(&kafka, "payments", keys, values, 1);
+    int64_t deadline = mono_ms() + 20000;
+    while (kafka_committed_total(&kafka, "fraud-detector", "payments", 6) != 1 &&
+           mono_ms() < deadline)
+        sleep_ms(100);
+    ck_assert_int_eq(kafka_committed_total(&kafka, "fraud-detector", "payments", 6), 1);
+
+    /* The alert topic loses its leader: the alert cannot be acknowledged. */
+    ck_assert_int_eq(rd_kafka_mock_partition_set_leader(kafka.mock, "fraud-alerts", 0, -1), 0);
+    kafka_produce(&kafka, "payments", keys + 1, values + 1, 1);
+    deadline = mono_ms() + 20000;
+    while (valid_payments(http_port) != 2 && mono_ms() < deadline) sleep_ms(50);
+    ck_assert_int_eq(valid_payments(http_port), 2);
+    sleep_ms(2000); /* twenty auto-commits */
+    ck_assert_int_eq(kafka_committed_total(&kafka, "fraud-detector", "payments", 6), 1);
+
+    ck_assert_int_eq(rd_kafka_mock_partition_set_leader(kafka.mock, "fraud-alerts", 0, 1), 0);
+    record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 1, 30000);
+    ck_assert_int_eq(alerts.count, 1);
+    record_list_free(&alerts);
+    deadline = mono_ms() + 20000;
+    while (kafka_committed_total(&kafka, "fraud-detector", "payments", 6) != 2 &&
+           mono_ms() < deadline)
+        sleep_ms(100);
+    ck_assert_int_eq(kafka_committed_total(&kafka, "fraud-detector", "payments", 6), 2);
+    ck_assert_int_eq(service_stop(&svc), 0);
+}
+END_TEST
+
 START_TEST(test_two_instances_with_moving_partitions_keep_totals_exact) {
     stream_t s;
     start_servers(false, NULL);
@@ -229,6 +285,7 @@ int main(void) {
     tcase_add_test(tc, test_expired_state_is_gone_from_redis_and_next_payment_is_the_first);
     tcase_add_test(tc, test_return_expired_if_not_cleaned_up_uses_the_cached_value);
     tcase_add_test(tc, test_memory_backend_needs_no_redis_and_alerts_the_same);
+    tcase_add_test(tc, test_memory_backend_commits_no_offset_past_an_unacknowledged_alert);
     tcase_add_test(tc, test_redis_password_file_authenticates_and_a_wrong_one_fails_clearly);
     tcase_add_test(tc, test_two_instances_with_moving_partitions_keep_totals_exact);
     tcase_add_test(tc, test_redis_stop_and_start_mid_stream_loses_nothing);
