@@ -38,6 +38,7 @@ start_dev_broker() { # topic:partitions... -> sets BROKER
   "$BUILD/fraud-mock-broker" "${args[@]}" --bootstrap-file "$WORK/bootstrap" \
     >"$WORK/broker.log" 2>&1 &
   fraud_track $!
+  BROKER_PID=$!
   for _ in $(seq 100); do [ -s "$WORK/bootstrap" ] && break; sleep 0.1; done
   [ -s "$WORK/bootstrap" ] || { echo "dev broker did not start" >&2; cat "$WORK/broker.log" >&2; return 1; }
   BROKER=$(cat "$WORK/bootstrap")
@@ -48,6 +49,7 @@ start_redis() { # -> sets REDIS_PORT
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
     --appendonly no >"$WORK/redis.log" 2>&1 &
   fraud_track $!
+  REDIS_PID=$!
   for _ in $(seq 100); do
     redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
     sleep 0.1

@@ -13,6 +13,13 @@
  *   fraud-bench latency -b BROKERS [-t fraud-alerts] --events N
  *       Reads N alerts and prints the distribution of alert time (the
  *       alert record's timestamp) minus the payment's event_time.
+ *   fraud-bench rate -b BROKERS -t ALERTS --events PAYMENTS [--alerts A]
+ *       How fast a contender went through PAYMENTS payments, clocked by
+ *       the timestamps of its alert records (bench-peers: LogAppendTime,
+ *       so the broker's clock): reads the alert topic until A alerts, or
+ *       10 s without one, and prints PAYMENTS x (n-1)/n over the span from
+ *       the first alert to the last. Alerts fall evenly through the input,
+ *       so every contender is clocked the same way.
  * Every result is one JSON line on stdout. */
 #include <getopt.h>
 #include <math.h>
@@ -29,6 +36,7 @@ typedef struct options {
     long events, users;
     double zipf, alert_ratio, rate;
     unsigned long long seed;
+    long alerts; /* rate: how many to wait for; 0: until idle */
 } options_t;
 
 static double now_s(void) {
@@ -64,7 +72,10 @@ static rd_kafka_t *client(rd_kafka_type_t type, const options_t *o) {
     }
     if (type == RD_KAFKA_PRODUCER) {
         rd_kafka_conf_set(conf, "enable.idempotence", "true", NULL, 0);
-        rd_kafka_conf_set(conf, "linger.ms", "20", NULL, 0);
+        /* A backlog is produced in big batches; live load (--rate) lingers
+         * as librdkafka does by default, since its payments' latency counts
+         * from the moment they are handed to the producer. */
+        rd_kafka_conf_set(conf, "linger.ms", o->rate > 0 ? "5" : "20", NULL, 0);
         rd_kafka_conf_set(conf, "batch.num.messages", "10000", NULL, 0);
         rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", NULL, 0);
     } else {
@@ -246,13 +257,49 @@ static int run_latency(const options_t *o) {
     return 0;
 }
 
+static int run_rate(const options_t *o) {
+    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
+    if (subscribe(rk, o->topic) != 0) {
+        rd_kafka_destroy(rk);
+        return 1;
+    }
+    long seen = 0;
+    long long first = -1, last = -1;
+    double deadline = now_s() + 900, idle_since = now_s();
+    while ((o->alerts <= 0 || seen < o->alerts) && now_s() < deadline &&
+           now_s() - idle_since < 10) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        idle_since = now_s();
+        long long ts = m->err ? -1 : rd_kafka_message_timestamp(m, NULL);
+        if (ts > 0) {
+            if (first < 0 || ts < first) first = ts;
+            if (ts > last) last = ts;
+            seen++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (seen < 2 || last <= first) {
+        fprintf(stderr, "fraud-bench: %ld alerts on %s: too few to clock\n", seen, o->topic);
+        return 1;
+    }
+    double seconds = (double)(last - first) / 1000.0;
+    double covered = (double)o->events * (double)(seen - 1) / (double)seen;
+    printf("{\"alerts\": %ld, \"first_ms\": %lld, \"last_ms\": %lld, \"seconds\": %.3f, "
+           "\"events_per_second\": %.0f}\n",
+           seen, first, last, seconds, covered / seconds);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     options_t o = {.topic = NULL, .group = "fraud-bench-ceiling", .events = 0, .users = 1000};
     static const struct option longopts[] = {
         {"events", required_argument, NULL, 'n'}, {"users", required_argument, NULL, 'u'},
         {"zipf", required_argument, NULL, 'z'},   {"alert-ratio", required_argument, NULL, 'a'},
         {"rate", required_argument, NULL, 'r'},   {"seed", required_argument, NULL, 's'},
-        {NULL, 0, NULL, 0}};
+        {"alerts", required_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     if (argc < 2) goto usage;
     const char *mode = argv[1];
     optind = 2;
@@ -268,6 +315,7 @@ int main(int argc, char **argv) {
         case 'a': o.alert_ratio = atof(optarg); break;
         case 'r': o.rate = atof(optarg); break;
         case 's': o.seed = strtoull(optarg, NULL, 10); break;
+        case 'A': o.alerts = atol(optarg); break;
         default: goto usage;
         }
     }
@@ -282,11 +330,16 @@ int main(int argc, char **argv) {
     }
     if (strcmp(mode, "latency") == 0) {
         if (!o.topic) o.topic = "fraud-alerts";
-        o.group = "fraud-bench-latency";
+        if (strcmp(o.group, "fraud-bench-ceiling") == 0) o.group = "fraud-bench-latency";
         return run_latency(&o);
     }
+    if (strcmp(mode, "rate") == 0 && o.topic) {
+        if (strcmp(o.group, "fraud-bench-ceiling") == 0) o.group = "fraud-bench-rate";
+        return run_rate(&o);
+    }
 usage:
-    fprintf(stderr, "usage: fraud-bench produce|consume|latency -b BROKERS --events N "
-                    "[--users U] [--zipf S] [--alert-ratio R] [--rate R] [-t TOPIC] [-g GROUP]\n");
+    fprintf(stderr, "usage: fraud-bench produce|consume|latency|rate -b BROKERS --events N "
+                    "[--users U] [--zipf S] [--alert-ratio R] [--rate R] [--alerts A] "
+                    "[-t TOPIC] [-g GROUP]\n");
     return 2;
 }

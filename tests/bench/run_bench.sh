@@ -3,9 +3,13 @@
 # mock cluster, partitions enough for the data) and redis-server on loopback,
 # then measures, 3 repetitions each where it says so (median and min-max):
 #   ceiling      a bare consumer with the service's consumer settings
-#   redis/memory the service, first fetched payment to all state in Redis
-#   latency      payment produce -> alert, at 50% of the redis throughput
-#   scaling      2 instances in one group; throughput against distinct users
+#   redis/memory the service, first fetched payment to all state in Redis,
+#                and its CPU time per payment (user + system, whole run)
+#   latency      payment produce -> alert record's timestamp, as a curve over
+#                offered load (1k, 10k, 50% and 80% of the capacity), with the
+#                service pinned to one core and the broker, Redis and load
+#                generator to the other (taskset) when there are 2 cores
+#   scaling      2 instances in one group; throughput at 10^3..10^6 users
 #   memory       service peak RSS; cache bytes per user at 1e4..1e6 users
 # Results: BUILD_DIR/bench/results.json, a Markdown table on stdout, and
 # BUILD_DIR/bench/throughput.png + latency.png when gnuplot is installed.
@@ -31,13 +35,16 @@ work=$WORK
 bench="$build/fraud-bench"
 now() { date +%s.%N; }
 # --- servers -----------------------------------------------------------------
-BENCH_TOPICS=(payments:12 fraud-alerts:6 payments-dlq:1 lat-payments:6 lat-alerts:6
-              users-1000:12 users-100000:12)
+LATENCY_SECONDS=${LATENCY_SECONDS:-10}
+BENCH_TOPICS=(payments:12 fraud-alerts:6 payments-dlq:1 users-1000:12 users-100000:12
+              users-1000000:12)
+for i in 1 2 3 4; do BENCH_TOPICS+=("lat-payments-$i:6" "lat-alerts-$i:6"); done
 if [ "${BENCH_KAFKA:-mock}" = real ]; then
   # A real Apache Kafka broker (tests/kafka/kafka.sh; needs java and mvn).
   mkdir -p "$work/kafka"
   BROKER=$("$root/tests/kafka/kafka.sh" start "$work/kafka" "${BENCH_TOPICS[@]}")
-  fraud_track "$(cat "$work/kafka/broker.pid")"
+  BROKER_PID=$(cat "$work/kafka/broker.pid")
+  fraud_track "$BROKER_PID"
   broker_kind="Apache Kafka (tests/kafka, one KRaft node)"
 else
   start_dev_broker "${BENCH_TOPICS[@]}"
@@ -67,10 +74,23 @@ checkpoint_sum() { # topic
   done
   echo "$sum"
 }
+# Pinning for the latency curve: the service on core 0, the rest on core 1.
+SERVICE_CPUS=""
+can_pin() { command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; }
+pin_servers() { # cpu-list: every thread of the broker and Redis
+  can_pin || return 0
+  taskset -apc "$1" "$BROKER_PID" >/dev/null
+  taskset -apc "$1" "$REDIS_PID" >/dev/null
+}
+cpu_seconds() { # pid -> user + system CPU seconds so far
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f\n", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null \
+    || echo 0
+}
 # Sets SERVICE_PID (not echoed: a $(...) subshell would hide it from cleanup).
 start_service() { # name port extra-args..., returns once /healthz answers
-  local name=$1 port=$2 pid; shift 2
-  "$build/fraud-detector" -X "kafka.bootstrap.servers=$B" -X "redis.url=redis://127.0.0.1:$RP" \
+  local name=$1 port=$2 pid pin=(); shift 2
+  [ -n "$SERVICE_CPUS" ] && pin=(taskset -c "$SERVICE_CPUS")
+  "${pin[@]}" "$build/fraud-detector" -X "kafka.bootstrap.servers=$B" -X "redis.url=redis://127.0.0.1:$RP" \
     -X "http.listen=127.0.0.1:$port" -X log.level=warn $SERVICE_FLAGS "$@" >"$work/$name.log" 2>&1 &
   pid=$!
   fraud_track "$pid"
@@ -130,38 +150,62 @@ run_service_reps() { # backend -> values in $results
     pid=$SERVICE_PID
     v=$(measure "$backend" payments "$EVENTS" "$port")
     rss=$(peak_rss_kb "$pid")
+    us=$(awk -v c="$(cpu_seconds "$pid")" -v n="$EVENTS" 'BEGIN{printf "%.2f", c * 1e6 / n}')
     stop_service "$pid"
-    results+=("$v"); echo "   $backend rep $rep: $v events/s, peak RSS ${rss} kB"
+    results+=("$v"); cpu_us+=("$us")
+    echo "   $backend rep $rep: $v events/s, $us us CPU per payment, peak RSS ${rss} kB"
   done
   last_rss=$rss
 }
-run_service_reps redis;  redis_tp=("${results[@]}"); redis_rss=$last_rss
-run_service_reps memory; memory_tp=("${results[@]}"); memory_rss=$last_rss
+fsummary() { # values... -> median of decimals
+  printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'
+}
+cpu_us=(); run_service_reps redis;  redis_tp=("${results[@]}"); redis_rss=$last_rss
+redis_cpu=$(fsummary "${cpu_us[@]}")
+cpu_us=(); run_service_reps memory; memory_tp=("${results[@]}"); memory_rss=$last_rss
+memory_cpu=$(fsummary "${cpu_us[@]}")
 
 read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
 read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
 read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
 
-# --- latency at 50% of the redis throughput -------------------------------------
-rate=$(( r_med / 2 ))
-lat_events=$(( rate * 5 ))
-echo "== latency at $rate events/s (50% of the redis median), $lat_events payments, alert ratio 0.02"
+# --- latency against offered load --------------------------------------------------
+# Capacity here is the pinned service's own (redis backend), so 50% and 80%
+# mean the same thing whether or not the machine has a core to spare.
+pinned=no
+if can_pin; then pinned=yes; SERVICE_CPUS=0; pin_servers 1; fi
 redis flushall >/dev/null
 port=$(free_port)
-start_service latency "$port" -X input.topic=lat-payments -X alert.topic=lat-alerts \
-  -X "group.id=bench-latency-$RANDOM" $LATENCY_FLAGS
+start_service capacity "$port" -X "group.id=bench-capacity-$RANDOM"
 pid=$SERVICE_PID
-for _ in $(seq 300); do
-  [ "$(metric "$port" fraud_assigned_partitions)" -gt 0 ] && break; sleep 0.1
-done
-"$bench" produce -b "$B" -t lat-payments --events "$lat_events" --users "$USERS" \
-  --alert-ratio 0.02 --rate "$rate" --seed 7 >"$work/lat-produce.json"
-expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
-sleep 1
-expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
-latency=$("$bench" latency -b "$B" -t lat-alerts --events "$expected_alerts")
+capacity=$(measure redis payments "$EVENTS" "$port")
 stop_service "$pid"
-echo "   $latency"
+echo "== latency against offered load (pinned: $pinned; capacity $capacity events/s)"
+rates=(1000 10000 $(( capacity / 2 )) $(( capacity * 8 / 10 )))
+lat_points=()
+for i in 1 2 3 4; do
+  rate=${rates[$((i - 1))]}
+  lat_events=$(( rate * LATENCY_SECONDS ))
+  redis flushall >/dev/null
+  port=$(free_port)
+  start_service "latency-$i" "$port" -X "input.topic=lat-payments-$i" \
+    -X "alert.topic=lat-alerts-$i" -X "group.id=bench-latency-$i-$RANDOM" $LATENCY_FLAGS
+  pid=$SERVICE_PID
+  for _ in $(seq 300); do
+    [ "$(metric "$port" fraud_assigned_partitions)" -gt 0 ] && break; sleep 0.1
+  done
+  gen=(); can_pin && gen=(taskset -c 1)
+  "${gen[@]}" "$bench" produce -b "$B" -t "lat-payments-$i" --events "$lat_events" \
+    --users "$USERS" --alert-ratio 0.05 --rate "$rate" --seed "$i" >"$work/lat-produce-$i.json"
+  sleep 1
+  expected_alerts=$(metric "$port" 'fraud_alerts_total{rule="amount_jump"}')
+  l=$("$bench" latency -b "$B" -t "lat-alerts-$i" --events "$expected_alerts" -g "lat-$i-$RANDOM")
+  stop_service "$pid"
+  lat_points+=("$rate $(sed -E 's/.*"p50_ms": ([0-9-]+).*"p99_ms": ([0-9-]+).*"p999_ms": ([0-9-]+).*/\1 \2 \3/' <<<"$l")")
+  echo "   $rate events/s offered: $l"
+done
+SERVICE_CPUS=""
+pin_servers "0-$(( $(nproc) - 1 ))"
 
 # --- scaling ---------------------------------------------------------------------
 echo "== scaling: 2 instances in one group"
@@ -175,7 +219,7 @@ stop_service "$pid1"; stop_service "$pid2"
 echo "   2 instances: $two events/s"
 
 users_points=()
-for u in 1000 100000; do
+for u in 1000 100000 1000000; do
   "$bench" produce -b "$B" -t "users-$u" --events "$EVENTS" --users "$u" \
     --alert-ratio "$ALERT_RATIO" >/dev/null
   redis flushall >/dev/null
@@ -195,9 +239,6 @@ for n in 10000 100000 1000000; do "$build/tests/bench_cache_memory" "$n" >>"$out
 # --- results -------------------------------------------------------------------------
 ratio_r=$(awk -v a="$r_med" -v b="$c_med" 'BEGIN{printf "%.2f", a / b}')
 ratio_m=$(awk -v a="$m_med" -v b="$c_med" 'BEGIN{printf "%.2f", a / b}')
-p50=$(sed -E 's/.*"p50_ms": ([0-9-]+).*/\1/' <<<"$latency")
-p99=$(sed -E 's/.*"p99_ms": ([0-9-]+).*/\1/' <<<"$latency")
-p999=$(sed -E 's/.*"p999_ms": ([0-9-]+).*/\1/' <<<"$latency")
 per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_excluding_id": ([0-9.]+).*/\1/')
 {
   echo "{"
@@ -207,7 +248,8 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"ceiling_eps\": {\"median\": $c_med, \"min\": $c_min, \"max\": $c_max},"
   echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"
   echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
-  echo "  \"latency_at_half_load\": $latency,"
+  echo "  \"cpu_us_per_payment\": {\"redis\": $redis_cpu, \"memory\": $memory_cpu},"
+  echo "  \"latency_curve\": {\"pinned\": \"$pinned\", \"capacity_eps\": $capacity, \"points\": [$(printf '%s\n' "${lat_points[@]}" | awk '{printf "%s{\"offered_eps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"p999_ms\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3, $4}')]},"
   echo "  \"two_instances_eps\": $two,"
   echo "  \"eps_by_users\": [$(printf '%s\n' "${users_points[@]}" | sort -n | awk '{printf "%s{\"users\": %s, \"eps\": %s}", (NR > 1 ? ", " : ""), $1, $2}')],"
   echo "  \"peak_rss_kb\": {\"redis\": $redis_rss, \"memory\": $memory_rss},"
@@ -224,17 +266,21 @@ cat <<TABLE
 | service, memory backend, events/s | $m_med | $m_min-$m_max |
 | **ratio redis / ceiling** | **$ratio_r** | |
 | **ratio memory / ceiling** | **$ratio_m** | |
+| service CPU per payment, redis / memory | $redis_cpu / $memory_cpu us | |
 | 2 instances, redis, events/s | $two | (1 run) |
-| latency p50 / p99 / p99.9 at $rate events/s | $p50 / $p99 / $p999 ms | (1 run) |
 | peak RSS, redis / memory run ($USERS users) | $redis_rss / $memory_rss kB | |
 | cache bytes per user at 10^6 users, without the id | $per_user | |
 
 TABLE
 printf '%s\n' "${users_points[@]}" | sort -n | awk 'BEGIN{print "| distinct users | events/s (redis) |\n|---:|---:|"} {print "| " $1 " | " $2 " |"}'
+echo
+echo "Latency, payment produce -> alert (pinned: $pinned, capacity $capacity events/s):"
+echo
+printf '%s\n' "${lat_points[@]}" | awk 'BEGIN{print "| offered events/s | p50 ms | p99 ms | p99.9 ms |\n|---:|---:|---:|---:|"} {print "| " $1 " | " $2 " | " $3 " | " $4 " |"}'
 
 if command -v gnuplot >/dev/null; then
   printf '%s\n' "${users_points[@]}" | sort -n >"$work/users.dat"
-  printf '"p50" %s\n"p99" %s\n"p99.9" %s\n' "$p50" "$p99" "$p999" >"$work/latency.dat"
+  printf '%s\n' "${lat_points[@]}" >"$work/latency.dat"
   gnuplot <<PLOT
 set terminal pngcairo size 800,450
 set output "$out/throughput.png"
@@ -243,10 +289,11 @@ set logscale x
 set xlabel "distinct users"; set ylabel "events per second"; set yrange [0:*]; set grid
 plot "$work/users.dat" using 1:2 with linespoints lw 2 title "service", $c_med with lines dt 2 title "bare consumer ceiling"
 set output "$out/latency.png"
-unset logscale x
-set title "payment produce -> alert latency at $rate events/s (50% load)"
-set style data histograms; set style fill solid 0.6; set ylabel "ms"; set xlabel ""
-plot "$work/latency.dat" using 2:xtic(1) title "latency"
+set title "payment produce -> alert latency against offered load (pinned: $pinned, capacity $capacity/s)"
+set xlabel "offered events per second"; set ylabel "ms"; set logscale y
+plot "$work/latency.dat" using 1:2 with linespoints lw 2 title "p50", \\
+     "$work/latency.dat" using 1:3 with linespoints lw 2 title "p99", \\
+     "$work/latency.dat" using 1:4 with linespoints lw 2 title "p99.9"
 PLOT
   echo "plots: $out/throughput.png $out/latency.png"
 fi
