@@ -20,10 +20,12 @@ BENCH_PACKAGES := gnuplot-nox
 # REQUIRE_REAL_KAFKA=1 (as in .ci/run), which installs them when missing and
 # fails if the suite cannot run.
 REAL_KAFKA_PACKAGES := default-jre-headless maven
+# `make bench-peers` compiles its Flink and Kafka Streams peers: a JDK.
+BENCH_PEER_PACKAGES := default-jdk-headless maven
 REQUIRE_REAL_KAFKA ?= 0
 
 .PHONY: all deps deps-hardening deps-bench deps-real-kafka build test test-real-kafka demo bench \
-        install-real-kafka-packages fuzz lint test-sanitize valgrind hardening clean
+        bench-peers install-bench-peer-packages install-real-kafka-packages fuzz lint test-sanitize valgrind hardening clean
 
 all: build
 
@@ -88,6 +90,16 @@ demo: build
 
 bench: build deps-bench
 	tests/bench/run_bench.sh $(BUILD_DIR)
+
+# The same job in Apache Flink and Kafka Streams, on one real broker, side by side.
+bench-peers: build
+	@if ! { command -v javac && command -v mvn; } >/dev/null; then \
+	  $(MAKE) --no-print-directory install-bench-peer-packages; \
+	fi
+	tests/bench/peers/run_peers.sh $(BUILD_DIR)
+
+install-bench-peer-packages:
+	$(call install_missing,$(BENCH_PEER_PACKAGES))
 
 # The whole suite again, built with AddressSanitizer (leak detection on)
 # and UndefinedBehaviorSanitizer; the Docker checks are left to `make test`.

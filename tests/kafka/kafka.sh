@@ -4,12 +4,13 @@
 # this script) into a cache, and it runs with the machine's Java.
 #
 #   kafka.sh fetch                      resolve the jars (no download once cached)
-#   kafka.sh start [DIR [T:N[:compact]...]]  start in the background on free ports, wait
+#   kafka.sh start [DIR [T:N[:compact|:append]...]]  start in the background on free ports, wait
 #                                       until ready, create the topics given (default: the
 #                                       service's), print the bootstrap address (state and
 #                                       logs in DIR)
 #   kafka.sh stop DIR                   stop what `start` started, cleanly (SIGTERM)
-#   kafka.sh topics BOOTSTRAP T:N[:compact]...   create topics T with N partitions
+#   kafka.sh topics BOOTSTRAP T:N[:compact|:append]...   create topics T with N partitions
+#                                       (compacted, or stamped with LogAppendTime)
 #   kafka.sh run DIR PORT CONTROLLER_PORT        format DIR if new, then run the broker in
 #                                       the foreground (what the C test harness spawns)
 #
@@ -129,6 +130,9 @@ topics() { # bootstrap spec...
     local args=(--bootstrap-server "$bootstrap" --create --if-not-exists --topic "$name"
                 --partitions "${parts:-1}" --replication-factor 1)
     [ "${extra:-}" = compact ] && args+=(--config cleanup.policy=compact)
+    # The broker stamps each record as it appends it: bench-peers clocks
+    # every contender by its alert records' broker timestamps.
+    [ "${extra:-}" = append ] && args+=(--config message.timestamp.type=LogAppendTime)
     java_run org.apache.kafka.tools.TopicCommand "${args[@]}" >&2
   done
 }
@@ -170,5 +174,5 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   topics) [ $# -ge 2 ] || die "usage: kafka.sh topics BOOTSTRAP T:N[:compact]..."; topics "$@" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
