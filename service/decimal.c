@@ -99,26 +99,50 @@ decimal_status_t decimal_from_double(double value, decimal_t *out) {
     return decimal_parse(text, strlen(text), out);
 }
 
-size_t decimal_format(decimal_t value, char *buf, size_t bufsize) {
+/* The digits of magnitude, most significant first; returns their count. */
+static size_t write_digits(uint64_t magnitude, char *out) {
+    char reversed[20];
+    size_t n = 0, len = 0;
+    do {
+        reversed[n++] = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    while (n) out[len++] = reversed[--n];
+    return len;
+}
+
+size_t decimal_format_int(int64_t value, char *buf) {
     /* Work on the magnitude as unsigned so INT64_MIN cannot overflow. */
     uint64_t magnitude = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
-    uint64_t whole = magnitude / DECIMAL_SCALE;
-    unsigned frac = (unsigned)(magnitude % DECIMAL_SCALE);
-    int n;
+    size_t len = 0;
+    if (value < 0) buf[len++] = '-';
+    len += write_digits(magnitude, buf + len);
+    buf[len] = '\0';
+    return len;
+}
 
-    if (frac == 0) {
-        n = snprintf(buf, bufsize, "%s%llu", value < 0 ? "-" : "",
-                     (unsigned long long)whole);
-    } else {
-        char frac_text[8];
-        int frac_len = snprintf(frac_text, sizeof(frac_text), "%04u", frac);
-        while (frac_len > 0 && frac_text[frac_len - 1] == '0')
-            frac_text[--frac_len] = '\0';
-        n = snprintf(buf, bufsize, "%s%llu.%s", value < 0 ? "-" : "",
-                     (unsigned long long)whole, frac_text);
+size_t decimal_format(decimal_t value, char *buf, size_t bufsize) {
+    char text[DECIMAL_TEXT_MAX + 8];
+    uint64_t magnitude = value < 0 ? (uint64_t)0 - (uint64_t)value : (uint64_t)value;
+    unsigned frac = (unsigned)(magnitude % DECIMAL_SCALE);
+    size_t len = 0;
+    if (value < 0) text[len++] = '-';
+    len += write_digits(magnitude / DECIMAL_SCALE, text + len);
+    if (frac != 0) { /* four digits, without the trailing zeros */
+        char digits[DECIMAL_FRACTION_DIGITS];
+        size_t keep = DECIMAL_FRACTION_DIGITS;
+        for (size_t i = DECIMAL_FRACTION_DIGITS; i-- > 0; frac /= 10)
+            digits[i] = (char)('0' + frac % 10);
+        while (digits[keep - 1] == '0') keep--;
+        text[len++] = '.';
+        memcpy(text + len, digits, keep);
+        len += keep;
     }
-    if (n < 0) return 0;
-    return (size_t)n < bufsize ? (size_t)n : bufsize - 1;
+    if (bufsize == 0) return 0;
+    if (len >= bufsize) len = bufsize - 1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    return len;
 }
 
 bool decimal_add(decimal_t a, decimal_t b, decimal_t *out) {

@@ -42,6 +42,13 @@ decimal_status_t decimal_from_double(double value, decimal_t *out);
  * should hold DECIMAL_TEXT_MAX bytes. Returns the length written. */
 size_t decimal_format(decimal_t value, char *buf, size_t bufsize);
 
+/* Writes an integer's digits (and sign) and a NUL into buf, which should
+ * hold DECIMAL_INT_TEXT_MAX bytes. Returns the length written. The hot
+ * paths format many numbers per batch; this is snprintf's "%lld" without
+ * the format parsing. */
+#define DECIMAL_INT_TEXT_MAX 21
+size_t decimal_format_int(int64_t value, char *buf);
+
 /* Exact arithmetic; false on overflow, leaving *out untouched. */
 bool decimal_add(decimal_t a, decimal_t b, decimal_t *out);
 bool decimal_sub(decimal_t a, decimal_t b, decimal_t *out);

@@ -1,6 +1,5 @@
 #include "redis_argv.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +18,6 @@ static int reserve(redis_argv_t *b, size_t bytes) {
         size_t *lens = realloc(b->lens, slots * sizeof(*lens));
         if (!lens) return -1;
         b->lens = lens;
-        const char **argv = realloc(b->argv, slots * sizeof(*argv));
-        if (!argv) return -1;
-        b->argv = argv;
         b->slots = slots;
     }
     if (b->used + bytes > b->cap) {
@@ -44,31 +40,54 @@ int redis_argv_add(redis_argv_t *b, const char *data, size_t len) {
     return 0;
 }
 
-int redis_argv_addf(redis_argv_t *b, const char *fmt, ...) {
-    char tmp[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp)) return -1;
-    return redis_argv_add(b, tmp, (size_t)n);
-}
-
 int redis_argv_add_decimal(redis_argv_t *b, decimal_t value) {
     char text[DECIMAL_TEXT_MAX];
     size_t len = decimal_format(value, text, sizeof(text));
     return redis_argv_add(b, text, len);
 }
 
-const char **redis_argv_finish(redis_argv_t *b) {
-    for (size_t i = 0; i < b->count; i++) b->argv[i] = b->arena + b->offsets[i];
-    return b->argv;
+int redis_argv_add_int(redis_argv_t *b, int64_t value) {
+    char text[DECIMAL_INT_TEXT_MAX];
+    size_t len = decimal_format_int(value, text);
+    return redis_argv_add(b, text, len);
+}
+
+/* "<mark><n>\r\n" at out; returns its length. */
+static size_t put_header(char *out, char mark, size_t n) {
+    out[0] = mark;
+    size_t len = 1 + decimal_format_int((int64_t)n, out + 1);
+    out[len++] = '\r';
+    out[len++] = '\n';
+    return len;
+}
+
+int redis_argv_append(redis_argv_t *b, redisContext *ctx) {
+    /* Each argument: "$<len>\r\n<bytes>\r\n"; the count: "*<n>\r\n". */
+    const size_t header_max = 1 + DECIMAL_INT_TEXT_MAX + 2;
+    size_t need = header_max + b->used + b->count * (header_max + 2);
+    if (need > b->wire_cap) {
+        size_t cap = b->wire_cap ? b->wire_cap : 4096;
+        while (cap < need) cap *= 2;
+        char *wire = realloc(b->wire, cap);
+        if (!wire) return -1;
+        b->wire = wire;
+        b->wire_cap = cap;
+    }
+    size_t len = put_header(b->wire, '*', b->count);
+    for (size_t i = 0; i < b->count; i++) {
+        len += put_header(b->wire + len, '$', b->lens[i]);
+        memcpy(b->wire + len, b->arena + b->offsets[i], b->lens[i]);
+        len += b->lens[i];
+        b->wire[len++] = '\r';
+        b->wire[len++] = '\n';
+    }
+    return redisAppendFormattedCommand(ctx, b->wire, len) == REDIS_OK ? 0 : -1;
 }
 
 void redis_argv_free(redis_argv_t *b) {
     free(b->arena);
     free(b->offsets);
     free(b->lens);
-    free(b->argv);
+    free(b->wire);
     memset(b, 0, sizeof(*b));
 }

@@ -124,23 +124,23 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
         sets += present[f];
         dels += !present[f] && (e->flags & CACHE_ENTRY_RULE_FIELDS);
     }
-    if (redis_argv_addf(b, "%zu", sets)) return -1;
+    if (redis_argv_add_int(b, (int64_t)sets)) return -1;
     for (int f = 0; f < USER_FIELD_COUNT; f++) {
         if (!present[f]) continue;
         int rc = add_field_name(b, f);
         switch (f) {
         case F_PREV: rc = rc || redis_argv_add_decimal(b, state->prev); break;
         case F_CUM: rc = rc || redis_argv_add_decimal(b, state->cum); break;
-        case F_COUNT: rc = rc || redis_argv_addf(b, "%lld", (long long)state->count); break;
+        case F_COUNT: rc = rc || redis_argv_add_int(b, state->count); break;
         case F_CL: rc = rc || redis_argv_add_decimal(b, rs->cumulative_alerted); break;
-        case F_STL: rc = rc || redis_argv_addf(b, "%lld", (long long)rs->small_at_ms); break;
-        case F_AVGN: rc = rc || redis_argv_addf(b, "%d", (int)rs->average_n); break;
+        case F_STL: rc = rc || redis_argv_add_int(b, rs->small_at_ms); break;
+        case F_AVGN: rc = rc || redis_argv_add_int(b, rs->average_n); break;
         case F_AVGS: rc = rc || redis_argv_add_decimal(b, rs->average_sum); break;
         case F_VEL: rc = rc || add_velocity(b, rs); break;
         }
         if (rc) return -1;
     }
-    if (redis_argv_addf(b, "%zu", dels)) return -1;
+    if (redis_argv_add_int(b, (int64_t)dels)) return -1;
     for (int f = FIRST_RULE_FIELD; f < USER_FIELD_COUNT && dels; f++)
         if (!present[f] && add_field_name(b, f)) return -1;
     /* What is written now is all the hash will hold. */

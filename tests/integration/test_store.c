@@ -135,6 +135,50 @@ END_TEST
 
 /* The batch's loads and the state query read the hash the same way: the
  * same user, the same "no TTL" (-1), the same verdict on a corrupt hash. */
+/* Calls of one command since the last CONFIG RESETSTAT. */
+static long long command_calls(const char *command) {
+    char *info = get("INFO %s", "commandstats", NULL);
+    char needle[64];
+    snprintf(needle, sizeof(needle), "cmdstat_%s:calls=", command);
+    const char *at = strstr(info, needle);
+    long long calls = at ? atoll(at + strlen(needle)) : 0;
+    free(info);
+    return calls;
+}
+
+START_TEST(test_ttl_off_persists_only_keys_that_had_one) {
+    /* dave is written with a TTL, then, with the TTL turned off, loaded and
+     * written again: his key must lose it. erin never had one: no PERSIST
+     * for her (it cost a third of the step at 100,000 users). */
+    cache_entry_t *with_ttl[] = {user("dave", 0, 70000, 3)};
+    store_step_t first = {.partition = 0, .expected_checkpoint = -1, .next_offset = 1,
+                          .users = with_ttl, .user_count = 1};
+    ck_assert_int_eq(store_commit_steps(store, &first, 1, 60000, err, sizeof(err)), 0);
+
+    state_cache_t *fresh = state_cache_new(10);
+    cache_entry_t *dave = state_cache_put(fresh, "dave", 4, 0);
+    cache_entry_t *erin = state_cache_put(fresh, "erin", 4, 0);
+    cache_entry_t *load[] = {dave, erin};
+    ck_assert_int_eq(store_load_users(store, load, 2, 1000000, err, sizeof(err)), 0);
+    erin->state.count = 1;
+    freeReplyObject(redisCommand(redis, "CONFIG RESETSTAT"));
+    store_step_t second = {.partition = 0, .expected_checkpoint = 1, .next_offset = 2,
+                           .users = load, .user_count = 2};
+    ck_assert_int_eq(store_commit_steps(store, &second, 1, 0, err, sizeof(err)), 0);
+    ck_assert(!second.conflict);
+    ck_assert_int_eq(integer("PTTL %s", "fraud:{payments/0}:user:dave"), -1);
+    ck_assert_int_eq(integer("PTTL %s", "fraud:{payments/0}:user:erin"), -1);
+    ck_assert_int_eq(command_calls("persist"), 1);
+
+    /* Persisted now: the next write sends none. */
+    store_step_t third = {.partition = 0, .expected_checkpoint = 2, .next_offset = 3,
+                          .users = load, .user_count = 2};
+    ck_assert_int_eq(store_commit_steps(store, &third, 1, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(command_calls("persist"), 1);
+    state_cache_destroy(fresh);
+}
+END_TEST
+
 START_TEST(test_loads_and_the_state_query_agree_on_one_hash) {
     cache_entry_t *users[] = {user("erin", 1, 20000, 2)};
     store_step_t step = {.partition = 1, .expected_checkpoint = -1, .next_offset = 1,
@@ -225,6 +269,7 @@ int main(void) {
     tcase_add_test(tc, test_step_writes_users_checkpoint_and_outbox_together);
     tcase_add_test(tc, test_step_with_a_stale_checkpoint_writes_nothing);
     tcase_add_test(tc, test_steps_set_the_ttl_and_users_load_back_with_it);
+    tcase_add_test(tc, test_ttl_off_persists_only_keys_that_had_one);
     tcase_add_test(tc, test_outbox_is_loaded_and_emptied_by_id);
     tcase_add_test(tc, test_every_key_of_a_step_shares_one_hash_tag);
     tcase_add_test(tc, test_a_restarted_redis_gets_the_script_again);

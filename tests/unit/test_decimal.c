@@ -1,6 +1,7 @@
 #include <check.h>
 
 #include "check_main.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,29 @@ START_TEST(test_format_is_shortest_exact_form) {
 }
 END_TEST
 
+START_TEST(test_format_matches_printf_and_truncates_like_it) {
+    /* The formatters replaced snprintf on the hot path: same text. */
+    char mine[DECIMAL_TEXT_MAX], theirs[64];
+    const int64_t ints[] = {0, 7, -7, 10, 1000000, INT64_MAX, INT64_MIN, -1234567890123LL};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        size_t len = decimal_format_int(ints[i], mine);
+        snprintf(theirs, sizeof(theirs), "%lld", (long long)ints[i]);
+        ck_assert_str_eq(mine, theirs);
+        ck_assert_uint_eq(len, strlen(theirs));
+    }
+    for (int64_t v = -20001; v <= 20001; v += 7) { /* every fraction shape */
+        snprintf(theirs, sizeof(theirs), "%s%lld.%04lld", v < 0 ? "-" : "",
+                 (long long)(llabs(v) / DECIMAL_SCALE), (long long)(llabs(v) % DECIMAL_SCALE));
+        size_t len = strlen(theirs);
+        while (theirs[len - 1] == '0') theirs[--len] = '\0';
+        if (theirs[len - 1] == '.') theirs[--len] = '\0';
+        ck_assert_str_eq(fmt(v), strcmp(theirs, "-0") == 0 ? "0" : theirs);
+    }
+    ck_assert_uint_eq(decimal_format(-72500, mine, 4), 3);
+    ck_assert_str_eq(mine, "-7.");
+}
+END_TEST
+
 START_TEST(test_arithmetic_reports_overflow) {
     decimal_t out = 42;
     ck_assert(!decimal_add(INT64_MAX, 1, &out));
@@ -111,6 +135,7 @@ int main(void) {
     tcase_add_test(tc, test_parse_rejects_syntax_precision_and_range);
     tcase_add_test(tc, test_point_one_plus_point_two_is_exactly_point_three);
     tcase_add_test(tc, test_format_is_shortest_exact_form);
+    tcase_add_test(tc, test_format_matches_printf_and_truncates_like_it);
     tcase_add_test(tc, test_arithmetic_reports_overflow);
     tcase_add_test(tc, test_from_double_uses_shortest_round_trip_text);
     tcase_add_test(tc, test_parse_then_format_round_trips);
