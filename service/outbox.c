@@ -159,6 +159,7 @@ static int produce(outbox_t *ob, output_kind_t kind, const char *id, const char 
     const char *topic = topic_of(ob, kind);
     if (!topic[0]) {
         log_warn("alert", "%s: no topic configured for it any more; dropped", id);
+        if (inflight && inflight->mark) ack_mark_settle(inflight->mark, 0); /* done with it */
         free(inflight);
         return 0;
     }
