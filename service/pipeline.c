@@ -102,7 +102,8 @@ static void store_acknowledged_offsets(pipeline_t *p) {
     } while (n == 64);
 }
 
-/* Memory backend: the batch's offsets wait in the watermark. */
+/* Memory backend: the batch's offsets wait in the watermark, stored by
+ * store_acknowledged_offsets() once the reports are in. */
 static int seal_batch_offsets(pipeline_t *p) {
     int32_t partition;
     int64_t next_offset;
@@ -111,7 +112,6 @@ static int seal_batch_offsets(pipeline_t *p) {
             log_error("pipeline", "out of memory tracking acknowledgements");
             return -1;
         }
-    store_acknowledged_offsets(p);
     return 0;
 }
 

@@ -234,18 +234,24 @@ static char *dup_bytes(const void *p, size_t n) {
     return out;
 }
 
-record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, size_t expected,
-                               int timeout_ms) {
+/* A consumer of group that never commits and logs only errors. */
+static rd_kafka_t *quiet_consumer(const kafka_cluster_t *kc, const char *group) {
     char errstr[512];
-    record_list_t list = {0};
-    size_t cap = 0;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
-    rd_kafka_conf_set(conf, "group.id", "test-reader", NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
     rd_kafka_conf_set_log_cb(conf, quiet_log);
     rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!c) DIE("consumer: %s", errstr);
+    return c;
+}
+
+record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, size_t expected,
+                               int timeout_ms) {
+    record_list_t list = {0};
+    size_t cap = 0;
+    rd_kafka_t *c = quiet_consumer(kc, "test-reader");
 
     const rd_kafka_metadata_t *md;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(c, topic, NULL);
@@ -312,14 +318,7 @@ void record_list_free(record_list_t *list) {
 
 long long kafka_committed_total(const kafka_cluster_t *kc, const char *group, const char *topic,
                                 int partitions) {
-    char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", kc->bootstrap, NULL, 0);
-    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_conf_set_log_cb(conf, quiet_log);
-    rd_kafka_t *c = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (!c) DIE("consumer: %s", errstr);
+    rd_kafka_t *c = quiet_consumer(kc, group);
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(partitions);
     for (int i = 0; i < partitions; i++) rd_kafka_topic_partition_list_add(parts, topic, i);
     long long total = -1;
