@@ -108,6 +108,7 @@ char *alert_encode_new(const alert_t *a) {
     if (a->event_id && a->event_id[0] && !cJSON_AddStringToObject(root, "event_id", a->event_id))
         goto done;
     if (!add_int(root, "event_time", a->event_time_ms) ||
+        (a->clock && !cJSON_AddStringToObject(root, "clock", a->clock)) ||
         !add_int(root, "detected_at", a->detected_at_ms))
         goto done;
     text = cJSON_PrintUnformatted(root);
@@ -130,6 +131,30 @@ char *average_encode_new(const average_event_t *e) {
         (!e->rules || add_params(root, RULE_COUNT_AVERAGE, e->rules) == 0) &&
         add_source(root, e->source_topic, e->source_partition, e->source_offset) == 0 &&
         add_int(root, "detected_at", e->detected_at_ms))
+        text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+char *late_payment_encode_new(const late_payment_t *l) {
+    char id[ALERT_ID_MAX];
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    alert_id_format(l->source_topic, l->source_partition, l->source_offset, "late", id,
+                    sizeof(id));
+    if (cJSON_AddStringToObject(root, "late_id", id) &&
+        cJSON_AddStringToObject(root, "reason", "late") &&
+        cJSON_AddStringToObject(root, "user_id", l->user_id) &&
+        add_decimal(root, "amount", l->amount) &&
+        (!l->event_id || !l->event_id[0] ||
+         cJSON_AddStringToObject(root, "event_id", l->event_id)) &&
+        add_int(root, "event_time", l->event_time_ms) &&
+        add_int(root, "user_event_time", l->user_event_time_ms) &&
+        add_int(root, "lateness_ms", l->lateness_ms) &&
+        add_int(root, "max_out_of_orderness_ms", l->max_out_of_orderness_ms) &&
+        add_source(root, l->source_topic, l->source_partition, l->source_offset) == 0 &&
+        add_int(root, "detected_at", l->detected_at_ms))
         text = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return text;

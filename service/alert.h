@@ -4,8 +4,9 @@
  * fired ("<topic>/<partition>/<offset>/<rule>"), so a payment processed twice
  * yields the same id and consumers can drop the repeat. Amounts are written
  * as JSON numbers in their exact decimal form. "params" holds the rule's
- * parameters as they were when it fired. The same module writes the other
- * two outputs, averages and running totals. */
+ * parameters as they were when it fired, "clock" the time that its windows
+ * were measured in. The same module writes the other outputs: averages,
+ * running totals and late payments. */
 #ifndef FRAUD_ALERT_H
 #define FRAUD_ALERT_H
 
@@ -33,6 +34,7 @@ typedef struct alert {
     int64_t source_offset;
     const char *event_id;         /* "" or NULL when the payment had none */
     int64_t event_time_ms;        /* payment timestamp, else Kafka's */
+    const char *clock;            /* "event" or "processing": what decided */
     int64_t detected_at_ms;       /* wall clock when the rule fired */
 } alert_t;
 
@@ -62,6 +64,23 @@ typedef struct average_event {
     int64_t detected_at_ms;
 } average_event_t;
 char *average_encode_new(const average_event_t *event);
+
+/* A late payment for late.topic: older than its user's latest event time
+ * by more than the out-of-orderness bound. Freed by the caller. */
+typedef struct late_payment {
+    const char *user_id;
+    decimal_t amount;
+    const char *event_id;      /* "" or NULL when the payment had none */
+    int64_t event_time_ms;
+    int64_t user_event_time_ms; /* the user's latest event time */
+    int64_t lateness_ms;
+    int64_t max_out_of_orderness_ms;
+    const char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+    int64_t detected_at_ms;
+} late_payment_t;
+char *late_payment_encode_new(const late_payment_t *late);
 
 /* The running total for totals.topic: {user_id, cumulative_amount,
  * event_count}. Freed by the caller. */

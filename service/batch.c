@@ -9,6 +9,7 @@
 
 #include "alert.h"
 #include "clock.h"
+#include "event_time.h"
 #include "log.h"
 
 typedef struct batch_item {
@@ -16,6 +17,7 @@ typedef struct batch_item {
     dead_letter_reason_t reason;
     char reason_text[192];
     payment_t payment;
+    int64_t event_ms;     /* event_time_of() the payment; -1: unknown */
     cache_entry_t *entry; /* borrowed from the cache for this batch */
 } batch_item_t;
 
@@ -26,7 +28,12 @@ struct batch {
     decode_limits_t limits;
     cache_entry_t **misses;
     long dead_letters;
+    time_policy_t time;
+    int64_t late_logged_at_ms; /* late payments are logged at most every 10 s */
+    uint64_t late_unlogged;
 };
+
+#define LATE_LOG_INTERVAL_MS 10000
 
 batch_t *batch_new(const config_t *cfg) {
     batch_t *b = calloc(1, sizeof(*b));
@@ -36,6 +43,9 @@ batch_t *batch_new(const config_t *cfg) {
     b->limits = (decode_limits_t){.max_message_bytes = (size_t)cfg->input_max_message_bytes,
                                   .max_user_bytes = (size_t)cfg->input_max_user_id_bytes,
                                   .max_json_depth = (int)cfg->input_max_json_depth};
+    b->time = (time_policy_t){.clock = time_clock_parse(cfg->time_characteristic),
+                              .max_out_of_orderness_ms = cfg->time_max_out_of_orderness_ms,
+                              .max_future_ms = cfg->time_max_future_ms};
     b->items = calloc(b->cap, sizeof(*b->items));
     b->misses = calloc(b->cap, sizeof(*b->misses));
     if (!b->items || !b->misses) {
@@ -83,7 +93,28 @@ void batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t coun
     b->count = kept;
 }
 
+/* In event time, a payment whose time cannot be believed is not applied. */
+static void check_event_time(batch_t *b, batch_item_t *it, int64_t now) {
+    if (b->time.clock != CLOCK_EVENT || it->event_ms < 0) return;
+    switch (event_time_check(&b->time, it->event_ms, now)) {
+    case EVENT_TIME_OK: return;
+    case EVENT_TIME_IN_FUTURE:
+        it->reason = DEAD_LETTER_TIMESTAMP_IN_FUTURE;
+        snprintf(it->reason_text, sizeof(it->reason_text),
+                 "event time %lld is %lld ms ahead of the service's clock (time.max.future.ms=%lld)",
+                 (long long)it->event_ms, (long long)(it->event_ms - now),
+                 (long long)b->time.max_future_ms);
+        return;
+    case EVENT_TIME_BEFORE_2000:
+        it->reason = DEAD_LETTER_TIMESTAMP_BEFORE_2000;
+        snprintf(it->reason_text, sizeof(it->reason_text),
+                 "event time %lld is before 2000-01-01", (long long)it->event_ms);
+        return;
+    }
+}
+
 static void decode_all(batch_t *b, partitions_t *ps) {
+    int64_t now = clock_now_ms();
     partitions_batch_begin(ps);
     for (size_t i = 0; i < b->count; i++) {
         batch_item_t *it = &b->items[i];
@@ -91,6 +122,10 @@ static void decode_all(batch_t *b, partitions_t *ps) {
         it->entry = NULL;
         it->reason = decode_payment(m->key, m->key_len, m->value, m->value_len, &b->limits,
                                     &it->payment, it->reason_text, sizeof(it->reason_text));
+        if (it->reason == DECODE_OK) {
+            it->event_ms = event_time_of(it->payment.timestamp_ms, m->timestamp_ms);
+            check_event_time(b, it, now);
+        }
         partitions_batch_note(ps, m->partition, m->offset);
     }
 }
@@ -153,15 +188,13 @@ static int dead_letter(batch_t *b, const batch_env_t *env, const batch_item_t *i
 }
 
 /* Turns what the rules decided into output records: alerts and averages. */
-static int queue_rule_outputs(const batch_env_t *env, const batch_item_t *it,
+static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const batch_item_t *it,
                               const rule_set_t *rules, const rule_hit_t *hits, int hit_count,
                               decimal_t previous, int64_t now) {
     const payment_t *pay = &it->payment;
     const kafka_msg_t *m = &it->msg;
     const user_state_t *state = &it->entry->state;
-    int64_t event_time = pay->timestamp_ms >= 0 ? pay->timestamp_ms
-                         : m->timestamp_ms >= 0 ? m->timestamp_ms
-                                                : now;
+    int64_t event_time = it->event_ms >= 0 ? it->event_ms : now;
     for (int i = 0; i < hit_count; i++) {
         const rule_hit_t *h = &hits[i];
         char *json;
@@ -183,7 +216,8 @@ static int queue_rule_outputs(const batch_env_t *env, const batch_item_t *it,
                 .cumulative_amount = state->cum, .event_count = state->count,
                 .source_topic = m->topic, .source_partition = m->partition,
                 .source_offset = m->offset, .event_id = pay->event_id,
-                .event_time_ms = event_time, .detected_at_ms = now,
+                .event_time_ms = event_time, .clock = time_clock_name(b->time.clock),
+                .detected_at_ms = now,
             };
             json = alert_encode_new(&alert);
         }
@@ -198,11 +232,11 @@ static int queue_rule_outputs(const batch_env_t *env, const batch_item_t *it,
  * holds something: most users of most rule sets remember nothing beyond
  * prev, cum and count. Returns the hits, or -1 when out of memory. */
 static int evaluate_rules(cache_entry_t *e, const rule_set_t *rules, decimal_t amount,
-                          decimal_t cum, int64_t now, rule_hit_t *hits) {
+                          decimal_t cum, const rule_time_t *t, rule_hit_t *hits) {
     rule_state_t scratch = {0};
     rule_state_t *rs = e->state.rules ? e->state.rules : &scratch;
     int hit_count = rules_evaluate(rules, rs, e->state.count > 0, e->state.prev, amount, cum,
-                                   now, hits);
+                                   t, hits);
     if (hit_count >= 0 && rs == &scratch && !rule_state_is_empty(&scratch)) {
         e->state.rules = rule_state_move_to_heap(&scratch);
         if (!e->state.rules) hit_count = -1;
@@ -212,6 +246,40 @@ static int evaluate_rules(cache_entry_t *e, const rule_set_t *rules, decimal_t a
     }
     rule_state_free(&scratch);
     return hit_count;
+}
+
+/* A late payment still counts in the user's totals; it is reported, to
+ * late.topic through the outbox (so exactly once with its state), or else
+ * counted and logged, sampled. */
+static int report_late(batch_t *b, const batch_env_t *env, const batch_item_t *it,
+                       int64_t lateness, int64_t user_latest, int64_t now) {
+    const kafka_msg_t *m = &it->msg;
+    metrics_add(&env->metrics->late_payments, 1);
+    if (env->cfg->late_topic[0]) {
+        late_payment_t late = {
+            .user_id = it->payment.user_id, .amount = it->payment.amount,
+            .event_id = it->payment.event_id, .event_time_ms = it->event_ms,
+            .user_event_time_ms = user_latest, .lateness_ms = lateness,
+            .max_out_of_orderness_ms = b->time.max_out_of_orderness_ms,
+            .source_topic = m->topic, .source_partition = m->partition,
+            .source_offset = m->offset, .detected_at_ms = now,
+        };
+        return outbox_queue(env->outbox, OUTPUT_LATE, -1, m->topic, m->partition, m->offset,
+                            it->payment.user_id, it->event_ms, late_payment_encode_new(&late));
+    }
+    if (b->late_logged_at_ms && now - b->late_logged_at_ms < LATE_LOG_INTERVAL_MS) {
+        b->late_unlogged++;
+        return 0;
+    }
+    log_warn("time", "late payment %s [%d] offset %lld: %lld ms older than its user's latest "
+             "event time (time.max.out.of.orderness.ms=%lld); counted in the totals, skipped "
+             "by window rules; %llu more since the last line (set late.topic to get them all)",
+             m->topic, (int)m->partition, (long long)m->offset, (long long)lateness,
+             (long long)b->time.max_out_of_orderness_ms,
+             (unsigned long long)b->late_unlogged);
+    b->late_logged_at_ms = now;
+    b->late_unlogged = 0;
+    return 0;
 }
 
 static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
@@ -230,7 +298,9 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
         return dead_letter(b, env, it);
     }
     decimal_t previous = e->state.prev;
-    int hit_count = evaluate_rules(e, rules, pay->amount, cum, now, hits);
+    int64_t lateness;
+    rule_time_t t = event_time_place(&b->time, it->event_ms, now, &e->state.event_ms, &lateness);
+    int hit_count = evaluate_rules(e, rules, pay->amount, cum, &t, hits);
     if (hit_count < 0) {
         log_error("state", "out of memory evaluating rules");
         return -1;
@@ -241,7 +311,8 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
     ttl_on_write(env->ttl, e, now);
     state_cache_mark_dirty(env->cache, e);
     metrics_add(&env->metrics->events[EVENT_VALID], 1);
-    return queue_rule_outputs(env, it, rules, hits, hit_count, previous, now);
+    if (t.late && report_late(b, env, it, lateness, e->state.event_ms, now) != 0) return -1;
+    return queue_rule_outputs(b, env, it, rules, hits, hit_count, previous, now);
 }
 
 /* totals.topic: each user changed by the batch, once, with the state the

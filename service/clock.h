@@ -1,7 +1,7 @@
 /* clock: the service's one source of time.
  *
  * Every module that reads the time or waits asks this one. Wall-clock
- * milliseconds stamp alerts and decide TTL and windows; monotonic
+ * milliseconds stamp alerts and decide TTL (and windows in processing time); monotonic
  * milliseconds measure durations and deadlines; sleeping waits out a
  * backoff. Tests inject their own source, so TTL, windows and backoff are
  * driven rather than slept through. The default is the system's clocks. */

@@ -365,11 +365,12 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
                   cfg->input_topic);
         return -1;
     }
-    const char *outputs[] = {cfg->rules_topic, cfg->totals_topic, cfg->averages_topic};
+    const char *outputs[] = {cfg->rules_topic, cfg->totals_topic, cfg->averages_topic,
+                             cfg->late_topic};
     for (size_t i = 0; i < sizeof(outputs) / sizeof(outputs[0]); i++) {
         if (strcmp(outputs[i], cfg->input_topic) == 0) {
             errstr_set(errstr, errstr_size,
-                       "rules.topic, totals.topic and averages.topic must differ from "
+                       "rules.topic, totals.topic, averages.topic and late.topic must differ from "
                        "input.topic \"%s\"", cfg->input_topic);
             return -1;
         }
@@ -386,6 +387,19 @@ int config_validate_rules(const config_t *cfg, const rule_set_t *rules, char *er
     if (rules->enabled[RULE_COUNT_AVERAGE] && !cfg->averages_topic[0]) {
         errstr_set(errstr, errstr_size,
                    "rule.count_average.enabled=true needs averages.topic to write to");
+        return -1;
+    }
+    /* A payment placed out of order must still fall in every window. */
+    int64_t slack = cfg->time_max_out_of_orderness_ms;
+    if (strcmp(cfg->time_characteristic, "event") == 0 &&
+        ((rules->enabled[RULE_SMALL_THEN_LARGE] && slack > rules->small_window_ms) ||
+         (rules->enabled[RULE_VELOCITY] && slack > rules->velocity_window_ms))) {
+        errstr_set(errstr, errstr_size,
+                   "time.max.out.of.orderness.ms=%lld is longer than the smallest enabled "
+                   "window (small_then_large.window.ms=%lld, velocity.window.ms=%lld): it may "
+                   "be at most that window",
+                   (long long)slack, (long long)rules->small_window_ms,
+                   (long long)rules->velocity_window_ms);
         return -1;
     }
     return 0;

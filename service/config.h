@@ -44,6 +44,10 @@ typedef struct config {
     int64_t input_max_message_bytes;
     int64_t input_max_user_id_bytes;
     int64_t input_max_json_depth;
+    char *time_characteristic;   /* "event" or "processing" */
+    int64_t time_max_out_of_orderness_ms;
+    int64_t time_max_future_ms;
+    char *late_topic;
     rule_set_t rules;            /* the rule.* keys; reloadable at run time */
     char *rules_topic;
     char *totals_topic;

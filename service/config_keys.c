@@ -62,6 +62,23 @@ const key_def_t CONFIG_KEYS[] = {
      "Longest accepted user id; longer ones are dead-lettered (user_too_long)."},
     {"input.max.json.depth", KEY_INT, "8", 1, 100, NULL, FIELD(input_max_json_depth),
      "Deepest accepted nesting of JSON objects and arrays (json_too_deep past it)."},
+    {"time.characteristic", KEY_ENUM, "event", 0, 0, "event|processing",
+     FIELD(time_characteristic),
+     "The clock of the window rules (small_then_large, velocity). event: the payment's "
+     "timestamp field, else its Kafka record's timestamp, so a backlog or a replay decides "
+     "as a live stream did. processing: the service's clock when the payment is applied."},
+    {"time.max.out.of.orderness.ms", KEY_INT, "0", 0, INT64_MAX / 2, NULL,
+     FIELD(time_max_out_of_orderness_ms),
+     "Event time: a payment up to this much older than its user's latest is still placed "
+     "in the user's windows; an older one is late. At most the smallest enabled window."},
+    {"time.max.future.ms", KEY_INT, "3600000", 0, INT64_MAX / 2, NULL,
+     FIELD(time_max_future_ms),
+     "Event time: a payment whose time is further ahead of the service's clock is "
+     "dead-lettered (timestamp_in_future), as is one before 2000 (timestamp_before_2000)."},
+    {"late.topic", KEY_STRING, "", 0, 0, NULL, FIELD(late_topic),
+     "When set, each late payment (event time) is produced here with its lateness, keyed by "
+     "user id; otherwise late payments are counted in fraud_late_payments_total and logged "
+     "(sampled). Either way they still count in the user's totals."},
     {"totals.topic", KEY_STRING, "", 0, 0, NULL, FIELD(totals_topic),
      "When set, each user's latest {user_id, cumulative_amount, event_count} is produced "
      "here after every batch that changed it, keyed by user id: a changelog, meant to be "
@@ -92,7 +109,7 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.small_then_large.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_SMALL_THEN_LARGE]),
      "Flink's fraud walkthrough: a payment below small, then the user's next payment above "
-     "large within window.ms (processing time)."},
+     "large within window.ms (in time.characteristic's clock)."},
     {"rule.small_then_large.small", KEY_DECIMAL, "1.00", 0, 0, NULL,
      RULE_FIELD(small_amount),
      "A payment strictly below this starts the pattern."},
@@ -112,10 +129,11 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.velocity.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_VELOCITY]),
      "Alert on each payment that makes more than max.count payments of a user within "
-     "window.ms (processing time)."},
+     "window.ms (in time.characteristic's clock)."},
     {"rule.velocity.max.count", KEY_INT, "10", 1, VELOCITY_MAX_COUNT, NULL,
      RULE_FIELD(velocity_max_count),
-     "Payments allowed within the window; a user's state keeps this many times at most."},
+     "Payments allowed within the window; a user's state keeps this many times at most "
+     "(twice as many with time.max.out.of.orderness.ms)."},
     {"rule.velocity.window.ms", KEY_INT, "60000", 1, INT64_MAX / 2, NULL,
      RULE_FIELD(velocity_window_ms),
      "Length of the sliding window (inclusive)."},

@@ -25,6 +25,8 @@ struct dead_letter {
 const char *dead_letter_reason_code(dead_letter_reason_t reason) {
     if (reason == DEAD_LETTER_CUMULATIVE_OVERFLOW) return "cumulative_overflow";
     if (reason == DEAD_LETTER_INVALID_RULE) return "invalid_rule";
+    if (reason == DEAD_LETTER_TIMESTAMP_IN_FUTURE) return "timestamp_in_future";
+    if (reason == DEAD_LETTER_TIMESTAMP_BEFORE_2000) return "timestamp_before_2000";
     return decode_reason_code((decode_reason_t)reason);
 }
 

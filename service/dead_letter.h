@@ -6,7 +6,7 @@
  * DEAD_LETTER_LOG_PER_SECOND lines a second so that a flood of bad input
  * is not a flood of logs.
  *
- * The reasons are decode's, plus two that are not about decoding.
+ * The reasons are decode's, plus the ones that are not about decoding.
  * dead_letter borrows the producer and the metrics; the consumer thread
  * alone uses it. */
 #ifndef FRAUD_DEAD_LETTER_H
@@ -26,6 +26,9 @@ enum {
     DEAD_LETTER_CUMULATIVE_OVERFLOW = DECODE_REASON_COUNT,
     /* A rules.topic record that cannot be applied. */
     DEAD_LETTER_INVALID_RULE,
+    /* Event time: further ahead than time.max.future.ms, or before 2000. */
+    DEAD_LETTER_TIMESTAMP_IN_FUTURE,
+    DEAD_LETTER_TIMESTAMP_BEFORE_2000,
     DEAD_LETTER_REASON_COUNT
 };
 

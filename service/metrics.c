@@ -171,6 +171,13 @@ char *metrics_render_new(const metrics_t *m) {
     counter_header(&t, "fraud_totals_total",
                    "Running totals produced to totals.topic and acknowledged.");
     append(&t, "fraud_totals_total %llu\n", (unsigned long long)load(&m->totals_produced));
+    counter_header(&t, "fraud_late_payments_total",
+                   "Payments older than their user's latest event time by more than "
+                   "time.max.out.of.orderness.ms: counted in totals, skipped by window rules.");
+    append(&t, "fraud_late_payments_total %llu\n", (unsigned long long)load(&m->late_payments));
+    counter_header(&t, "fraud_late_produced_total",
+                   "Late payments produced to late.topic and acknowledged.");
+    append(&t, "fraud_late_produced_total %llu\n", (unsigned long long)load(&m->late_produced));
     counter_header(&t, "fraud_rule_updates_total",
                    "Rule changes by source (sighup, topic) and result (applied, rejected).");
     for (int src = 0; src < 2; src++)

@@ -178,6 +178,10 @@ static char *user_answer_json(const ops_sources_t *s, const char *user, const us
         !cJSON_AddRawToObject(root, "cumulative_amount", cum) ||
         !cJSON_AddRawToObject(root, "event_count", num))
         goto done;
+    snprintf(num, sizeof(num), "%lld", (long long)a->state.event_ms);
+    if (a->state.event_ms > 0 ? !cJSON_AddRawToObject(root, "event_time", num)
+                              : !cJSON_AddNullToObject(root, "event_time"))
+        goto done;
     if (a->ttl_ms >= 0) {
         snprintf(num, sizeof(num), "%lld", (long long)a->ttl_ms);
         if (!cJSON_AddRawToObject(root, "ttl_remaining_ms", num)) goto done;

@@ -20,8 +20,9 @@
 
 /* The last part of a running total's id, where an alert's has its rule. */
 #define TOTALS_ID_SUFFIX "totals"
+#define LATE_ID_SUFFIX "late"
 
-static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't'};
+static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l'};
 
 /* An inflight_t's kind when it is a dead letter's ticket. */
 #define DEAD_LETTER_TICKET OUTPUT_KIND_COUNT
@@ -93,6 +94,7 @@ void outbox_destroy(outbox_t *ob) {
 static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
     if (kind == OUTPUT_TOTAL) return ob->cfg->totals_topic;
     if (kind == OUTPUT_AVERAGE) return ob->cfg->averages_topic;
+    if (kind == OUTPUT_LATE) return ob->cfg->late_topic;
     return ob->cfg->alert_topic;
 }
 
@@ -113,6 +115,7 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
                            .event_time_ms = event_time_ms};
     const char *last = kind == OUTPUT_ALERT     ? rule_name((rule_id_t)rule)
                        : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
+                       : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
                                                 : TOTALS_ID_SUFFIX;
     alert_id_format(topic, partition, offset, last, r->id, sizeof(r->id));
     char head[64];
@@ -240,6 +243,8 @@ void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
         metrics_add(&ob->metrics->totals_produced, 1);
     } else if (a->kind == OUTPUT_AVERAGE) {
         metrics_add(&ob->metrics->averages_produced, 1);
+    } else if (a->kind == OUTPUT_LATE) {
+        metrics_add(&ob->metrics->late_produced, 1);
     } else {
         metrics_add(&ob->metrics->alerts_acknowledged[a->rule], 1);
         metrics_observe(&ob->metrics->event_to_alert_seconds,
@@ -323,7 +328,8 @@ static void classify_untyped(stored_record_t *s) {
     const cJSON *rule = cJSON_GetObjectItemCaseSensitive(root, "rule");
     const cJSON *source = cJSON_GetObjectItemCaseSensitive(root, "source");
     const cJSON *offset = cJSON_GetObjectItemCaseSensitive(source, "offset");
-    s->kind = cJSON_GetObjectItemCaseSensitive(root, "average_id") ? OUTPUT_AVERAGE
+    s->kind = cJSON_GetObjectItemCaseSensitive(root, "late_id")      ? OUTPUT_LATE
+              : cJSON_GetObjectItemCaseSensitive(root, "average_id") ? OUTPUT_AVERAGE
               : cJSON_IsString(rule)                               ? OUTPUT_ALERT
                                                                    : OUTPUT_TOTAL;
     s->offset = cJSON_IsNumber(offset) ? (int64_t)offset->valuedouble : 0;

@@ -1,6 +1,7 @@
 /* outbox: output records from decision to removal.
  *
- * An output record (an alert, a count_average event or a running total) is
+ * An output record (an alert, a count_average event, a running total or a
+ * late payment) is
  * decided while a batch is applied and queued here. Its partition's atomic
  * Redis step writes it into that partition's outbox together with the state
  * that raised it; only then is it produced. Acknowledged records are removed
@@ -33,7 +34,13 @@
 #include "redis_retry.h"
 #include "store_redis.h"
 
-typedef enum { OUTPUT_ALERT = 0, OUTPUT_AVERAGE, OUTPUT_TOTAL, OUTPUT_KIND_COUNT } output_kind_t;
+typedef enum {
+    OUTPUT_ALERT = 0,
+    OUTPUT_AVERAGE,
+    OUTPUT_TOTAL,
+    OUTPUT_LATE, /* a late payment, for late.topic */
+    OUTPUT_KIND_COUNT
+} output_kind_t;
 
 /* A record decided in this batch, waiting for its partition's step. */
 typedef struct output_record {

@@ -39,12 +39,15 @@ bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limi
     return true;
 }
 
-bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now_ms,
+bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, const rule_time_t *t,
                                  const rule_set_t *rules, int64_t *elapsed_ms) {
     bool fires = false;
+    /* Out of order: which payment it follows is not known, so it leaves
+     * any pattern in progress as it is. */
+    if (t->at_ms < t->latest_ms) return false;
     if (st->small_at_ms > 0 && amount > rules->large_amount) {
-        int64_t elapsed = now_ms - st->small_at_ms;
-        /* A clock stepping back must not open the window wider. */
+        int64_t elapsed = t->at_ms - st->small_at_ms;
+        /* A processing clock stepping back must not open the window wider. */
         if (elapsed < 0) elapsed = 0;
         if (elapsed <= rules->small_window_ms) {
             *elapsed_ms = elapsed;
@@ -52,7 +55,7 @@ bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now
         }
     }
     /* Whatever this payment is, it ends any pattern in progress. */
-    st->small_at_ms = amount < rules->small_amount ? (now_ms > 0 ? now_ms : 1) : 0;
+    st->small_at_ms = amount < rules->small_amount ? (t->at_ms > 0 ? t->at_ms : 1) : 0;
     return fires;
 }
 
@@ -72,36 +75,51 @@ bool rule_count_average_fires(rule_state_t *st, decimal_t amount, int64_t count,
     return true;
 }
 
-static void velocity_forget_older(rule_state_t *st, int64_t now_ms, int64_t window_ms) {
-    uint16_t keep_from = 0;
-    while (keep_from < st->velocity_len && now_ms - st->velocity_ms[keep_from] > window_ms)
-        keep_from++;
-    if (keep_from == 0) return;
-    st->velocity_len = (uint16_t)(st->velocity_len - keep_from);
-    memmove(st->velocity_ms, st->velocity_ms + keep_from,
+static void velocity_drop_oldest(rule_state_t *st, uint16_t drop) {
+    if (drop == 0) return;
+    st->velocity_len = (uint16_t)(st->velocity_len - drop);
+    memmove(st->velocity_ms, st->velocity_ms + drop,
             st->velocity_len * sizeof(*st->velocity_ms));
 }
 
-int rule_velocity_fires(rule_state_t *st, int64_t now_ms, int64_t max_count,
+/* How many times of the ring are below `bound` (the ring is sorted). */
+static uint16_t velocity_count_before(const rule_state_t *st, int64_t bound) {
+    uint16_t n = 0;
+    while (n < st->velocity_len && st->velocity_ms[n] < bound) n++;
+    return n;
+}
+
+int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_count,
                         int64_t window_ms, int64_t *in_window) {
-    velocity_forget_older(st, now_ms, window_ms);
-    if (st->velocity_cap < max_count) {
-        int64_t *grown = realloc(st->velocity_ms, (size_t)max_count * sizeof(*grown));
+    /* A payment still to come lies at or after latest - slack, so its
+     * window starts no earlier than this. */
+    int64_t settled = t->latest_ms - t->slack_ms;
+    velocity_drop_oldest(st, velocity_count_before(st, settled - window_ms));
+    int64_t ring_max = t->slack_ms > 0 ? 2 * max_count : max_count;
+    if (st->velocity_cap < ring_max) {
+        int64_t *grown = realloc(st->velocity_ms, (size_t)ring_max * sizeof(*grown));
         if (!grown) return -1;
         st->velocity_ms = grown;
-        st->velocity_cap = (uint16_t)max_count;
+        st->velocity_cap = (uint16_t)ring_max;
     }
-    /* The ring holds at most max_count times, so "more than max_count" is
-     * "the ring is full of times within the window, plus this one". */
-    *in_window = st->velocity_len + 1;
-    int fires = st->velocity_len >= max_count;
-    if (st->velocity_len >= max_count) {
-        uint16_t drop = (uint16_t)(st->velocity_len - max_count + 1);
-        st->velocity_len = (uint16_t)(st->velocity_len - drop);
-        memmove(st->velocity_ms, st->velocity_ms + drop,
-                st->velocity_len * sizeof(*st->velocity_ms));
+    /* In order, this payment goes last; out of order, after its equals. */
+    uint16_t at = st->velocity_len;
+    while (at > 0 && st->velocity_ms[at - 1] > t->at_ms) at--;
+    uint16_t from = velocity_count_before(st, t->at_ms - window_ms);
+    *in_window = at - from + 1;
+    int fires = *in_window > max_count;
+    if (st->velocity_len == ring_max) { /* full of times younger than settled */
+        velocity_drop_oldest(st, 1);
+        if (at > 0) at--;
     }
-    st->velocity_ms[st->velocity_len++] = now_ms;
+    memmove(st->velocity_ms + at + 1, st->velocity_ms + at,
+            (size_t)(st->velocity_len - at) * sizeof(*st->velocity_ms));
+    st->velocity_ms[at] = t->at_ms;
+    st->velocity_len++;
+    /* Of the times at or before settled, a payment to come needs only the
+     * newest max_count: with them all in its window it fires anyway. */
+    uint16_t old = velocity_count_before(st, settled + 1);
+    if (old > max_count) velocity_drop_oldest(st, (uint16_t)(old - max_count));
     return fires;
 }
 
@@ -123,11 +141,8 @@ bool rule_state_prune(rule_state_t *st, const rule_set_t *rules) {
     if (!rules->enabled[RULE_VELOCITY]) {
         if (st->velocity_len) changed = true;
         rule_state_free(st);
-    } else if (st->velocity_len > rules->velocity_max_count) {
-        uint16_t drop = (uint16_t)(st->velocity_len - rules->velocity_max_count);
-        st->velocity_len = (uint16_t)(st->velocity_len - drop);
-        memmove(st->velocity_ms, st->velocity_ms + drop,
-                st->velocity_len * sizeof(*st->velocity_ms));
+    } else if (st->velocity_len > 2 * rules->velocity_max_count) {
+        velocity_drop_oldest(st, (uint16_t)(st->velocity_len - 2 * rules->velocity_max_count));
         changed = true;
     }
     return changed;
@@ -161,7 +176,7 @@ void rule_state_free(rule_state_t *st) {
 }
 
 int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
-                   decimal_t previous, decimal_t amount, decimal_t cum, int64_t now_ms,
+                   decimal_t previous, decimal_t amount, decimal_t cum, const rule_time_t *t,
                    rule_hit_t hits[RULE_COUNT]) {
     int n = 0;
     rule_state_prune(st, r);
@@ -173,15 +188,15 @@ int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
     if (r->enabled[RULE_CUMULATIVE_LIMIT] &&
         rule_cumulative_limit_fires(st, cum, r->cumulative_limit))
         hits[n++].rule = RULE_CUMULATIVE_LIMIT;
-    if (r->enabled[RULE_SMALL_THEN_LARGE] &&
-        rule_small_then_large_fires(st, amount, now_ms, r, &hits[n].elapsed_ms))
+    if (r->enabled[RULE_SMALL_THEN_LARGE] && !t->late &&
+        rule_small_then_large_fires(st, amount, t, r, &hits[n].elapsed_ms))
         hits[n++].rule = RULE_SMALL_THEN_LARGE;
     if (r->enabled[RULE_COUNT_AVERAGE] &&
         rule_count_average_fires(st, amount, r->average_count, &hits[n].average, &hits[n].sum,
                                  &hits[n].count))
         hits[n++].rule = RULE_COUNT_AVERAGE;
-    if (r->enabled[RULE_VELOCITY]) {
-        int fires = rule_velocity_fires(st, now_ms, r->velocity_max_count,
+    if (r->enabled[RULE_VELOCITY] && !t->late) {
+        int fires = rule_velocity_fires(st, t, r->velocity_max_count,
                                         r->velocity_window_ms, &hits[n].in_window);
         if (fires < 0) return -1;
         if (fires) hits[n++].rule = RULE_VELOCITY;

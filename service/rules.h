@@ -1,5 +1,5 @@
 /* rules: the fraud decisions, as pure functions of a user's state, the
- * payment and the processing time.
+ * payment and its time (event_time decides which clock that is).
  *
  *   amount_jump       amount - previous >= threshold (direction "both": the
  *                     absolute difference). The seed's rule from Flink's
@@ -9,13 +9,18 @@
  *   small_then_large  a payment < small, then the user's very next payment
  *                     > large at most window_ms later (Flink's fraud
  *                     walkthrough; its flag and timer become one timestamp).
+ *                     A payment older than the user's latest (out of order)
+ *                     neither completes nor breaks a pattern: its place in
+ *                     the sequence is not known.
  *   count_average     every count payments, the integer average of those
  *                     payments (the seed's CountWindowAverage), then reset.
- *   velocity          more than max_count payments within window_ms: the
- *                     last max_count payment times are kept in a ring.
+ *   velocity          more than max_count payments within window_ms ending
+ *                     at this payment's time: the payment times are kept,
+ *                     sorted, in a ring, so that one out of order within
+ *                     the slack is counted where it belongs.
  *
  * Windows are inclusive: two payments exactly window_ms apart are within
- * it. Each function reads the rule's own part of the state and writes its
+ * it. A late payment takes part in no window rule. Each function reads the rule's own part of the state and writes its
  * new value; none does I/O. Only velocity_observe() allocates (the ring),
  * and the ring belongs to the state, freed by rule_state_free(). */
 #ifndef FRAUD_RULES_H
@@ -36,7 +41,11 @@ typedef enum {
     RULE_COUNT
 } rule_id_t;
 
-#define VELOCITY_MAX_COUNT 1000 /* bound of the ring, so of a user's state */
+#define VELOCITY_MAX_COUNT 1000 /* bound of max.count */
+/* Bound of the ring: max_count times at or before the user's latest time
+ * less the slack, and as many again younger than that, which a payment out
+ * of order may still need. */
+#define VELOCITY_RING_MAX (2 * VELOCITY_MAX_COUNT)
 
 enum { JUMP_UP = 0, JUMP_BOTH = 1 };
 
@@ -57,13 +66,21 @@ typedef struct rule_set {
 /* The per-user state the rules keep beside prev/cum/count. Zero is "none". */
 typedef struct rule_state {
     decimal_t cumulative_alerted; /* limit whose crossing was alerted; 0: none */
-    int64_t small_at_ms;          /* time of the last payment if it was small */
+    int64_t small_at_ms;          /* time of the latest payment if it was small */
     decimal_t average_sum;
     int32_t average_n;
-    uint16_t velocity_len;        /* times in the ring, oldest first */
+    uint16_t velocity_len;        /* times in the ring, oldest first, sorted */
     uint16_t velocity_cap;
     int64_t *velocity_ms;         /* owned; NULL when empty */
 } rule_state_t;
+
+/* When a payment happened, as the window rules see it. */
+typedef struct rule_time {
+    int64_t at_ms;     /* the payment's time in the chosen clock */
+    int64_t latest_ms; /* the user's latest time, this payment included */
+    int64_t slack_ms;  /* how far behind latest a payment may still be placed */
+    bool late;         /* further behind than the slack: no window rule sees it */
+} rule_time_t;
 
 /* "amount_jump", ... ; NULL for an id out of range. */
 const char *rule_name(rule_id_t id);
@@ -77,7 +94,7 @@ bool rule_amount_jump_fires(bool has_previous, decimal_t previous, decimal_t amo
 bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limit);
 
 /* *elapsed_ms receives the time since the small payment when it fires. */
-bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now_ms,
+bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, const rule_time_t *t,
                                  const rule_set_t *rules, int64_t *elapsed_ms);
 
 /* Adds the payment; when count payments are in, fires with their integer
@@ -85,10 +102,11 @@ bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, int64_t now
 bool rule_count_average_fires(rule_state_t *st, decimal_t amount, int64_t count,
                               int64_t *average, decimal_t *sum, int64_t *n);
 
-/* Records the payment at now_ms; fires when more than max_count payments,
- * this one included, lie within window_ms; *in_window receives how many.
- * Returns -1 when out of memory (the payment is not recorded). */
-int rule_velocity_fires(rule_state_t *st, int64_t now_ms, int64_t max_count,
+/* Records the payment at t->at_ms; fires when more than max_count
+ * payments, this one included, lie within [at - window_ms, at];
+ * *in_window receives how many. Returns -1 when out of memory (the payment
+ * is not recorded). */
+int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_count,
                         int64_t window_ms, int64_t *in_window);
 
 /* One rule that fired on a payment, with what its output reports. */
@@ -103,17 +121,19 @@ typedef struct rule_hit {
 
 /* Runs every enabled rule, in rule_id_t order, on one payment: previous is
  * the user's last amount (when has_previous), cum the running total with
- * this payment. First forgets the state of disabled rules. Fills hits and
- * returns how many fired, or -1 when out of memory. */
+ * this payment, t its time (a late one skips the window rules). First
+ * forgets the state of disabled rules. Fills hits and returns how many
+ * fired, or -1 when out of memory. */
 int rules_evaluate(const rule_set_t *rules, rule_state_t *st, bool has_previous,
-                   decimal_t previous, decimal_t amount, decimal_t cum, int64_t now_ms,
+                   decimal_t previous, decimal_t amount, decimal_t cum, const rule_time_t *t,
                    rule_hit_t hits[RULE_COUNT]);
 
 /* One line naming each rule in force and its parameters, for the log. */
 void rules_describe(const rule_set_t *rules, char *buf, size_t size);
 
 /* Forgets the state of every rule that is disabled in `rules` (and the ring
- * entries beyond velocity_max_count). Returns true if anything changed. */
+ * entries beyond twice velocity_max_count). Returns true if anything
+ * changed. */
 bool rule_state_prune(rule_state_t *st, const rule_set_t *rules);
 
 /* Frees the velocity ring (the state itself stays, emptied of it). */

@@ -25,6 +25,7 @@ typedef struct user_state {
     decimal_t prev;   /* last payment's amount */
     decimal_t cum;    /* running total */
     int64_t count;    /* payments so far; 0 means no state */
+    int64_t event_ms; /* latest event time seen for the user; 0: none */
     rule_state_t *rules; /* owned; NULL while no rule remembers anything */
 } user_state_t;
 

@@ -6,10 +6,10 @@
 
 #include <hiredis.h>
 
-enum { F_PREV, F_CUM, F_COUNT, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, USER_FIELD_COUNT };
+enum { F_PREV, F_CUM, F_COUNT, F_ET, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, USER_FIELD_COUNT };
 #define FIRST_RULE_FIELD F_CL
-static const char *const USER_FIELDS[USER_FIELD_COUNT] = {"prev", "cum",  "count", "cl",
-                                                          "stl",  "avgn", "avgs",  "vel"};
+static const char *const USER_FIELDS[USER_FIELD_COUNT] = {
+    "prev", "cum", "count", "et", "cl", "stl", "avgn", "avgs", "vel"};
 
 int user_hash_add_field_names(redis_argv_t *b) {
     for (int f = 0; f < USER_FIELD_COUNT; f++)
@@ -37,14 +37,14 @@ static int parse_int_field(const redisReply *r, int64_t min, int64_t max, int64_
     return 0;
 }
 
-/* "t1,t2,..." oldest first; at most VELOCITY_MAX_COUNT are kept. */
+/* "t1,t2,..." oldest first; at most VELOCITY_RING_MAX are kept. */
 static int parse_velocity(const redisReply *r, rule_state_t *rs) {
     if (r->type == REDIS_REPLY_NIL) return 0;
-    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 32 * VELOCITY_MAX_COUNT)
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 32 * VELOCITY_RING_MAX)
         return -1;
     size_t n = 1;
     for (size_t i = 0; i < r->len; i++) n += r->str[i] == ',';
-    if (n > VELOCITY_MAX_COUNT) return -1;
+    if (n > VELOCITY_RING_MAX) return -1;
     rs->velocity_ms = malloc(n * sizeof(*rs->velocity_ms));
     if (!rs->velocity_ms) return -1;
     rs->velocity_cap = (uint16_t)n;
@@ -56,7 +56,8 @@ static int parse_velocity(const redisReply *r, rule_state_t *rs) {
         memcpy(buf, p, len);
         buf[len] = '\0';
         long long v = strtoll(buf, &stop, 10);
-        if (*stop || v <= 0) return -1;
+        if (*stop || v <= 0 || (rs->velocity_len && v < rs->velocity_ms[rs->velocity_len - 1]))
+            return -1; /* the ring is sorted */
         rs->velocity_ms[rs->velocity_len++] = v;
         p += len + 1;
     }
@@ -75,6 +76,7 @@ int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_
     bad = bad || parse_decimal_field(f[F_PREV], &out->state.prev) ||
           parse_decimal_field(f[F_CUM], &out->state.cum) ||
           parse_int_field(f[F_COUNT], 0, INT64_MAX, &count) ||
+          parse_int_field(f[F_ET], 0, INT64_MAX, &out->state.event_ms) ||
           parse_decimal_field(f[F_CL], &rs.cumulative_alerted) ||
           parse_int_field(f[F_STL], 0, INT64_MAX, &rs.small_at_ms) ||
           parse_int_field(f[F_AVGN], 0, 1000000, &average_n) ||
@@ -84,7 +86,7 @@ int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_
         for (int i = FIRST_RULE_FIELD; i < USER_FIELD_COUNT; i++)
             out->has_rule_fields |= f[i]->type != REDIS_REPLY_NIL;
         out->state.count = count;
-        if (count == 0) out->state.prev = out->state.cum = 0;
+        if (count == 0) out->state.prev = out->state.cum = out->state.event_ms = 0;
         if (!rule_state_is_empty(&rs) && !(out->state.rules = rule_state_move_to_heap(&rs)))
             bad = 1;
     }
@@ -94,7 +96,7 @@ int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_
 }
 
 static int add_velocity(redis_argv_t *b, const rule_state_t *rs) {
-    char text[32 * VELOCITY_MAX_COUNT];
+    char text[32 * VELOCITY_RING_MAX];
     size_t len = 0;
     for (uint16_t i = 0; i < rs->velocity_len && len + 32 < sizeof(text); i++) {
         int n = snprintf(text + len, sizeof(text) - len, "%s%lld", i ? "," : "",
@@ -114,7 +116,7 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
     static const rule_state_t none;
     const rule_state_t *rs = state->rules ? state->rules : &none;
     bool present[USER_FIELD_COUNT] = {
-        [F_PREV] = true, [F_CUM] = true, [F_COUNT] = true,
+        [F_PREV] = true, [F_CUM] = true, [F_COUNT] = true, [F_ET] = true,
         [F_CL] = rs->cumulative_alerted != 0, [F_STL] = rs->small_at_ms != 0,
         [F_AVGN] = rs->average_n != 0, [F_AVGS] = rs->average_n != 0,
         [F_VEL] = rs->velocity_len != 0,
@@ -132,6 +134,7 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
         case F_PREV: rc = rc || redis_argv_add_decimal(b, state->prev); break;
         case F_CUM: rc = rc || redis_argv_add_decimal(b, state->cum); break;
         case F_COUNT: rc = rc || redis_argv_add_int(b, state->count); break;
+        case F_ET: rc = rc || redis_argv_add_int(b, state->event_ms); break;
         case F_CL: rc = rc || redis_argv_add_decimal(b, rs->cumulative_alerted); break;
         case F_STL: rc = rc || redis_argv_add_int(b, rs->small_at_ms); break;
         case F_AVGN: rc = rc || redis_argv_add_int(b, rs->average_n); break;

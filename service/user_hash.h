@@ -2,10 +2,11 @@
  * from a single table of fields.
  *
  *   prev, cum, count   always: last amount, running total, payments so far
+ *   et                 always: the user's latest event time (0: none)
  *   cl                 cumulative_limit: the total last alerted at
  *   stl                small_then_large: when the small payment was seen
  *   avgn, avgs         count_average: how many and their sum
- *   vel                velocity: payment times, oldest first, comma-separated
+ *   vel                velocity: payment times, sorted, comma-separated
  *
  * A rule's field is present only while it holds something. Amounts are
  * exact decimal text, never floating point. */

@@ -131,6 +131,7 @@ START_TEST(test_users_endpoint_answers_known_unknown_and_encoded_ids) {
     ck_assert_ptr_nonnull(strstr(body, "\"previous_amount\":7.5,"));
     ck_assert_ptr_nonnull(strstr(body, "\"cumulative_amount\":5007.5,"));
     ck_assert_ptr_nonnull(strstr(body, "\"event_count\":2,"));
+    ck_assert_ptr_nonnull(strstr(body, "\"event_time\":1")); /* the user's latest, in ms */
     ck_assert_ptr_nonnull(strstr(body, "\"this_instance\":true"));
     ck_assert_ptr_nonnull(strstr(body, "\"ttl_remaining_ms\":null"));
 

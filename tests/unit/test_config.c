@@ -20,6 +20,10 @@ START_TEST(test_defaults_are_documented_values) {
     ck_assert_str_eq(cfg->redis_key_prefix, "fraud:");
     ck_assert_int_eq(cfg->state_ttl_ms, 0);
     ck_assert_int_eq(cfg->rules.jump_threshold, 10000LL * DECIMAL_SCALE);
+    ck_assert_str_eq(cfg->time_characteristic, "event");
+    ck_assert_int_eq(cfg->time_max_out_of_orderness_ms, 0);
+    ck_assert_int_eq(cfg->time_max_future_ms, 3600000);
+    ck_assert_str_eq(cfg->late_topic, "");
     ck_assert_str_eq(config_kafka_get(cfg, "auto.offset.reset"), "earliest");
     config_destroy(cfg);
 }
@@ -97,6 +101,29 @@ START_TEST(test_redis_url_is_parsed_in_full_at_validation) {
 }
 END_TEST
 
+/* A payment placed out of order must still fall in the windows it belongs to. */
+START_TEST(test_out_of_orderness_may_not_exceed_the_smallest_enabled_window) {
+    config_t *cfg = config_new();
+    ck_assert_int_eq(config_set(cfg, "time.max.out.of.orderness.ms", "30000", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(cfg, "rule.velocity.enabled", "true", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(cfg, "rule.velocity.window.ms", "30000", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), 0); /* equal is fine */
+    ck_assert_int_eq(config_set(cfg, "rule.small_then_large.enabled", "true", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(cfg, "rule.small_then_large.window.ms", "29999", err, sizeof(err)),
+                     0);
+    ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "time.max.out.of.orderness.ms=30000"));
+    /* In processing time the bound plays no part. */
+    ck_assert_int_eq(config_set(cfg, "time.characteristic", "processing", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), 0);
+    ck_assert_int_eq(config_set(cfg, "time.characteristic", "ingestion", err, sizeof(err)), -1);
+    ck_assert_int_eq(config_set(cfg, "late.topic", "payments", err, sizeof(err)), 0);
+    ck_assert_int_eq(config_validate(cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "late.topic"));
+    config_destroy(cfg);
+}
+END_TEST
+
 START_TEST(test_dump_masks_secrets) {
     config_t *cfg = config_new();
     ck_assert_int_eq(config_set(cfg, "redis.url", "redis://app:hunter2@redis:6379/1", err,
@@ -147,6 +174,7 @@ int main(void) {
     tcase_add_test(tc, test_file_then_env_then_flags_later_wins);
     tcase_add_test(tc, test_unknown_key_is_an_error_naming_it);
     tcase_add_test(tc, test_bad_values_are_errors_saying_what_was_expected);
+    tcase_add_test(tc, test_out_of_orderness_may_not_exceed_the_smallest_enabled_window);
     tcase_add_test(tc, test_dump_masks_secrets);
     tcase_add_test(tc, test_password_only_url_is_masked);
     tcase_add_test(tc, test_default_file_parses_back_to_defaults);

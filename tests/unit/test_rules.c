@@ -9,6 +9,8 @@
 #include "rules.h"
 
 #define D(x) ((decimal_t)(x) * DECIMAL_SCALE)
+/* A payment in order at time ms. */
+#define AT(ms) (&(rule_time_t){.at_ms = (ms), .latest_ms = (ms)})
 
 /* ---- amount_jump ---- */
 
@@ -105,11 +107,11 @@ START_TEST(test_small_then_large_within_the_window_fires) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed = -1;
-    ck_assert(!rule_small_then_large_fires(&st, D(1) - 1, 1000, &r, &elapsed));
-    ck_assert(rule_small_then_large_fires(&st, D(500) + 1, 1000 + 60000, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(1) - 1, AT(1000), &r, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(500) + 1, AT(1000 + 60000), &r, &elapsed));
     ck_assert_int_eq(elapsed, 60000); /* the window's last millisecond is inside */
     ck_assert_int_eq(st.small_at_ms, 0);
-    ck_assert(!rule_small_then_large_fires(&st, D(900), 1000 + 60001, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(900), AT(1000 + 60001), &r, &elapsed));
 }
 END_TEST
 
@@ -117,10 +119,10 @@ START_TEST(test_small_then_large_edges_are_strict) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, D(1), 1000, &r, &elapsed)); /* 1.00 not small */
-    ck_assert(!rule_small_then_large_fires(&st, D(600), 1001, &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(0), 2000, &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(500), 2001, &r, &elapsed)); /* not large */
+    ck_assert(!rule_small_then_large_fires(&st, D(1), AT(1000), &r, &elapsed)); /* 1.00 not small */
+    ck_assert(!rule_small_then_large_fires(&st, D(600), AT(1001), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(0), AT(2000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(500), AT(2001), &r, &elapsed)); /* not large */
 }
 END_TEST
 
@@ -128,8 +130,8 @@ START_TEST(test_small_then_large_after_the_window_does_not_fire) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, 5000, 1000, &r, &elapsed)); /* 0.5 */
-    ck_assert(!rule_small_then_large_fires(&st, D(501), 1000 + 60001, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r, &elapsed)); /* 0.5 */
+    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1000 + 60001), &r, &elapsed));
 }
 END_TEST
 
@@ -137,13 +139,13 @@ START_TEST(test_small_then_large_is_broken_by_a_payment_in_between) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, 5000, 1000, &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(20), 1001, &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(501), 1002, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(20), AT(1001), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1002), &r, &elapsed));
     /* a second small one restarts the pattern from itself */
-    ck_assert(!rule_small_then_large_fires(&st, 5000, 2000, &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, 100, 70000, &r, &elapsed));
-    ck_assert(rule_small_then_large_fires(&st, D(501), 70000 + 60000, &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(2000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 100, AT(70000), &r, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(501), AT(70000 + 60000), &r, &elapsed));
 }
 END_TEST
 
@@ -186,11 +188,11 @@ END_TEST
 START_TEST(test_velocity_fires_past_max_count_within_the_window) {
     rule_state_t st = {0};
     int64_t n = 0;
-    ck_assert_int_eq(rule_velocity_fires(&st, 1000, 3, 1000, &n), 0);
-    ck_assert_int_eq(rule_velocity_fires(&st, 1500, 3, 1000, &n), 0);
-    ck_assert_int_eq(rule_velocity_fires(&st, 1900, 3, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(1000), 3, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(1500), 3, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(1900), 3, 1000, &n), 0);
     ck_assert_int_eq(n, 3); /* exactly max_count: not more */
-    ck_assert_int_eq(rule_velocity_fires(&st, 2000, 3, 1000, &n), 1); /* 1000 is 1000 ago */
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(2000), 3, 1000, &n), 1); /* 1000 is 1000 ago */
     ck_assert_int_eq(n, 4);
     rule_state_free(&st);
 }
@@ -199,10 +201,10 @@ END_TEST
 START_TEST(test_velocity_window_edge_lets_the_oldest_go) {
     rule_state_t st = {0};
     int64_t n = 0;
-    rule_velocity_fires(&st, 1000, 3, 1000, &n);
-    rule_velocity_fires(&st, 1500, 3, 1000, &n);
-    rule_velocity_fires(&st, 1900, 3, 1000, &n);
-    ck_assert_int_eq(rule_velocity_fires(&st, 2001, 3, 1000, &n), 0);
+    rule_velocity_fires(&st, AT(1000), 3, 1000, &n);
+    rule_velocity_fires(&st, AT(1500), 3, 1000, &n);
+    rule_velocity_fires(&st, AT(1900), 3, 1000, &n);
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(2001), 3, 1000, &n), 0);
     ck_assert_int_eq(n, 3);
     rule_state_free(&st);
 }
@@ -212,19 +214,105 @@ START_TEST(test_velocity_state_stays_bounded) {
     rule_state_t st = {0};
     int64_t n = 0;
     int fired = 0;
-    for (int i = 0; i < 100000; i++) fired += rule_velocity_fires(&st, 1000 + i, 5, 60000, &n);
+    for (int i = 0; i < 100000; i++) fired += rule_velocity_fires(&st, AT(1000 + i), 5, 60000, &n);
     ck_assert_int_le(st.velocity_len, 5);
     ck_assert_int_le(st.velocity_cap, 5);
     ck_assert_int_eq(fired, 100000 - 5);
     rule_set_t rules = {0};
     rules.enabled[RULE_VELOCITY] = true;
     rules.velocity_max_count = 2;
-    ck_assert(rule_state_prune(&st, &rules));
-    ck_assert_int_eq(st.velocity_len, 2);
-    ck_assert_int_eq(st.velocity_ms[1], 1000 + 99999); /* the newest are kept */
+    ck_assert(rule_state_prune(&st, &rules)); /* down to twice max.count: the slack's room */
+    ck_assert_int_eq(st.velocity_len, 4);
+    ck_assert_int_eq(st.velocity_ms[3], 1000 + 99999); /* the newest are kept */
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(1000 + 100000), 2, 60000, &n), 1);
+    ck_assert_int_eq(st.velocity_len, 2); /* and then max.count */
     rules.enabled[RULE_VELOCITY] = false;
     ck_assert(rule_state_prune(&st, &rules));
     ck_assert_ptr_null(st.velocity_ms);
+}
+END_TEST
+
+/* ---- event time: out of order within the slack, late past it ---- */
+
+/* A payment of a user whose latest time is latest, with slack. */
+#define EV(ms, latest, slack) \
+    (&(rule_time_t){.at_ms = (ms), .latest_ms = (latest), .slack_ms = (slack)})
+
+START_TEST(test_velocity_places_an_out_of_order_payment_in_its_window) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    /* max 2 in 1000 ms; the user's clock reaches 3000, slack 2000. */
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(1000, 1000, 2000), 2, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(3000, 3000, 2000), 2, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(1200, 3000, 2000), 2, 1000, &n), 0);
+    ck_assert_int_eq(n, 2); /* 1000 and 1200: 3000 is after it */
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(1400, 3000, 2000), 2, 1000, &n), 1);
+    ck_assert_int_eq(n, 3); /* 1000, 1200, 1400 lie in [400, 1400] */
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(3100, 3100, 2000), 2, 1000, &n), 0);
+    ck_assert_int_eq(n, 2); /* [2100, 3100]: 3000 and 3100 only */
+    for (uint16_t i = 1; i < st.velocity_len; i++)
+        ck_assert_int_le(st.velocity_ms[i - 1], st.velocity_ms[i]); /* kept sorted */
+    rule_state_free(&st);
+}
+END_TEST
+
+START_TEST(test_velocity_window_edges_are_inclusive_in_event_time) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    /* Out of order: 5000 is in, then 4000 lands exactly 1000 before it. */
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(3000, 3000, 1000), 1, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(5000, 5000, 1000), 1, 1000, &n), 0);
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(4000, 5000, 1000), 1, 1000, &n), 1);
+    ck_assert_int_eq(n, 2); /* [3000, 4000] holds 3000 and 4000 itself, both edges in */
+    ck_assert_int_eq(rule_velocity_fires(&st, EV(5001, 5001, 1000), 1, 1000, &n), 1);
+    ck_assert_int_eq(n, 2); /* [4001, 5001]: 5000 and itself; 4000 is just out */
+    rule_state_free(&st);
+}
+END_TEST
+
+START_TEST(test_late_payment_takes_no_part_in_window_rules) {
+    rule_set_t r = {0};
+    rule_state_t st = {0};
+    rule_hit_t hits[RULE_COUNT];
+    r.enabled[RULE_AMOUNT_JUMP] = r.enabled[RULE_VELOCITY] = r.enabled[RULE_SMALL_THEN_LARGE] = true;
+    r.jump_threshold = D(100);
+    r.velocity_max_count = 1;
+    r.velocity_window_ms = 60000;
+    r.small_amount = D(1);
+    r.large_amount = D(500);
+    r.small_window_ms = 60000;
+    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, 5000, 5000, EV(10000, 10000, 0), hits), 0);
+    rule_time_t late = {.at_ms = 9000, .latest_ms = 10000, .late = true};
+    /* A large jump, within the velocity window, after a small payment: only
+     * amount_jump, which has no window, sees it. */
+    int n = rules_evaluate(&r, &st, true, 5000, D(1000), D(1000) + 5000, &late, hits);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(hits[0].rule, RULE_AMOUNT_JUMP);
+    ck_assert_int_eq(st.velocity_len, 1); /* not recorded */
+    ck_assert_int_eq(st.small_at_ms, 10000); /* the pattern waits for the next one */
+    n = rules_evaluate(&r, &st, true, D(1000), D(600), D(1600) + 5000, EV(10500, 10500, 0), hits);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(hits[0].rule, RULE_SMALL_THEN_LARGE);
+    ck_assert_int_eq(hits[0].elapsed_ms, 500);
+    ck_assert_int_eq(hits[1].rule, RULE_VELOCITY);
+    rule_state_free(&st);
+}
+END_TEST
+
+START_TEST(test_small_then_large_out_of_order_neither_completes_nor_breaks) {
+    rule_set_t r = {0};
+    rule_state_t st = {0};
+    int64_t elapsed = 0;
+    r.small_amount = D(1);
+    r.large_amount = D(500);
+    r.small_window_ms = 60000;
+    ck_assert(!rule_small_then_large_fires(&st, 5000, EV(2000, 2000, 5000), &r, &elapsed));
+    /* Older than the small payment: it did not come after it. */
+    ck_assert(!rule_small_then_large_fires(&st, D(900), EV(1500, 2000, 5000), &r, &elapsed));
+    ck_assert_int_eq(st.small_at_ms, 2000);
+    ck_assert(rule_small_then_large_fires(&st, D(900), EV(62000, 62000, 5000), &r, &elapsed));
+    ck_assert_int_eq(elapsed, 60000); /* the window's edge, in event time */
+    rule_state_free(&st);
 }
 END_TEST
 
@@ -239,8 +327,8 @@ START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
     r.cumulative_limit = D(100);
     r.enabled[RULE_VELOCITY] = true;
     r.velocity_max_count = 1;
-    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), 1000, hits), 0);
-    int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), 1001, hits);
+    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), AT(1000), hits), 0);
+    int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), AT(1001), hits);
     ck_assert_int_eq(n, 3);
     ck_assert_int_eq(hits[0].rule, RULE_AMOUNT_JUMP);
     ck_assert_int_eq(hits[0].diff, D(19950));
@@ -249,7 +337,7 @@ START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
     ck_assert_int_eq(hits[2].in_window, 2);
     r.enabled[RULE_VELOCITY] = false;
     r.enabled[RULE_CUMULATIVE_LIMIT] = false;
-    ck_assert_int_eq(rules_evaluate(&r, &st, true, D(20000), D(1), D(20051), 1002, hits), 0);
+    ck_assert_int_eq(rules_evaluate(&r, &st, true, D(20000), D(1), D(20051), AT(1002), hits), 0);
     ck_assert_int_eq(st.cumulative_alerted, 0);
     ck_assert_ptr_null(st.velocity_ms);
     config_destroy(cfg);
@@ -356,6 +444,12 @@ int main(void) {
     tcase_add_test(tc, test_velocity_fires_past_max_count_within_the_window);
     tcase_add_test(tc, test_velocity_window_edge_lets_the_oldest_go);
     tcase_add_test(tc, test_velocity_state_stays_bounded);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("event_time");
+    tcase_add_test(tc, test_velocity_places_an_out_of_order_payment_in_its_window);
+    tcase_add_test(tc, test_velocity_window_edges_are_inclusive_in_event_time);
+    tcase_add_test(tc, test_late_payment_takes_no_part_in_window_rules);
+    tcase_add_test(tc, test_small_then_large_out_of_order_neither_completes_nor_breaks);
     suite_add_tcase(s, tc);
     tc = tcase_create("evaluate");
     tcase_add_test(tc, test_evaluate_runs_enabled_rules_and_forgets_disabled_ones);
