@@ -13,6 +13,8 @@
 #   failover     SIGKILL of one of 2 instances under live load -> the first
 #                alert from a partition it owned, without and with static
 #                membership (tests/bench/failover.sh; about 2 x 50 s)
+#   clocks       small_then_large and velocity on, in event time and in
+#                processing time, interleaved
 #   memory       service peak RSS; cache bytes per user at 1e4..1e6 users
 # Results: BUILD_DIR/bench/results.json, a Markdown table on stdout, and
 # BUILD_DIR/bench/throughput.png + latency.png when gnuplot is installed.
@@ -178,6 +180,27 @@ redis_cpu=$(fsummary "${cpu_us[@]}")
 cpu_us=(); run_service_reps memory; memory_tp=("${results[@]}"); memory_rss=$last_rss
 memory_cpu=$(fsummary "${cpu_us[@]}")
 
+# --- the clock of the window rules ----------------------------------------------------
+# small_then_large and velocity on, in event time (the default) and in
+# processing time, interleaved: what event time costs, side by side.
+echo "== window rules on: event time against processing time"
+clock_event=(); clock_processing=()
+for rep in $(seq "$REPS"); do
+  for clock in event processing; do
+    redis flushall >/dev/null
+    port=$(free_port)
+    start_service "clock-$clock-$rep" "$port" -X "group.id=bench-clock-$clock-$rep-$RANDOM" \
+      -X "time.characteristic=$clock" -X rule.small_then_large.enabled=true \
+      -X rule.velocity.enabled=true
+    v=$(measure redis payments "$EVENTS" "$port")
+    stop_service "$SERVICE_PID"
+    if [ "$clock" = event ]; then clock_event+=("$v"); else clock_processing+=("$v"); fi
+    echo "   $clock time rep $rep: $v events/s"
+  done
+done
+read -r ce_med ce_min ce_max <<<"$(summary "${clock_event[@]}")"
+read -r cp_med cp_min cp_max <<<"$(summary "${clock_processing[@]}")"
+
 read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
 read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
 read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
@@ -271,6 +294,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"
   echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
   echo "  \"cpu_us_per_payment\": {\"redis\": $redis_cpu, \"memory\": $memory_cpu},"
+  echo "  \"window_rules_eps\": {\"event_time\": {\"median\": $ce_med, \"min\": $ce_min, \"max\": $ce_max}, \"processing_time\": {\"median\": $cp_med, \"min\": $cp_min, \"max\": $cp_max}},"
   echo "  \"latency_curve\": {\"pinned\": \"$pinned\", \"capacity_eps\": $capacity, \"points\": [$(printf '%s\n' "${lat_points[@]}" | awk '{printf "%s{\"offered_eps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"p999_ms\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3, $4}')]},"
   echo "  \"two_instances_eps\": $two,"
   echo "  \"failover_seconds\": {\"dynamic\": $(json_number "$failover_dynamic"), \"static\": $(json_number "$failover_static")},"
@@ -290,6 +314,8 @@ cat <<TABLE
 | **ratio redis / ceiling** | **$ratio_r** | |
 | **ratio memory / ceiling** | **$ratio_m** | |
 | service CPU per payment, redis / memory | $redis_cpu / $memory_cpu us | |
+| window rules on, event time, events/s | $ce_med | $ce_min-$ce_max |
+| window rules on, processing time, events/s | $cp_med | $cp_min-$cp_max |
 | 2 instances, redis, events/s | $two | (1 run) |
 | failover after SIGKILL, without / with static membership | $failover_dynamic / $failover_static s | (1 run) |
 | peak RSS, redis / memory run ($USERS users) | $redis_rss / $memory_rss kB | |
