@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 bool kafka_use_real_broker(void) {
     const char *which = getenv("TEST_KAFKA_BROKER");
     return which && strcmp(which, "real") == 0;
@@ -303,6 +305,13 @@ record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, siz
     rd_kafka_consumer_close(c);
     rd_kafka_destroy(c);
     return list;
+}
+
+cJSON *record_json(const record_t *r) {
+    char *text = strndup(r->value, r->value_len);
+    cJSON *json = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    return json;
 }
 
 void record_list_free(record_list_t *list) {

@@ -68,6 +68,10 @@ record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, siz
                                int timeout_ms);
 void record_list_free(record_list_t *list);
 
+struct cJSON;
+/* A record's value parsed as JSON (cJSON_Delete() it); NULL if it is not. */
+struct cJSON *record_json(const record_t *r);
+
 /* The sum over topic's partitions of what group has committed (a partition
  * with no commit counts 0), or -1 when the coordinator did not answer. */
 long long kafka_committed_total(const kafka_cluster_t *kc, const char *group, const char *topic,

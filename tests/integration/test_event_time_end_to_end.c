@@ -118,9 +118,7 @@ static size_t reference_alerts(const timed_stream_t *s, char (*out)[64]) {
 }
 
 static cJSON *parse_value(const record_t *r) {
-    char *text = strndup(r->value, r->value_len);
-    cJSON *json = cJSON_Parse(text);
-    free(text);
+    cJSON *json = record_json(r);
     ck_assert_ptr_nonnull(json);
     return json;
 }

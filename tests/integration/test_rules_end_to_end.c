@@ -42,9 +42,7 @@ static void pay_all(const char *user, const char *const *amounts, size_t n, int 
 }
 
 static cJSON *parse_record(const record_t *r) {
-    char *text = strndup(r->value, r->value_len);
-    cJSON *json = cJSON_Parse(text);
-    free(text);
+    cJSON *json = record_json(r);
     ck_assert_ptr_nonnull(json);
     return json;
 }
