@@ -44,7 +44,7 @@ static int64_t wall_ms(void) {
  * and amounts small (< 1), large (> 500) or in between. */
 typedef struct timed_stream {
     size_t count;
-    char (*keys_buf)[16];
+    char (*keys_buf)[24];
     char (*values_buf)[128];
     const char **keys, **values;
     int64_t *at_ms;
