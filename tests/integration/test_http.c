@@ -51,6 +51,31 @@ static int wait_status(const char *path, int want, int timeout_ms) {
     return status;
 }
 
+/* Every fraud_* name in the file at path is a series in the exposition. */
+static void assert_series_exported(const char *exposition, const char *path) {
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot read %s", path);
+    char line[1024];
+    int names = 0;
+    while (fgets(line, sizeof(line), f)) {
+        for (const char *p = strstr(line, "fraud_"); p; p = strstr(p + 1, "fraud_")) {
+            char name[128], series[132];
+            size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+            if (n >= sizeof(name) || (p > line && (p[-1] == '-' || p[-1] == '_'))) continue;
+            memcpy(name, p, n);
+            name[n] = '\0';
+            snprintf(series, sizeof(series), "\n%s{", name);
+            int found = strstr(exposition, series) != NULL;
+            snprintf(series, sizeof(series), "\n%s ", name);
+            found = found || strstr(exposition, series) != NULL;
+            ck_assert_msg(found, "%s names %s, which /metrics does not export", path, name);
+            names++;
+        }
+    }
+    fclose(f);
+    ck_assert_int_gt(names, 5);
+}
+
 START_TEST(test_metrics_count_exactly_what_was_produced) {
     start_with(NULL);
     const char *keys[] = {"user1", "user2", "user1", "user2", "user1", "user2", "user2",
@@ -100,6 +125,10 @@ START_TEST(test_metrics_count_exactly_what_was_produced) {
         ck_assert_int_eq(metric(text, series), 0);
     }
     ck_assert_int_ge(metric(text, "fraud_kafka_brokers_up"), 1);
+    /* The Prometheus alert rules, and their tests, name only series that
+     * the service exports: neither can drift from the metric names. */
+    assert_series_exported(text, FRAUD_SOURCE_DIR "/docker/prometheus/alerts.yml");
+    assert_series_exported(text, FRAUD_SOURCE_DIR "/docker/prometheus/alerts.test.yml");
     ck_assert_int_eq(service_stop(&svc), 0);
 }
 END_TEST
