@@ -178,6 +178,10 @@ char *metrics_render_new(const metrics_t *m) {
     counter_header(&t, "fraud_late_produced_total",
                    "Late payments produced to late.topic and acknowledged.");
     append(&t, "fraud_late_produced_total %llu\n", (unsigned long long)load(&m->late_produced));
+    gauge_header(&t, "fraud_rule_enabled", "The rules in force: 1 when the rule is on.");
+    for (int r = 0; r < RULE_COUNT; r++)
+        append(&t, "fraud_rule_enabled{rule=\"%s\"} %d\n", rule_name((rule_id_t)r),
+               atomic_load(&m->rule_enabled[r]));
     counter_header(&t, "fraud_rule_updates_total",
                    "Rule changes by source (sighup, topic) and result (applied, rejected).");
     for (int src = 0; src < 2; src++)

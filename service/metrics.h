@@ -44,6 +44,7 @@ typedef struct metrics {
     /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */
     atomic_uint_least64_t rule_updates[2][2];
     atomic_uint_least64_t alerts_redelivered;
+    atomic_int rule_enabled[RULE_COUNT]; /* the rules in force: 1 on, 0 off */
     atomic_uint_least64_t redis_commands, redis_errors;
     atomic_uint_least64_t cache_hits, cache_misses, cache_evictions, cache_expirations;
     atomic_int_least64_t cached_users;

@@ -173,10 +173,14 @@ void rule_overrides_clear(rule_overrides_t *ov) {
 
 /* ---- the rules in force ------------------------------------------------ */
 
-static void log_rules(const char *why, const rule_set_t *rules) {
+/* Every change of the rules in force is logged whole and shown in
+ * fraud_rule_enabled. */
+static void announce_rules(rule_control_t *rc, const char *why) {
     char text[512];
-    rules_describe(rules, text, sizeof(text));
+    rules_describe(&rc->rules, text, sizeof(text));
     log_info("rules", "%s: %s", why, text);
+    for (int r = 0; r < RULE_COUNT; r++)
+        atomic_store(&rc->metrics->rule_enabled[r], rc->rules.enabled[r] ? 1 : 0);
 }
 
 enum { UPDATE_SIGHUP = 0, UPDATE_TOPIC = 1, UPDATE_APPLIED = 0, UPDATE_REJECTED = 1 };
@@ -201,7 +205,7 @@ static void take_record(rule_control_t *rc, const kafka_msg_t *m) {
     snprintf(why, sizeof(why), "%s %s from %s [%d] offset %lld", rule_name(changed),
              m->value_len ? "updated" : "returned to the config", m->topic, (int)m->partition,
              (long long)m->offset);
-    log_rules(why, &rc->rules);
+    announce_rules(rc, why);
 }
 
 /* SIGHUP: the config's rule.* keys again, with the topic's updates on top.
@@ -219,7 +223,7 @@ static void reload_from_config(rule_control_t *rc) {
     rc->base = base;
     rc->rules = rules;
     metrics_add(&rc->metrics->rule_updates[UPDATE_SIGHUP][UPDATE_APPLIED], 1);
-    log_rules("reloaded on SIGHUP", &rc->rules);
+    announce_rules(rc, "reloaded on SIGHUP");
 }
 
 static void take_arrived_records(rule_control_t *rc, int timeout_ms, size_t *taken) {
@@ -264,7 +268,7 @@ rule_control_t *rule_control_new(const config_t *cfg, dead_letter_t *dead_letter
         }
         log_info("rules", "read %zu rule updates from %s", records, cfg->rules_topic);
     }
-    log_rules("in force", &rc->rules);
+    announce_rules(rc, "in force");
     return rc;
 fail:
     rule_control_destroy(rc);

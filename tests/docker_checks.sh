@@ -63,4 +63,31 @@ dump=$(env -i "${vars[@]}" "$build/fraud-detector" --dump-config) \
   || fail "fraud-detector refused the compose environment"
 grep -q '^kafka.bootstrap.servers=kafka:9092$' <<<"$dump" || fail "bootstrap servers not applied"
 grep -q '^redis.url=redis://:\*\*\*@redis:6379/0$' <<<"$dump" || fail "redis password not masked"
+
+echo "== 4. the monitoring profile"
+for svc in prometheus grafana; do
+  awk -v s="  $svc:" '$0 == s {on=1; next} /^  [a-z]/ {on=0} on' <<<"$config" \
+    | grep -q -- '- monitoring' || fail "$svc is not in the monitoring profile"
+done
+# Every file the profile mounts is in the repository.
+grep -oE '\./docker/[a-z/._-]+' docker-compose.yml | sort -u | while read -r path; do
+  [ -e "$path" ] || fail "compose mounts $path, which does not exist"
+  echo "   mounted: $path"
+done
+if command -v promtool >/dev/null; then
+  sed "s|/etc/prometheus/alerts.yml|$root/docker/prometheus/alerts.yml|" \
+    docker/prometheus/prometheus.yml >"${TMPDIR:-/tmp}/fraud-prometheus-$$.yml"
+  promtool check config "${TMPDIR:-/tmp}/fraud-prometheus-$$.yml" >/dev/null \
+    || fail "docker/prometheus/prometheus.yml does not pass promtool check config"
+  rm -f "${TMPDIR:-/tmp}/fraud-prometheus-$$.yml"
+  echo "   prometheus.yml passes promtool check config"
+fi
+# The dashboard refers to the provisioned datasource.
+python3 - <<'PY' || fail "the dashboard and the provisioned datasource disagree"
+import json, re
+uid = re.search(r"uid: (\S+)", open("docker/grafana/provisioning/datasources/prometheus.yml").read()).group(1)
+panels = json.load(open("docker/grafana/fraud-detector.json"))["panels"]
+uids = {p["datasource"]["uid"] for p in panels if "datasource" in p}
+assert uids == {uid}, (uids, uid)
+PY
 echo "docker checks OK"

@@ -104,6 +104,8 @@ START_TEST(test_metrics_count_exactly_what_was_produced) {
     ck_assert_int_eq(metric(text, "fraud_cached_users"), 2);
     ck_assert_int_eq(metric(text, "fraud_assigned_partitions"), 3);
     ck_assert_int_eq(metric(text, "fraud_redis_up"), 1);
+    ck_assert_int_eq(metric(text, "fraud_rule_enabled{rule=\"amount_jump\"}"), 1);
+    ck_assert_int_eq(metric(text, "fraud_rule_enabled{rule=\"velocity\"}"), 0);
     ck_assert_int_ge(metric(text, "fraud_redis_commands_total"), 1);
     ck_assert_int_eq(metric(text, "fraud_event_to_alert_seconds_count"), 2);
     ck_assert_int_ge(metric(text, "fraud_batch_duration_seconds_count"), 1);
