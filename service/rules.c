@@ -95,22 +95,25 @@ int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_coun
      * window starts no earlier than this. */
     int64_t settled = t->latest_ms - t->slack_ms;
     velocity_drop_oldest(st, velocity_count_before(st, settled - window_ms));
-    int64_t ring_max = t->slack_ms > 0 ? 2 * max_count : max_count;
-    if (st->velocity_cap < ring_max) {
-        int64_t *grown = realloc(st->velocity_ms, (size_t)ring_max * sizeof(*grown));
-        if (!grown) return -1;
-        st->velocity_ms = grown;
-        st->velocity_cap = (uint16_t)ring_max;
-    }
     /* In order, this payment goes last; out of order, after its equals. */
     uint16_t at = st->velocity_len;
     while (at > 0 && st->velocity_ms[at - 1] > t->at_ms) at--;
     uint16_t from = velocity_count_before(st, t->at_ms - window_ms);
     *in_window = at - from + 1;
     int fires = *in_window > max_count;
-    if (st->velocity_len == ring_max) { /* full of times younger than settled */
-        velocity_drop_oldest(st, 1);
-        if (at > 0) at--;
+    /* Room for this payment within the bound; a ring loaded under other
+     * settings may hold more than that. */
+    int64_t ring_max = t->slack_ms > 0 ? 2 * max_count : max_count;
+    if (st->velocity_len >= ring_max) {
+        uint16_t drop = (uint16_t)(st->velocity_len - ring_max + 1);
+        velocity_drop_oldest(st, drop);
+        at = at > drop ? (uint16_t)(at - drop) : 0;
+    }
+    if (st->velocity_cap < ring_max) {
+        int64_t *grown = realloc(st->velocity_ms, (size_t)ring_max * sizeof(*grown));
+        if (!grown) return -1;
+        st->velocity_ms = grown;
+        st->velocity_cap = (uint16_t)ring_max;
     }
     memmove(st->velocity_ms + at + 1, st->velocity_ms + at,
             (size_t)(st->velocity_len - at) * sizeof(*st->velocity_ms));

@@ -316,6 +316,24 @@ START_TEST(test_small_then_large_out_of_order_neither_completes_nor_breaks) {
 }
 END_TEST
 
+/* A ring written under other settings (a larger slack, a larger
+ * max.count) and loaded as it is: longer than this payment's bound, with no
+ * spare room. */
+START_TEST(test_velocity_ring_longer_than_its_bound_is_trimmed_not_overrun) {
+    rule_state_t st = {0};
+    int64_t n = 0;
+    st.velocity_ms = malloc(15 * sizeof(*st.velocity_ms));
+    ck_assert_ptr_nonnull(st.velocity_ms);
+    for (int i = 0; i < 15; i++) st.velocity_ms[i] = 1000 + i;
+    st.velocity_len = st.velocity_cap = 15;
+    ck_assert_int_eq(rule_velocity_fires(&st, AT(1015), 10, 60000, &n), 1);
+    ck_assert_int_eq(n, 16); /* every time of the ring is in the window */
+    ck_assert_int_eq(st.velocity_len, 10);
+    ck_assert_int_eq(st.velocity_ms[9], 1015); /* the newest are kept */
+    rule_state_free(&st);
+}
+END_TEST
+
 /* ---- all together ---- */
 
 START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
@@ -450,6 +468,7 @@ int main(void) {
     tcase_add_test(tc, test_velocity_window_edges_are_inclusive_in_event_time);
     tcase_add_test(tc, test_late_payment_takes_no_part_in_window_rules);
     tcase_add_test(tc, test_small_then_large_out_of_order_neither_completes_nor_breaks);
+    tcase_add_test(tc, test_velocity_ring_longer_than_its_bound_is_trimmed_not_overrun);
     suite_add_tcase(s, tc);
     tc = tcase_create("evaluate");
     tcase_add_test(tc, test_evaluate_runs_enabled_rules_and_forgets_disabled_ones);
