@@ -252,20 +252,20 @@ static int evaluate_rules(cache_entry_t *e, const rule_set_t *rules, decimal_t a
  * late.topic through the outbox (so exactly once with its state), or else
  * counted and logged, sampled. */
 static int report_late(batch_t *b, const batch_env_t *env, const batch_item_t *it,
-                       int64_t lateness, int64_t user_latest, int64_t now) {
+                       const rule_time_t *t, int64_t lateness, int64_t now) {
     const kafka_msg_t *m = &it->msg;
     metrics_add(&env->metrics->late_payments, 1);
     if (env->cfg->late_topic[0]) {
         late_payment_t late = {
             .user_id = it->payment.user_id, .amount = it->payment.amount,
-            .event_id = it->payment.event_id, .event_time_ms = it->event_ms,
-            .user_event_time_ms = user_latest, .lateness_ms = lateness,
+            .event_id = it->payment.event_id, .event_time_ms = t->at_ms,
+            .user_event_time_ms = t->latest_ms, .lateness_ms = lateness,
             .max_out_of_orderness_ms = b->time.max_out_of_orderness_ms,
             .source_topic = m->topic, .source_partition = m->partition,
             .source_offset = m->offset, .detected_at_ms = now,
         };
         return outbox_queue(env->outbox, OUTPUT_LATE, -1, m->topic, m->partition, m->offset,
-                            it->payment.user_id, it->event_ms, late_payment_encode_new(&late));
+                            it->payment.user_id, t->at_ms, late_payment_encode_new(&late));
     }
     if (b->late_logged_at_ms && now - b->late_logged_at_ms < LATE_LOG_INTERVAL_MS) {
         b->late_unlogged++;
@@ -311,7 +311,7 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
     ttl_on_write(env->ttl, e, now);
     state_cache_mark_dirty(env->cache, e);
     metrics_add(&env->metrics->events[EVENT_VALID], 1);
-    if (t.late && report_late(b, env, it, lateness, e->state.event_ms, now) != 0) return -1;
+    if (t.late && report_late(b, env, it, &t, lateness, now) != 0) return -1;
     return queue_rule_outputs(b, env, it, rules, hits, hit_count, previous, now);
 }
 

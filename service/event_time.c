@@ -18,7 +18,7 @@ int64_t event_time_of(int64_t payment_timestamp_ms, int64_t record_timestamp_ms)
 event_time_verdict_t event_time_check(const time_policy_t *policy, int64_t event_ms,
                                       int64_t now_ms) {
     if (event_ms < EVENT_TIME_EARLIEST_MS) return EVENT_TIME_BEFORE_2000;
-    /* event_ms and now_ms are both below 9e15: the difference cannot overflow. */
+    /* event_ms >= 0 and now_ms > 0: the difference cannot overflow. */
     if (event_ms - now_ms > policy->max_future_ms) return EVENT_TIME_IN_FUTURE;
     return EVENT_TIME_OK;
 }

@@ -56,9 +56,16 @@ static int parse_velocity(const redisReply *r, rule_state_t *rs) {
         memcpy(buf, p, len);
         buf[len] = '\0';
         long long v = strtoll(buf, &stop, 10);
-        if (*stop || v <= 0 || (rs->velocity_len && v < rs->velocity_ms[rs->velocity_len - 1]))
-            return -1; /* the ring is sorted */
-        rs->velocity_ms[rs->velocity_len++] = v;
+        if (*stop || v <= 0) return -1;
+        /* Kept sorted; a ring written in processing time before event time
+         * existed may not be, if the clock stepped back. */
+        uint16_t at = rs->velocity_len;
+        while (at > 0 && rs->velocity_ms[at - 1] > v) {
+            rs->velocity_ms[at] = rs->velocity_ms[at - 1];
+            at--;
+        }
+        rs->velocity_ms[at] = v;
+        rs->velocity_len++;
         p += len + 1;
     }
     return 0;

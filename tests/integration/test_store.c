@@ -218,6 +218,27 @@ START_TEST(test_loads_and_the_state_query_agree_on_one_hash) {
 }
 END_TEST
 
+/* Event time keeps the velocity ring sorted and the user's latest event
+ * time in "et"; a hash written before either (a ring in processing time,
+ * out of order after a clock step back; no "et") loads, sorted, with no
+ * event time yet. */
+START_TEST(test_a_hash_from_before_event_time_loads_sorted) {
+    freeReplyObject(redisCommand(redis, "HSET fraud:{payments/2}:user:gina prev 5 cum 15 count 3 "
+                                        "vel 1700000003000,1700000001000,1700000002000"));
+    state_cache_t *fresh = state_cache_new(10);
+    cache_entry_t *e = state_cache_put(fresh, "gina", 4, 2);
+    cache_entry_t *load[] = {e};
+    ck_assert_int_eq(store_load_users(store, load, 1, 5000, err, sizeof(err)), 0);
+    ck_assert_int_eq(e->state.count, 3);
+    ck_assert_int_eq(e->state.event_ms, 0);
+    ck_assert_ptr_nonnull(e->state.rules);
+    ck_assert_int_eq(e->state.rules->velocity_len, 3);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(e->state.rules->velocity_ms[i], 1700000001000LL + 1000 * i);
+    state_cache_destroy(fresh);
+}
+END_TEST
+
 START_TEST(test_outbox_is_loaded_and_emptied_by_id) {
     store_alert_t alerts[] = {{"payments/4/1/amount_jump", "{\"a\":1}"},
                               {"payments/4/2/amount_jump", "{\"a\":2}"}};
@@ -274,6 +295,7 @@ int main(void) {
     tcase_add_test(tc, test_every_key_of_a_step_shares_one_hash_tag);
     tcase_add_test(tc, test_a_restarted_redis_gets_the_script_again);
     tcase_add_test(tc, test_loads_and_the_state_query_agree_on_one_hash);
+    tcase_add_test(tc, test_a_hash_from_before_event_time_loads_sorted);
     suite_add_tcase(s, tc);
     return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }
