@@ -10,9 +10,10 @@ FUZZ_SECONDS ?= 60
 # Everything the build, the tests and the demo use, by Debian package name.
 PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev \
             check libmicrohttpd-dev redis-server kcat procps curl \
-            docker-compose debootstrap python3 prometheus jq
+            docker-compose debootstrap python3 python3-jsonschema python3-venv prometheus jq
 # (prometheus brings promtool and a server for the monitoring tests; jq runs
-# README's recipes.)
+# README's recipes; python3-jsonschema validates records against schemas/;
+# python3-venv holds the Kubernetes manifests' validator, from PyPI.)
 # What the hardening checks add: clang's libFuzzer, the linters, valgrind.
 HARDENING_PACKAGES := clang-14 libclang-rt-14-dev cppcheck clang-tidy-14 valgrind
 # What `make bench` adds: gnuplot for the plots.

@@ -27,6 +27,11 @@ static cJSON *add_int(cJSON *obj, const char *name, int64_t value) {
     return cJSON_AddRawToObject(obj, name, text);
 }
 
+/* Every record says which version of its schema (schemas/) it follows. */
+static int add_schema_version(cJSON *root) {
+    return add_int(root, "schema_version", OUTPUT_SCHEMA_VERSION) ? 0 : -1;
+}
+
 static int add_source(cJSON *root, const char *topic, int32_t partition, int64_t offset) {
     cJSON *source = cJSON_AddObjectToObject(root, "source");
     return source && cJSON_AddStringToObject(source, "topic", topic) &&
@@ -92,7 +97,7 @@ char *alert_encode_new(const alert_t *a) {
 
     alert_id_format(a->source_topic, a->source_partition, a->source_offset, a->rule, id,
                     sizeof(id));
-    if (!cJSON_AddStringToObject(root, "alert_id", id) ||
+    if (!cJSON_AddStringToObject(root, "alert_id", id) || add_schema_version(root) != 0 ||
         !cJSON_AddStringToObject(root, "rule", a->rule) ||
         !cJSON_AddStringToObject(root, "user_id", a->user_id) ||
         !add_decimal(root, "amount", a->amount) ||
@@ -124,7 +129,7 @@ char *average_encode_new(const average_event_t *e) {
     if (!root) return NULL;
     alert_id_format(e->source_topic, e->source_partition, e->source_offset,
                     rule_name(RULE_COUNT_AVERAGE), id, sizeof(id));
-    if (cJSON_AddStringToObject(root, "average_id", id) &&
+    if (cJSON_AddStringToObject(root, "average_id", id) && add_schema_version(root) == 0 &&
         cJSON_AddStringToObject(root, "user_id", e->user_id) &&
         add_int(root, "average", e->average) && add_decimal(root, "sum", e->sum) &&
         add_int(root, "count", e->count) &&
@@ -143,7 +148,7 @@ char *late_payment_encode_new(const late_payment_t *l) {
     if (!root) return NULL;
     alert_id_format(l->source_topic, l->source_partition, l->source_offset, "late", id,
                     sizeof(id));
-    if (cJSON_AddStringToObject(root, "late_id", id) &&
+    if (cJSON_AddStringToObject(root, "late_id", id) && add_schema_version(root) == 0 &&
         cJSON_AddStringToObject(root, "reason", "late") &&
         cJSON_AddStringToObject(root, "user_id", l->user_id) &&
         add_decimal(root, "amount", l->amount) &&
@@ -164,7 +169,7 @@ char *totals_encode_new(const char *user_id, decimal_t cumulative_amount, int64_
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
-    if (cJSON_AddStringToObject(root, "user_id", user_id) &&
+    if (cJSON_AddStringToObject(root, "user_id", user_id) && add_schema_version(root) == 0 &&
         add_decimal(root, "cumulative_amount", cumulative_amount) &&
         add_int(root, "event_count", event_count))
         text = cJSON_PrintUnformatted(root);

@@ -6,7 +6,9 @@
  * as JSON numbers in their exact decimal form. "params" holds the rule's
  * parameters as they were when it fired, "clock" the time that its windows
  * were measured in. The same module writes the other outputs: averages,
- * running totals and late payments. */
+ * running totals and late payments. Each record carries "schema_version",
+ * the version of its JSON Schema under schemas/; a test validates what
+ * these encoders write against those files, so the two cannot drift. */
 #ifndef FRAUD_ALERT_H
 #define FRAUD_ALERT_H
 
@@ -15,6 +17,10 @@
 
 #include "decimal.h"
 #include "rules.h"
+
+/* Raised when a field changes meaning or goes; a new optional field is
+ * added to the schema files without a new version. */
+#define OUTPUT_SCHEMA_VERSION 1
 
 typedef struct alert {
     const char *rule;             /* a rule_name() */

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "event_time.h"
 #include "log.h"
+#include "trace_context.h"
 
 typedef struct batch_item {
     kafka_msg_t msg; /* the batch's until released */
@@ -187,6 +188,16 @@ static int dead_letter(batch_t *b, const batch_env_t *env, const batch_item_t *i
     return 0;
 }
 
+/* Where the records a payment causes come from, with the payment's trace
+ * context (read from its headers only when it causes a record). */
+static output_origin_t origin_of(const batch_item_t *it, int64_t event_time_ms,
+                                 int64_t detected_at_ms, trace_context_t *trace) {
+    const kafka_msg_t *m = &it->msg;
+    return (output_origin_t){.topic = m->topic, .partition = m->partition, .offset = m->offset,
+                             .event_time_ms = event_time_ms, .detected_at_ms = detected_at_ms,
+                             .trace = trace_context_of_msg(m, trace) ? trace : NULL};
+}
+
 /* Turns what the rules decided into output records: alerts and averages. */
 static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const batch_item_t *it,
                               const rule_set_t *rules, const rule_hit_t *hits, int hit_count,
@@ -195,6 +206,9 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
     const kafka_msg_t *m = &it->msg;
     const user_state_t *state = &it->entry->state;
     int64_t event_time = it->event_ms >= 0 ? it->event_ms : now;
+    trace_context_t trace;
+    output_origin_t origin = {0};
+    if (hit_count > 0) origin = origin_of(it, event_time, now, &trace);
     for (int i = 0; i < hit_count; i++) {
         const rule_hit_t *h = &hits[i];
         char *json;
@@ -221,8 +235,7 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
             };
             json = alert_encode_new(&alert);
         }
-        if (outbox_queue(env->outbox, kind, h->rule, m->topic, m->partition, m->offset,
-                         pay->user_id, event_time, json) != 0)
+        if (outbox_queue(env->outbox, kind, h->rule, &origin, pay->user_id, json) != 0)
             return -1;
     }
     return 0;
@@ -264,8 +277,10 @@ static int report_late(batch_t *b, const batch_env_t *env, const batch_item_t *i
             .source_topic = m->topic, .source_partition = m->partition,
             .source_offset = m->offset, .detected_at_ms = now,
         };
-        return outbox_queue(env->outbox, OUTPUT_LATE, -1, m->topic, m->partition, m->offset,
-                            it->payment.user_id, t->at_ms, late_payment_encode_new(&late));
+        trace_context_t trace;
+        output_origin_t origin = origin_of(it, t->at_ms, now, &trace);
+        return outbox_queue(env->outbox, OUTPUT_LATE, -1, &origin, it->payment.user_id,
+                            late_payment_encode_new(&late));
     }
     if (b->late_logged_at_ms && now - b->late_logged_at_ms < LATE_LOG_INTERVAL_MS) {
         b->late_unlogged++;
@@ -325,8 +340,10 @@ static int queue_running_totals(batch_t *b, const batch_env_t *env) {
         cache_entry_t *e = it->entry;
         if (!e || it->reason != DECODE_OK || (e->flags & CACHE_ENTRY_TOTALS_QUEUED)) continue;
         e->flags |= CACHE_ENTRY_TOTALS_QUEUED;
-        rc = outbox_queue(env->outbox, OUTPUT_TOTAL, -1, it->msg.topic, it->msg.partition,
-                          it->msg.offset, it->payment.user_id, clock_now_ms(),
+        trace_context_t trace;
+        /* A total has no time of its own: the state it shows is the batch's. */
+        output_origin_t origin = origin_of(it, clock_now_ms(), -1, &trace);
+        rc = outbox_queue(env->outbox, OUTPUT_TOTAL, -1, &origin, it->payment.user_id,
                           totals_encode_new(it->payment.user_id, e->state.cum, e->state.count));
     }
     for (size_t i = 0; i < b->count; i++)

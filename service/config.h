@@ -52,6 +52,8 @@ typedef struct config {
     char *rules_topic;
     char *totals_topic;
     char *averages_topic;
+    bool output_cloudevents;      /* CloudEvents binary-mode headers on outputs */
+    char *output_cloudevents_source; /* ce_source; "": /fraud-detector/<group.id> */
     char *log_level;
     char *log_format;
     char *http_listen;

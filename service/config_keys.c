@@ -86,6 +86,12 @@ const key_def_t CONFIG_KEYS[] = {
     {"averages.topic", KEY_STRING, "", 0, 0, NULL, FIELD(averages_topic),
      "Topic the count_average rule writes its averages to, keyed by user id; required "
      "when that rule is enabled."},
+    {"output.cloudevents", KEY_BOOL, "false", 0, 0, NULL, FIELD(output_cloudevents),
+     "Adds CloudEvents 1.0 headers (Kafka binding, binary mode: ce_specversion, ce_id, ce_type, "
+     "ce_source, ce_time, content-type) to alerts, averages, totals and late payments; the "
+     "JSON value stays the same."},
+    {"output.cloudevents.source", KEY_STRING, "", 0, 0, NULL, FIELD(output_cloudevents_source),
+     "The ce_source of those records (a URI reference); empty: /fraud-detector/<group.id>."},
     {"rules.topic", KEY_STRING, "", 0, 0, NULL, FIELD(rules_topic),
      "When set, every instance reads rule updates from this (compacted) topic, from its "
      "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "

@@ -1,6 +1,7 @@
 /* dead_letter: copies a rejected message to dlq.topic. The headers are
- * ours and always UTF-8; the key and value are the input's own bytes,
- * deliberately unchanged, so the message can be fixed and sent again. */
+ * ours and always UTF-8, plus the message's own W3C trace context; the key
+ * and value are the input's own bytes, deliberately unchanged, so the
+ * message can be fixed and sent again. */
 #include "dead_letter.h"
 
 #include <stdint.h>
@@ -64,27 +65,53 @@ static void log_sampled(dead_letter_t *dl, const kafka_msg_t *m, dead_letter_rea
              (long long)m->offset, dead_letter_reason_code(reason), reason_text);
 }
 
+const char *const *dead_letter_headers_build(dead_letter_headers_t *h, const kafka_msg_t *m,
+                                             dead_letter_reason_t reason,
+                                             const char *reason_text,
+                                             const trace_context_t *trace) {
+    size_t n = 0;
+    /* The reason may quote input (a rule record's setting name). */
+    snprintf(h->error, sizeof(h->error), "%s", reason_text);
+    utf8_sanitize(h->error);
+    snprintf(h->partition, sizeof(h->partition), "%d", (int)m->partition);
+    snprintf(h->offset, sizeof(h->offset), "%lld", (long long)m->offset);
+    h->pairs[n++] = "fraud.dlq.reason";
+    h->pairs[n++] = dead_letter_reason_code(reason);
+    h->pairs[n++] = "fraud.dlq.error";
+    h->pairs[n++] = h->error;
+    h->pairs[n++] = "fraud.source.topic";
+    h->pairs[n++] = m->topic;
+    h->pairs[n++] = "fraud.source.partition";
+    h->pairs[n++] = h->partition;
+    h->pairs[n++] = "fraud.source.offset";
+    h->pairs[n++] = h->offset;
+    if (trace && trace->traceparent[0]) {
+        h->pairs[n++] = "traceparent";
+        h->pairs[n++] = trace->traceparent;
+        if (trace->tracestate[0]) {
+            h->pairs[n++] = "tracestate";
+            h->pairs[n++] = trace->tracestate;
+        }
+    }
+    h->pairs[n] = NULL;
+    return h->pairs;
+}
+
 int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *m, dead_letter_reason_t reason,
                      const char *reason_text, void *record_opaque) {
-    char partition[16], offset[24], errstr[512], error[512];
-    /* The reason may quote input (a rule record's setting name). */
-    snprintf(error, sizeof(error), "%s", reason_text);
-    utf8_sanitize(error);
-    snprintf(partition, sizeof(partition), "%d", (int)m->partition);
-    snprintf(offset, sizeof(offset), "%lld", (long long)m->offset);
-    const char *headers[] = {"fraud.dlq.reason", dead_letter_reason_code(reason),
-                             "fraud.dlq.error", error,
-                             "fraud.source.topic", m->topic,
-                             "fraud.source.partition", partition,
-                             "fraud.source.offset", offset,
-                             NULL};
-    if (kafka_io_produce(dl->io, dl->topic, m->key, m->key_len, m->value, m->value_len, headers,
+    char errstr[512];
+    dead_letter_headers_t headers = {0};
+    trace_context_t trace;
+    int traced = trace_context_of_msg(m, &trace);
+    const char *const *pairs =
+        dead_letter_headers_build(&headers, m, reason, reason_text, traced ? &trace : NULL);
+    if (kafka_io_produce(dl->io, dl->topic, m->key, m->key_len, m->value, m->value_len, pairs,
                          record_opaque, errstr, sizeof(errstr)) != 0) {
         log_error("dlq", "%s", errstr);
         return -1;
     }
     metrics_add(&dl->metrics->dead_letters[reason], 1);
-    log_sampled(dl, m, reason, error);
+    log_sampled(dl, m, reason, headers.error);
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * to dlq.topic, with its key and value unchanged and headers saying why and
  * where from: fraud.dlq.reason (a stable code), fraud.dlq.error (a
  * sentence), fraud.source.topic, fraud.source.partition and
- * fraud.source.offset. Each is counted by reason, and logged, at most
+ * fraud.source.offset, and the message's W3C traceparent and tracestate
+ * when it had a valid one. Each is counted by reason, and logged, at most
  * DEAD_LETTER_LOG_PER_SECOND lines a second so that a flood of bad input
  * is not a flood of logs.
  *
@@ -16,6 +17,7 @@
 
 #include "decode.h"
 #include "kafka_io.h"
+#include "trace_context.h"
 
 #define DEAD_LETTER_LOG_PER_SECOND 5
 
@@ -34,6 +36,19 @@ enum {
 
 /* Stable snake_case code of a reason, e.g. "amount_too_precise". */
 const char *dead_letter_reason_code(dead_letter_reason_t reason);
+
+/* A dead letter's headers, as kafka_io_produce() takes them. */
+typedef struct dead_letter_headers {
+    char partition[16], offset[24], error[512];
+    const char *pairs[2 * 7 + 1]; /* name, value, ..., NULL */
+} dead_letter_headers_t;
+
+/* Fills h for msg (its topic, partition and offset) and returns its pairs,
+ * which point into h, msg and trace (NULL: none). */
+const char *const *dead_letter_headers_build(dead_letter_headers_t *h, const kafka_msg_t *msg,
+                                             dead_letter_reason_t reason,
+                                             const char *reason_text,
+                                             const trace_context_t *trace);
 
 struct metrics;
 typedef struct dead_letter dead_letter_t;

@@ -285,6 +285,16 @@ int kafka_io_poll(kafka_io_t *io, int timeout_ms, kafka_msg_t *out) {
     return m ? take_message(m, "consumer", out) : 0;
 }
 
+const void *kafka_msg_header(const kafka_msg_t *msg, const char *name, size_t *size) {
+    rd_kafka_headers_t *headers = NULL;
+    const void *value = NULL;
+    *size = 0;
+    if (!msg->handle_ || rd_kafka_message_headers(msg->handle_, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(headers, name, &value, size) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    return value;
+}
+
 void kafka_msg_release(kafka_msg_t *msg) {
     if (msg->handle_) rd_kafka_message_destroy(msg->handle_);
     msg->handle_ = NULL;

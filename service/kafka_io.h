@@ -42,6 +42,10 @@ typedef struct kafka_msg {
 
 void kafka_msg_release(kafka_msg_t *msg);
 
+/* The value of the record's last header of that name (not NUL-terminated,
+ * valid while the record is), or NULL when it has none. */
+const void *kafka_msg_header(const kafka_msg_t *msg, const char *name, size_t *size);
+
 /* One newly assigned partition of the input topic. */
 typedef struct kafka_assigned {
     int32_t partition;

@@ -16,13 +16,13 @@
 
 #include "clock.h"
 #include "log.h"
+#include "outbox_format.h"
+#include "record_headers.h"
 #include "rules.h"
 
 /* The last part of a running total's id, where an alert's has its rule. */
 #define TOTALS_ID_SUFFIX "totals"
 #define LATE_ID_SUFFIX "late"
-
-static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l'};
 
 /* An inflight_t's kind when it is a dead letter's ticket. */
 #define DEAD_LETTER_TICKET OUTPUT_KIND_COUNT
@@ -50,6 +50,7 @@ struct outbox {
     size_t acked_count, acked_cap;
     store_alert_t *ids; /* scratch for removals */
     store_step_t *steps;
+    char *ce_source; /* NULL: CloudEvents off */
     int failed;
 };
 
@@ -62,12 +63,23 @@ outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_wa
     ob->store = store;
     ob->acks = acks;
     ob->metrics = metrics;
+    if (cfg->output_cloudevents) {
+        const char *source = cfg->output_cloudevents_source;
+        size_t size = strlen(source) + strlen(cfg->group_id) + sizeof("/fraud-detector/");
+        if (!(ob->ce_source = malloc(size))) {
+            free(ob);
+            return NULL;
+        }
+        if (source[0]) snprintf(ob->ce_source, size, "%s", source);
+        else snprintf(ob->ce_source, size, "/fraud-detector/%s", cfg->group_id);
+    }
     return ob;
 }
 
 static void free_record(output_record_t *r) {
     free(r->user);
     free(r->stored);
+    free(r->trace);
 }
 
 void outbox_clear_queued(outbox_t *ob) {
@@ -88,6 +100,7 @@ void outbox_destroy(outbox_t *ob) {
     free(ob->acked);
     free(ob->ids);
     free(ob->steps);
+    free(ob->ce_source);
     free(ob);
 }
 
@@ -98,9 +111,10 @@ static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
     return ob->cfg->alert_topic;
 }
 
-int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
-                 int32_t partition, int64_t offset, const char *user, int64_t event_time_ms,
-                 char *json) {
+int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const output_origin_t *origin,
+                 const char *user, char *json) {
+    const trace_context_t *trace =
+        origin->trace && origin->trace->traceparent[0] ? origin->trace : NULL;
     if (!json) goto oom;
     if (ob->queued_count == ob->queued_cap) {
         size_t cap = ob->queued_cap ? ob->queued_cap * 2 : 64;
@@ -111,20 +125,23 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
     }
     output_record_t *r = &ob->queued[ob->queued_count];
     *r = (output_record_t){.kind = kind, .rule = kind == OUTPUT_ALERT ? rule : -1,
-                           .partition = partition, .offset = offset,
-                           .event_time_ms = event_time_ms};
+                           .partition = origin->partition, .offset = origin->offset,
+                           .event_time_ms = origin->event_time_ms,
+                           .detected_at_ms = origin->detected_at_ms};
     const char *last = kind == OUTPUT_ALERT     ? rule_name((rule_id_t)rule)
                        : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
                        : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
                                                 : TOTALS_ID_SUFFIX;
-    alert_id_format(topic, partition, offset, last, r->id, sizeof(r->id));
-    char head[64];
-    int head_len = snprintf(head, sizeof(head), "%c %d %lld ", KIND_CODES[kind], r->rule,
-                            (long long)offset);
+    alert_id_format(origin->topic, origin->partition, origin->offset, last, r->id,
+                    sizeof(r->id));
+    char head[OUTBOX_HEAD_MAX];
+    int head_len = outbox_format_head(head, sizeof(head), kind, r->rule, origin->offset, trace);
+    if (head_len < 0) goto oom;
     size_t json_len = strlen(json);
     r->user = strdup(user);
     r->stored = malloc((size_t)head_len + json_len + 1);
-    if (!r->user || !r->stored) {
+    if (trace && (r->trace = malloc(sizeof(*r->trace)))) *r->trace = *trace;
+    if (!r->user || !r->stored || (trace && !r->trace)) {
         free_record(r);
         goto oom;
     }
@@ -154,20 +171,37 @@ void outbox_drop_queued(outbox_t *ob, int32_t partition) {
     ob->queued_count = kept;
 }
 
-/* Produces one record; a topic unset since the record was decided drops it
- * (it leaves the Redis outbox at the next redelivery). */
-static int produce(outbox_t *ob, output_kind_t kind, const char *id, const char *user,
-                   const char *json, inflight_t *inflight) {
-    char errstr[512];
-    const char *topic = topic_of(ob, kind);
+/* What a record is to a CloudEvents reader: fraud.alert.<rule>,
+ * fraud.average, fraud.total or fraud.late. */
+static void cloudevent_type(output_kind_t kind, int rule, char *buf, size_t size) {
+    if (kind == OUTPUT_ALERT && rule >= 0)
+        snprintf(buf, size, "fraud.alert.%s", rule_name((rule_id_t)rule));
+    else if (kind == OUTPUT_ALERT)
+        snprintf(buf, size, "fraud.alert");
+    else snprintf(buf, size, "fraud.%s", kind == OUTPUT_AVERAGE ? "average"
+                                         : kind == OUTPUT_LATE  ? "late"
+                                                                : "total");
+}
+
+/* Produces one record with its headers; a topic unset since the record was
+ * decided drops it (it leaves the Redis outbox at the next redelivery). */
+static int produce(outbox_t *ob, const output_record_t *r, inflight_t *inflight) {
+    char errstr[512], type[CLOUDEVENTS_TYPE_MAX];
+    const char *topic = topic_of(ob, r->kind);
     if (!topic[0]) {
-        log_warn("alert", "%s: no topic configured for it any more; dropped", id);
+        log_warn("alert", "%s: no topic configured for it any more; dropped", r->id);
         if (inflight && inflight->mark) ack_mark_settle(inflight->mark, 0); /* done with it */
         free(inflight);
         return 0;
     }
-    if (kafka_io_produce(ob->io, topic, user, strlen(user), json, strlen(json), NULL, inflight,
-                         errstr, sizeof(errstr)) != 0) {
+    record_headers_t headers;
+    cloudevent_t ce = {.source = ob->ce_source, .id = r->id, .type = type,
+                       .time_ms = r->detected_at_ms};
+    if (ob->ce_source) cloudevent_type(r->kind, r->rule, type, sizeof(type));
+    const char *const *pairs = record_headers_build(&headers, ob->ce_source ? &ce : NULL,
+                                                    r->trace);
+    if (kafka_io_produce(ob->io, topic, r->user, strlen(r->user), r->json, strlen(r->json),
+                         pairs, inflight, errstr, sizeof(errstr)) != 0) {
         log_error("alert", "%s", errstr);
         return -1;
     }
@@ -214,7 +248,7 @@ int outbox_produce_queued(outbox_t *ob) {
             break;
         }
         if (r->kind == OUTPUT_ALERT) metrics_add(&ob->metrics->alerts[r->rule], 1);
-        if (produce(ob, r->kind, r->id, r->user, r->json, a) != 0) {
+        if (produce(ob, r, a) != 0) {
             outbox_ticket_cancel(a);
             rc = -1;
         }
@@ -314,73 +348,48 @@ int outbox_drain(outbox_t *ob, const redis_retry_t *retry) {
 
 /* ---- redelivery ---------------------------------------------------------- */
 
-typedef struct stored_record {
-    output_kind_t kind;
-    int64_t offset;
-    const char *json;
-    const char *id;
-} stored_record_t;
-
-/* A value written before records were typed (a bare JSON object): its kind
- * from its fields, its offset from its source. */
-static void classify_untyped(stored_record_t *s) {
-    cJSON *root = cJSON_Parse(s->json);
-    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(root, "rule");
-    const cJSON *source = cJSON_GetObjectItemCaseSensitive(root, "source");
-    const cJSON *offset = cJSON_GetObjectItemCaseSensitive(source, "offset");
-    s->kind = cJSON_GetObjectItemCaseSensitive(root, "late_id")      ? OUTPUT_LATE
-              : cJSON_GetObjectItemCaseSensitive(root, "average_id") ? OUTPUT_AVERAGE
-              : cJSON_IsString(rule)                               ? OUTPUT_ALERT
-                                                                   : OUTPUT_TOTAL;
-    s->offset = cJSON_IsNumber(offset) ? (int64_t)offset->valuedouble : 0;
-    cJSON_Delete(root);
-}
-
-/* "<kind> <rule> <offset> <json>", as outbox_queue() wrote it. */
-static int parse_stored(const store_alert_t *a, stored_record_t *s) {
-    const char *p = a->json;
-    s->id = a->id;
-    if (p[0] == '{') {
-        s->json = p;
-        classify_untyped(s);
-        return 0;
-    }
-    const char *code = memchr(KIND_CODES, p[0], OUTPUT_KIND_COUNT);
-    char *end;
-    if (!code || p[1] != ' ') return -1;
-    s->kind = (output_kind_t)(code - KIND_CODES);
-    strtol(p + 2, &end, 10);
-    if (*end != ' ') return -1;
-    s->offset = strtoll(end + 1, &end, 10);
-    if (*end != ' ') return -1;
-    s->json = end + 1;
-    return 0;
-}
-
 static int by_offset(const void *a, const void *b) {
-    int64_t x = ((const stored_record_t *)a)->offset, y = ((const stored_record_t *)b)->offset;
+    int64_t x = ((const outbox_stored_t *)a)->offset, y = ((const outbox_stored_t *)b)->offset;
     return (x > y) - (x < y);
+}
+
+/* Produces one stored record as it was first produced: same key, value and
+ * headers (its time comes back from its JSON's detected_at). */
+static int produce_one_stored(outbox_t *ob, const outbox_stored_t *s) {
+    cJSON *json = cJSON_Parse(s->json);
+    const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
+    const cJSON *detected = cJSON_GetObjectItemCaseSensitive(json, "detected_at");
+    trace_context_t trace;
+    int has_trace = outbox_format_trace(s, &trace);
+    output_record_t r = {
+        .kind = s->kind, .rule = s->rule, .json = s->json,
+        .detected_at_ms = s->kind != OUTPUT_TOTAL && cJSON_IsNumber(detected)
+                              ? (int64_t)detected->valuedouble
+                              : -1,
+        .trace = has_trace ? &trace : NULL,
+        .user = cJSON_IsString(user) ? user->valuestring : NULL,
+    };
+    snprintf(r.id, sizeof(r.id), "%s", s->id);
+    int rc = r.user ? produce(ob, &r, NULL) : -1;
+    cJSON_Delete(json);
+    return rc;
 }
 
 /* Offset order, so a user's running totals arrive oldest first and the
  * latest stays last in a compacted topic. */
 static int produce_stored(outbox_t *ob, const store_outbox_t *outbox) {
-    stored_record_t *records = calloc(outbox->count, sizeof(*records));
+    outbox_stored_t *records = calloc(outbox->count, sizeof(*records));
     int rc = records ? 0 : -1;
     for (size_t i = 0; i < outbox->count && rc == 0; i++)
-        if (parse_stored(&outbox->alerts[i], &records[i]) != 0) {
+        if (outbox_format_parse(outbox->alerts[i].json, &records[i]) != 0) {
             log_error("alert", "%s: unreadable outbox record", outbox->alerts[i].id);
             rc = -1;
+        } else {
+            records[i].id = outbox->alerts[i].id;
         }
     if (rc == 0) qsort(records, outbox->count, sizeof(*records), by_offset);
-    for (size_t i = 0; i < outbox->count && rc == 0; i++) {
-        cJSON *json = cJSON_Parse(records[i].json);
-        const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
-        rc = cJSON_IsString(user) ? produce(ob, records[i].kind, records[i].id,
-                                            user->valuestring, records[i].json, NULL)
-                                  : -1;
-        cJSON_Delete(json);
-    }
+    for (size_t i = 0; i < outbox->count && rc == 0; i++)
+        rc = produce_one_stored(ob, &records[i]);
     free(records);
     return rc;
 }

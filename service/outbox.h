@@ -10,8 +10,10 @@
  * owner before anything new (outbox_redeliver). The record's kind, never its
  * id, chooses its topic and its metric, and the id is built in one place.
  *
- * In Redis a record is stored as "<kind> <rule> <offset> <json>" under its
- * id. With the memory backend there is no Redis outbox: records are
+ * In Redis a record is stored under its id in outbox_format's form, with
+ * its payment's W3C trace context when it had one, so a redelivered record
+ * carries the same headers. The headers (trace context, and CloudEvents
+ * with output.cloudevents) are built when the record is produced. With the memory backend there is no Redis outbox: records are
  * produced after the batch without waiting, and each one (and each dead
  * letter, through a ticket) counts on its input partition's mark in the
  * acknowledgement watermark until its delivery report.
@@ -31,25 +33,31 @@
 #include "config.h"
 #include "kafka_io.h"
 #include "metrics.h"
+#include "outbox_format.h"
 #include "redis_retry.h"
 #include "store_redis.h"
+#include "trace_context.h"
 
-typedef enum {
-    OUTPUT_ALERT = 0,
-    OUTPUT_AVERAGE,
-    OUTPUT_TOTAL,
-    OUTPUT_LATE, /* a late payment, for late.topic */
-    OUTPUT_KIND_COUNT
-} output_kind_t;
+/* The payment that caused a record. */
+typedef struct output_origin {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    int64_t event_time_ms;        /* of the payment */
+    int64_t detected_at_ms;       /* the record's own time (ce_time); -1: none */
+    const trace_context_t *trace; /* the payment's; NULL: none */
+} output_origin_t;
 
 /* A record decided in this batch, waiting for its partition's step. */
 typedef struct output_record {
     output_kind_t kind;
     int rule; /* OUTPUT_ALERT: the rule_id_t that fired; else -1 */
     int32_t partition;
-    int64_t offset;        /* of the payment that caused it */
-    int64_t event_time_ms; /* of that payment */
-    char *user;            /* owned: the record's key */
+    int64_t offset;         /* of the payment that caused it */
+    int64_t event_time_ms;  /* of that payment */
+    int64_t detected_at_ms; /* -1: none */
+    trace_context_t *trace; /* owned; NULL: none */
+    char *user;             /* owned: the record's key */
     char *stored;          /* owned: what the Redis outbox holds */
     const char *json;      /* inside stored: what Kafka gets */
     char id[ALERT_ID_MAX];
@@ -64,10 +72,9 @@ outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_wa
 void outbox_destroy(outbox_t *ob);
 
 /* Queues a record; takes ownership of json (freed on failure too). rule is
- * the rule_id_t for an alert, ignored otherwise. */
-int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *topic,
-                 int32_t partition, int64_t offset, const char *user, int64_t event_time_ms,
-                 char *json);
+ * the rule_id_t for an alert, ignored otherwise. origin is copied. */
+int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const output_origin_t *origin,
+                 const char *user, char *json);
 
 /* The records queued in this batch, for the atomic step. */
 const output_record_t *outbox_queued(const outbox_t *ob, size_t *count);

@@ -71,7 +71,7 @@ while IFS= read -r line; do
       grep -q '"user_id":"user8","average":500,' "$work/out.$n" || { echo "FAIL: user8's average" >&2; exit 1; }
       [ "$(grep -c '"user_id":"user9","average":1,' "$work/out.$n")" = 2 ] || { echo "FAIL: user9's averages" >&2; exit 1; } ;;
     *"-t payment-totals"*)
-      retry_until 1 '^user7 {"user_id":"user7","cumulative_amount":35,"event_count":2}$' "$work/out.$n" "$line"
+      retry_until 1 '^user7 {"user_id":"user7","schema_version":1,"cumulative_amount":35,"event_count":2}$' "$work/out.$n" "$line"
       for want in 'user5 .*"cumulative_amount":3200,"event_count":2' 'user6 .*"cumulative_amount":600.5,"event_count":2' \
                   'user8 .*"cumulative_amount":1050,"event_count":3' 'user9 .*"cumulative_amount":4,"event_count":4'; do
         grep "^${want%% *} " "$work/out.$n" | tail -n 1 | grep -q "$want" \

@@ -12,6 +12,7 @@
 
 #include "fixture.h"
 #include "reference_stream.h"
+#include "rules.h"
 
 static service_proc_t svc[3];
 
@@ -175,12 +176,45 @@ START_TEST(test_outbox_left_by_a_crash_is_delivered_on_assignment) {
 }
 END_TEST
 
+START_TEST(test_outbox_record_with_trace_context_keeps_its_headers_when_redelivered) {
+    /* As outbox_queue() stores an alert whose payment carried a trace. */
+    const char *parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const char *state = "congo=t61rcWkgMzE";
+    const char *json = "{\"alert_id\":\"payments/2/7/velocity\",\"schema_version\":1,"
+                       "\"rule\":\"velocity\",\"user_id\":\"traced\",\"amount\":5,"
+                       "\"detected_at\":1700000000012}";
+    char stored[512];
+    snprintf(stored, sizeof(stored), "a %d 7 t%zu,%zu %s%s %s", (int)RULE_VELOCITY,
+             strlen(parent), strlen(state), parent, state, json);
+    redisReply *r = redisCommand(redis, "HSET %s %s %s", "fraud:{payments/2}:outbox",
+                                 "payments/2/7/velocity", stored);
+    freeReplyObject(r);
+    const char *cloudevents[] = {"output.cloudevents=true", NULL};
+    service_start(&svc[0], &kafka, &redis_srv, cloudevents);
+    record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 1, 30000);
+    ck_assert_int_eq(alerts.count, 1);
+    ck_assert_str_eq(alerts.items[0].value, json);
+    ck_assert_str_eq(alerts.items[0].key, "traced");
+    const char *h = alerts.items[0].headers;
+    ck_assert_ptr_nonnull(h);
+    ck_assert_ptr_nonnull(strstr(h, "traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    ck_assert_ptr_nonnull(strstr(h, "tracestate=congo=t61rcWkgMzE\n"));
+    ck_assert_ptr_nonnull(strstr(h, "ce_id=payments/2/7/velocity\n"));
+    ck_assert_ptr_nonnull(strstr(h, "ce_type=fraud.alert.velocity\n"));
+    ck_assert_ptr_nonnull(strstr(h, "ce_time=2023-11-14T22:13:20.012Z\n"));
+    record_list_free(&alerts);
+    ck_assert(service_wait_log(&svc[0], "redelivered 1 alert(s)", 10000));
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("exactly_once");
     TCase *tc = tcase_create("exactly_once");
     tcase_set_timeout(tc, 600);
     tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_add_test(tc, test_outbox_left_by_a_crash_is_delivered_on_assignment);
+    tcase_add_test(tc, test_outbox_record_with_trace_context_keeps_its_headers_when_redelivered);
     tcase_add_test(tc, test_replayed_batch_below_the_checkpoint_changes_nothing);
     tcase_add_test(tc, test_three_instances_joining_and_leaving_keep_totals_exact);
     tcase_add_test(tc, test_broker_faults_lose_no_alert_and_count_nothing_twice);
