@@ -10,10 +10,12 @@ FUZZ_SECONDS ?= 60
 # Everything the build, the tests and the demo use, by Debian package name.
 PACKAGES := gcc make cmake pkg-config librdkafka-dev libhiredis-dev libcjson-dev \
             check libmicrohttpd-dev redis-server kcat procps curl \
-            docker-compose debootstrap python3 python3-jsonschema python3-venv prometheus jq
+            docker-compose debootstrap python3 python3-jsonschema python3-venv prometheus jq \
+            openssl stunnel4
 # (prometheus brings promtool and a server for the monitoring tests; jq runs
 # README's recipes; python3-jsonschema validates records against schemas/;
-# python3-venv holds the Kubernetes manifests' validator, from PyPI.)
+# python3-venv holds the Kubernetes manifests' validator, from PyPI; openssl and
+# stunnel4 run README's TLS recipe for Redis.)
 # What the hardening checks add: clang's libFuzzer, the linters, valgrind.
 HARDENING_PACKAGES := clang-14 libclang-rt-14-dev cppcheck clang-tidy-14 valgrind
 # What `make bench` adds: gnuplot for the plots.
