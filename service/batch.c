@@ -3,6 +3,7 @@
  * are applied in that order. */
 #include "batch.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ typedef struct batch_item {
     dead_letter_reason_t reason;
     char reason_text[192];
     payment_t payment;
+    bool erase;           /* a tombstone: erase payment.user_id's state */
     int64_t event_ms;     /* event_time_of() the payment; -1: unknown */
     cache_entry_t *entry; /* borrowed from the cache for this batch */
 } batch_item_t;
@@ -121,9 +123,14 @@ static void decode_all(batch_t *b, partitions_t *ps) {
         batch_item_t *it = &b->items[i];
         const kafka_msg_t *m = &it->msg;
         it->entry = NULL;
-        it->reason = decode_payment(m->key, m->key_len, m->value, m->value_len, &b->limits,
-                                    &it->payment, it->reason_text, sizeof(it->reason_text));
-        if (it->reason == DECODE_OK) {
+        /* No value at all (not an empty one): a tombstone, Kafka's delete. */
+        it->erase = m->value == NULL;
+        it->reason = it->erase ? decode_erasure(m->key, m->key_len, &b->limits, &it->payment,
+                                                it->reason_text, sizeof(it->reason_text))
+                               : decode_payment(m->key, m->key_len, m->value, m->value_len,
+                                                &b->limits, &it->payment, it->reason_text,
+                                                sizeof(it->reason_text));
+        if (it->reason == DECODE_OK && !it->erase) {
             it->event_ms = event_time_of(it->payment.timestamp_ms, m->timestamp_ms);
             check_event_time(b, it, now);
         }
@@ -330,6 +337,23 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
     return queue_rule_outputs(b, env, it, rules, hits, hit_count, previous, now);
 }
 
+/* A tombstone keyed by a user: everything the service holds about the user
+ * goes, in order with the user's payments, and the step that moves the
+ * checkpoint past it deletes the user's Redis hash. Logged without the
+ * user's history. */
+static void apply_erasure(const batch_env_t *env, const batch_item_t *it) {
+    cache_entry_t *e = it->entry;
+    const kafka_msg_t *m = &it->msg;
+    user_state_reset(&e->state);
+    e->expires_at_ms = 0;
+    e->flags |= CACHE_ENTRY_ERASED;
+    e->flags &= (uint8_t)~(CACHE_ENTRY_RULE_FIELDS | CACHE_ENTRY_REDIS_TTL);
+    state_cache_mark_dirty(env->cache, e);
+    metrics_add(&env->metrics->users_erased, 1);
+    log_info("state", "user %s erased by the tombstone at %s [%d] offset %lld",
+             it->payment.user_id, m->topic, (int)m->partition, (long long)m->offset);
+}
+
 /* totals.topic: each user changed by the batch, once, with the state the
  * batch left, under the id of the user's last payment in it. */
 static int queue_running_totals(batch_t *b, const batch_env_t *env) {
@@ -340,6 +364,7 @@ static int queue_running_totals(batch_t *b, const batch_env_t *env) {
         cache_entry_t *e = it->entry;
         if (!e || it->reason != DECODE_OK || (e->flags & CACHE_ENTRY_TOTALS_QUEUED)) continue;
         e->flags |= CACHE_ENTRY_TOTALS_QUEUED;
+        if (e->state.count == 0) continue; /* erased, nothing since: no total to tell */
         trace_context_t trace;
         /* A total has no time of its own: the state it shows is the batch's. */
         output_origin_t origin = origin_of(it, clock_now_ms(), -1, &trace);
@@ -361,8 +386,10 @@ long batch_apply(batch_t *b, const batch_env_t *env, const rule_set_t *rules) {
             metrics_add(&env->metrics->events[EVENT_REPLAYED], 1);
             continue;
         }
-        int rc = it->reason == DECODE_OK ? apply_payment(b, env, it, rules)
-                                         : dead_letter(b, env, it);
+        int rc = 0;
+        if (it->reason != DECODE_OK) rc = dead_letter(b, env, it);
+        else if (it->erase) apply_erasure(env, it);
+        else rc = apply_payment(b, env, it, rules);
         if (rc != 0) return -1;
     }
     if (queue_running_totals(b, env) != 0) return -1;

@@ -313,6 +313,17 @@ static int json_depth(const cJSON *item, int limit) {
     return deepest + 1;
 }
 
+decode_reason_t decode_erasure(const void *key, size_t key_len, const decode_limits_t *limits,
+                               payment_t *out, char *errstr, size_t errstr_size) {
+    if (!limits) limits = &DECODE_DEFAULT_LIMITS;
+    memset(out, 0, sizeof(*out));
+    out->timestamp_ms = -1;
+    if (!key || key_len == 0)
+        return reject(DECODE_MISSING_USER, errstr, errstr_size,
+                      "a tombstone erases the user its key names, and it has no key");
+    return take_user(key, key_len, limits->max_user_bytes, out, errstr, errstr_size);
+}
+
 decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *value_ptr,
                                size_t value_len, const decode_limits_t *limits, payment_t *out,
                                char *errstr, size_t errstr_size) {

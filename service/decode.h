@@ -79,6 +79,12 @@ decode_reason_t decode_payment(const void *key, size_t key_len, const void *valu
                                size_t value_len, const decode_limits_t *limits, payment_t *out,
                                char *errstr, size_t errstr_size);
 
+/* A tombstone (a record with no value at all) is a request to erase the
+ * user its key names. On DECODE_OK out->user_id holds the user, checked as
+ * a payment's would be; a tombstone without a valid key is refused. */
+decode_reason_t decode_erasure(const void *key, size_t key_len, const decode_limits_t *limits,
+                               payment_t *out, char *errstr, size_t errstr_size);
+
 /* Stable snake_case code of a reason, e.g. "amount_too_precise". */
 const char *decode_reason_code(decode_reason_t reason);
 

@@ -171,6 +171,9 @@ char *metrics_render_new(const metrics_t *m) {
     counter_header(&t, "fraud_totals_total",
                    "Running totals produced to totals.topic and acknowledged.");
     append(&t, "fraud_totals_total %llu\n", (unsigned long long)load(&m->totals_produced));
+    counter_header(&t, "fraud_users_erased_total",
+                   "Users whose state a tombstone on the input topic erased.");
+    append(&t, "fraud_users_erased_total %llu\n", (unsigned long long)load(&m->users_erased));
     counter_header(&t, "fraud_late_payments_total",
                    "Payments older than their user's latest event time by more than "
                    "time.max.out.of.orderness.ms: counted in totals, skipped by window rules.");

@@ -40,6 +40,7 @@ typedef struct metrics {
     atomic_uint_least64_t averages_produced;
     atomic_uint_least64_t totals_produced;
     atomic_uint_least64_t late_payments; /* event time: found late */
+    atomic_uint_least64_t users_erased;  /* tombstones applied */
     atomic_uint_least64_t late_produced; /* produced to late.topic and acknowledged */
     /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */
     atomic_uint_least64_t rule_updates[2][2];

@@ -176,7 +176,7 @@ cache_entry_t **state_cache_dirty(state_cache_t *cache, size_t *count) {
 
 void state_cache_mark_all_clean(state_cache_t *cache) {
     for (size_t i = 0; i < cache->dirty_count; i++)
-        cache->dirty[i]->flags &= (uint8_t)~CACHE_ENTRY_DIRTY;
+        cache->dirty[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
     cache->dirty_count = 0;
 }
 

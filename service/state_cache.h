@@ -38,6 +38,7 @@ enum {
     CACHE_ENTRY_RULE_FIELDS = 1 << 2, /* its Redis hash may hold rule fields */
     CACHE_ENTRY_TOTALS_QUEUED = 1 << 3, /* during a batch: running total queued */
     CACHE_ENTRY_REDIS_TTL = 1 << 4, /* its Redis hash may carry a TTL (store_redis) */
+    CACHE_ENTRY_ERASED = 1 << 5, /* erased since last persisted: its Redis hash goes first */
 };
 
 typedef struct cache_entry {

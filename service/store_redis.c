@@ -20,11 +20,13 @@
 
 /* The atomic partition step. KEYS: checkpoint, outbox, then the users.
  * ARGV: expected checkpoint ("" for none), next offset, ttl ms, user count,
- * then per user: how many field/value pairs to set, the pairs, how many
- * fields to delete, the fields, and "1" when its key may carry a TTL that
- * must go (ttl 0); then alert id/json pairs. With the TTL off, a PERSIST
- * per user cost about a third of the step's time at 100,000 users, so it
- * is sent only for keys loaded with a TTL. */
+ * then per user: a mode ("e": the user was erased, so its key goes first;
+ * "p": its key may carry a TTL that must go, with ttl 0; else "0"), how
+ * many field/value pairs to set, the pairs, how many fields to delete, the
+ * fields; then alert id/json pairs. With the TTL off, a PERSIST per user
+ * cost about a third of the step's time at 100,000 users, so it is sent
+ * only for keys loaded with a TTL. An erased user with no payment after
+ * the erasure sets nothing: its key is simply gone. */
 static const char COMMIT_SCRIPT[] =
     "local current = redis.call('GET', KEYS[1])\n"
     "if (current or '') ~= ARGV[1] then return {0, current or ''} end\n"
@@ -33,16 +35,19 @@ static const char COMMIT_SCRIPT[] =
     "local a = 5\n"
     "for i = 1, n do\n"
     "  local k = KEYS[2 + i]\n"
-    "  local sets = tonumber(ARGV[a])\n"
-    "  redis.call('HSET', k, unpack(ARGV, a + 1, a + 2 * sets))\n"
-    "  a = a + 1 + 2 * sets\n"
+    "  local mode = ARGV[a]\n"
+    "  if mode == 'e' then redis.call('DEL', k) end\n"
+    "  local sets = tonumber(ARGV[a + 1])\n"
+    "  a = a + 2\n"
+    "  if sets > 0 then redis.call('HSET', k, unpack(ARGV, a, a + 2 * sets - 1)) end\n"
+    "  a = a + 2 * sets\n"
     "  local dels = tonumber(ARGV[a])\n"
     "  if dels > 0 then redis.call('HDEL', k, unpack(ARGV, a + 1, a + dels)) end\n"
     "  a = a + 1 + dels\n"
-    "  local persist = ARGV[a]\n"
-    "  a = a + 1\n"
-    "  if ttl > 0 then redis.call('PEXPIRE', k, ttl)\n"
-    "  elseif persist == '1' then redis.call('PERSIST', k) end\n"
+    "  if sets > 0 then\n"
+    "    if ttl > 0 then redis.call('PEXPIRE', k, ttl)\n"
+    "    elseif mode == 'p' then redis.call('PERSIST', k) end\n"
+    "  end\n"
     "end\n"
     "while a < #ARGV do\n"
     "  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])\n"
@@ -233,10 +238,12 @@ static int append_step(store_t *s, redisContext *ctx, const store_step_t *st, in
         redis_argv_add_int(b, (int64_t)st->user_count))
         return -1;
     for (size_t i = 0; i < st->user_count; i++) {
-        const cache_entry_t *e = st->users[i];
+        cache_entry_t *e = st->users[i];
+        int erased = (e->flags & CACHE_ENTRY_ERASED) != 0;
         int persist = ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
-        if (user_hash_add_fields(b, st->users[i]) != 0 ||
-            redis_argv_add(b, persist ? "1" : "0", 1) != 0)
+        if (redis_argv_add(b, erased ? "e" : persist ? "p" : "0", 1) != 0) return -1;
+        if (erased && e->state.count == 0 ? redis_argv_add_int(b, 0) || redis_argv_add_int(b, 0)
+                                          : user_hash_add_fields(b, e) != 0)
             return -1;
     }
     for (size_t i = 0; i < st->alert_count; i++)

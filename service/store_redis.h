@@ -11,9 +11,10 @@
  *   <prefix>{<topic>/<partition>}:outbox          hash id -> JSON of an alert,
  *                                                 average or running total
  * A partition step (a Lua script) compares the checkpoint with the one the
- * caller last saw, then writes the users (HSET, HDEL of emptied rule
- * fields, then PEXPIRE or PERSIST, as HSET keeps an old TTL), adds the batch's alerts to the outbox and moves
- * the checkpoint, all or nothing. Steps of several partitions share one
+ * caller last saw, then writes the users (DEL of an erased user's key,
+ * HSET, HDEL of emptied rule fields, then PEXPIRE or PERSIST, as HSET keeps
+ * an old TTL), adds the batch's alerts to the outbox and moves the
+ * checkpoint, all or nothing. Steps of several partitions share one
  * pipelined round trip, as do the loads of a batch's cache misses.
  *
  * After any failure the connection is dropped; the next call reconnects, so

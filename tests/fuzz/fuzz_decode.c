@@ -1,4 +1,5 @@
-/* libFuzzer target: the payment decoder, both message forms. */
+/* libFuzzer target: the payment decoder, both message forms, and the key
+ * of a tombstone (an erasure). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -13,5 +14,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     decode_limits_t limits = DECODE_DEFAULT_LIMITS;
     decode_payment(m.key, m.key_len, m.value, m.value_len, &limits, &payment, errstr,
                    sizeof(errstr));
+    decode_erasure(m.key, m.key_len, &limits, &payment, errstr, sizeof(errstr));
     return 0;
 }

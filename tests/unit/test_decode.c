@@ -42,6 +42,25 @@ START_TEST(test_json_object_with_user_and_number_amount) {
 }
 END_TEST
 
+START_TEST(test_a_tombstone_names_the_user_to_erase) {
+    payment_t p;
+    char why[128] = "";
+    ck_assert_int_eq(decode_erasure("user1", 5, NULL, &p, why, sizeof(why)), DECODE_OK);
+    ck_assert_str_eq(p.user_id, "user1");
+    ck_assert_uint_eq(p.user_len, 5);
+    ck_assert_int_eq(decode_erasure(NULL, 0, NULL, &p, why, sizeof(why)), DECODE_MISSING_USER);
+    ck_assert(strlen(why) > 0);
+    ck_assert_int_eq(decode_erasure("a\0b", 3, NULL, &p, why, sizeof(why)),
+                     DECODE_NUL_CHARACTER);
+    ck_assert_int_eq(decode_erasure("\xff", 1, NULL, &p, why, sizeof(why)),
+                     DECODE_INVALID_USER_ID);
+    decode_limits_t short_ids = DECODE_DEFAULT_LIMITS;
+    short_ids.max_user_bytes = 3;
+    ck_assert_int_eq(decode_erasure("user1", 5, &short_ids, &p, why, sizeof(why)),
+                     DECODE_USER_TOO_LONG);
+}
+END_TEST
+
 START_TEST(test_json_amount_as_numeric_string_is_exact) {
     ACCEPTS(NULL, "{\"user_id\":\"u\",\"amount\":\"999999999999.9999\"}", "u",
             9999999999999999LL);
@@ -281,6 +300,7 @@ int main(void) {
     tcase_add_test(tc, test_json_numbers_follow_rfc_8259);
     tcase_add_test(tc, test_numeric_strings_are_json_numbers_in_quotes);
     tcase_add_test(tc, test_every_reason_has_a_stable_code);
+    tcase_add_test(tc, test_a_tombstone_names_the_user_to_erase);
     tcase_add_test(tc, test_limits_refuse_large_deep_and_long_input);
     suite_add_tcase(s, tc);
     return run_suite(s, CK_FORK, CK_NORMAL);
