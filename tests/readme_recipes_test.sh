@@ -65,6 +65,17 @@ while IFS= read -r line; do
   esac
 done <"$work/lines"
 wait_count a 2 # nothing applied twice by the restarted service
+
+# README's erasure line, verbatim: user1 pays, then is erased.
+readme_block readme-erase >"$work/erase"
+[ "$(wc -l <"$work/erase")" = 1 ] || { echo "README erasure block not found" >&2; exit 1; }
+echo 'user1:250' | kcat -P -b "$BROKER" -t payments -K:
+wait_count user1 1
+echo "README line: $(cat "$work/erase")"
+bash "$work/erase"
+for _ in $(seq 100); do [ -z "$(user_count user1)" ] && break; sleep 0.1; done
+[ -z "$(user_count user1)" ] || { echo "FAIL: user1 was not erased" >&2; exit 1; }
+grep -q 'user user1 erased by the tombstone' "$work/service.log" || { echo "FAIL: erasure not logged" >&2; exit 1; }
 kill -TERM $svc
 status=0
 wait $svc || status=$?
