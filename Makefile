@@ -29,7 +29,7 @@ REAL_KAFKA_PACKAGES := default-jre-headless maven
 BENCH_PEER_PACKAGES := default-jdk-headless maven
 REQUIRE_REAL_KAFKA ?= 0
 
-.PHONY: all deps deps-hardening deps-bench deps-real-kafka build test test-real-kafka demo bench \
+.PHONY: all deps deps-hardening deps-bench deps-real-kafka build test test-real-kafka test-valkey demo bench \
         bench-peers install-bench-peer-packages install-real-kafka-packages fuzz lint test-sanitize valgrind hardening clean
 
 all: build
@@ -89,6 +89,11 @@ test-real-kafka: build deps-real-kafka
 	else \
 	  echo "SKIPPED: the real Apache Kafka suite (ctest -L real_kafka) needs java and mvn, which were not found; apt-get install default-jre-headless maven, or set REQUIRE_REAL_KAFKA=1 to make this a failure"; \
 	fi
+
+# The integration suite again with Valkey 8 (from bookworm-backports, unpacked
+# into ~/.cache/fraud-detector, never installed) in place of redis-server.
+test-valkey: build
+	tests/valkey/valkey_test.sh $(BUILD_DIR)
 
 demo: build
 	tests/demo.sh $(BUILD_DIR)

@@ -357,6 +357,25 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
     return 0;
 }
 
+int config_load_sources(config_t *cfg, const char *file, char *const *envp,
+                        const char *const *settings, int setting_count, char *errstr,
+                        size_t errstr_size) {
+    if (file && config_load_file(cfg, file, errstr, errstr_size) != 0) return -1;
+    if (config_load_env(cfg, envp, errstr, errstr_size) != 0) return -1;
+    for (int i = 0; i < setting_count; i++) {
+        const char *kv = settings[i];
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            errstr_set(errstr, errstr_size, "-X %s: expected key=value", kv);
+            return -1;
+        }
+        char key[256];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+        if (config_set(cfg, key, eq + 1, errstr, errstr_size) != 0) return -1;
+    }
+    return config_validate(cfg, errstr, errstr_size);
+}
+
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
     if (strcmp(cfg->input_topic, cfg->alert_topic) == 0 ||
         strcmp(cfg->input_topic, cfg->dlq_topic) == 0) {

@@ -82,6 +82,13 @@ int config_load_text(config_t *cfg, const char *text, size_t len, const char *or
  * FRAUD_STATE_TTL_MS is state.ttl.ms; FRAUD_KAFKA_X_Y is kafka.x.y. */
 int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size);
 
+/* Every source in precedence order: the file (NULL: none), then the
+ * FRAUD_* variables of envp, then the "key=value" settings (-X flags),
+ * then config_validate(). Returns 0, or -1 with errstr. */
+int config_load_sources(config_t *cfg, const char *file, char *const *envp,
+                        const char *const *settings, int setting_count, char *errstr,
+                        size_t errstr_size);
+
 /* Cross-key checks once all sources are in, e.g. distinct topics. */
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size);
 

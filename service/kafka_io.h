@@ -136,6 +136,24 @@ void kafka_reader_destroy(kafka_reader_t *reader);
  * secrets masked. Returns -1 with errstr when librdkafka refuses one. */
 int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t errstr_size);
 
+/* For fraud-repartition (kafka_io_admin.c). Per partition of topic, as the
+ * cluster's metadata counts them: the committed offset of cfg's group
+ * (-1: none) and the partition's end. *out is the caller's to free(). */
+typedef struct kafka_group_position {
+    int64_t committed;
+    int64_t end;
+} kafka_group_position_t;
+int kafka_io_group_positions(const config_t *cfg, const char *topic,
+                             kafka_group_position_t **out, int32_t *count, char *errstr,
+                             size_t errstr_size);
+
+/* The partition, of count, that a producer using librdkafka's partitioner
+ * of that name puts key in: murmur2_random (the Java client's default),
+ * consistent_random (librdkafka's and kcat's default) or fnv1a_random
+ * (Sarama's); -1 for another name. */
+int32_t kafka_io_partition_of_key(const char *partitioner, const void *key, size_t len,
+                                  int32_t count);
+
 /* librdkafka's version, for --version. */
 const char *kafka_io_library_version(void);
 

@@ -66,20 +66,8 @@ static config_sources_t sources;
  * -X flags last, whatever their order on the command line. */
 static int load_config_sources(const config_sources_t *src, config_t *cfg, char *errstr,
                                size_t errstr_size) {
-    if (src->file && config_load_file(cfg, src->file, errstr, errstr_size) != 0) return -1;
-    if (config_load_env(cfg, environ, errstr, errstr_size) != 0) return -1;
-    for (int i = 0; i < src->setting_count; i++) {
-        const char *kv = src->settings[i];
-        const char *eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            snprintf(errstr, errstr_size, "-X %s: expected key=value", kv);
-            return -1;
-        }
-        char key[256];
-        snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-        if (config_set(cfg, key, eq + 1, errstr, errstr_size) != 0) return -1;
-    }
-    return config_validate(cfg, errstr, errstr_size);
+    return config_load_sources(cfg, src->file, environ, src->settings, src->setting_count,
+                               errstr, errstr_size);
 }
 
 /* SIGHUP: every source again, into a fresh config; only its rules are

@@ -11,6 +11,7 @@
 #   kafka.sh stop DIR                   stop what `start` started, cleanly (SIGTERM)
 #   kafka.sh topics BOOTSTRAP T:N[:compact|:append]...   create topics T with N partitions
 #                                       (compacted, or stamped with LogAppendTime)
+#   kafka.sh partitions BOOTSTRAP TOPIC N   grow TOPIC to N partitions
 #   kafka.sh run DIR PORT CONTROLLER_PORT        format DIR if new, then run the broker in
 #                                       the foreground (what the C test harness spawns)
 #
@@ -137,6 +138,11 @@ topics() { # bootstrap spec...
   done
 }
 
+partitions() { # bootstrap topic count: grows the topic to count partitions
+  java_run org.apache.kafka.tools.TopicCommand --bootstrap-server "$1" --alter --topic "$2" \
+    --partitions "$3" >&2
+}
+
 start() { # [dir [topic specs]]
   local dir=${1:-} port cport
   shift || true
@@ -174,5 +180,6 @@ case "$cmd" in
   start) start "$@" ;;
   stop) stop "$@" ;;
   topics) [ $# -ge 2 ] || die "usage: kafka.sh topics BOOTSTRAP T:N[:compact]..."; topics "$@" ;;
+  partitions) [ $# = 3 ] || die "usage: kafka.sh partitions BOOTSTRAP TOPIC COUNT"; partitions "$@" ;;
   *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
