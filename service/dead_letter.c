@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "record_headers.h"
 #include "utf8.h"
 
 struct dead_letter {
@@ -85,14 +86,7 @@ const char *const *dead_letter_headers_build(dead_letter_headers_t *h, const kaf
     h->pairs[n++] = h->partition;
     h->pairs[n++] = "fraud.source.offset";
     h->pairs[n++] = h->offset;
-    if (trace && trace->traceparent[0]) {
-        h->pairs[n++] = "traceparent";
-        h->pairs[n++] = trace->traceparent;
-        if (trace->tracestate[0]) {
-            h->pairs[n++] = "tracestate";
-            h->pairs[n++] = trace->tracestate;
-        }
-    }
+    n = record_headers_add_trace(h->pairs, n, trace);
     h->pairs[n] = NULL;
     return h->pairs;
 }

@@ -20,6 +20,17 @@ void record_headers_rfc3339(int64_t ms, char *buf, size_t bufsize) {
     snprintf(buf, bufsize, "%s.%03dZ", date, millis);
 }
 
+size_t record_headers_add_trace(const char **pairs, size_t n, const trace_context_t *trace) {
+    if (!trace || !trace->traceparent[0]) return n;
+    pairs[n++] = "traceparent";
+    pairs[n++] = trace->traceparent;
+    if (trace->tracestate[0]) {
+        pairs[n++] = "tracestate";
+        pairs[n++] = trace->tracestate;
+    }
+    return n;
+}
+
 const char *const *record_headers_build(record_headers_t *h, const cloudevent_t *ce,
                                         const trace_context_t *trace) {
     size_t n = 0;
@@ -40,14 +51,7 @@ const char *const *record_headers_build(record_headers_t *h, const cloudevent_t 
         h->pairs[n++] = "content-type";
         h->pairs[n++] = "application/json";
     }
-    if (trace && trace->traceparent[0]) {
-        h->pairs[n++] = "traceparent";
-        h->pairs[n++] = trace->traceparent;
-        if (trace->tracestate[0]) {
-            h->pairs[n++] = "tracestate";
-            h->pairs[n++] = trace->tracestate;
-        }
-    }
+    n = record_headers_add_trace(h->pairs, n, trace);
     h->pairs[n] = NULL;
     return n ? h->pairs : NULL;
 }

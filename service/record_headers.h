@@ -10,6 +10,7 @@
 #ifndef FRAUD_RECORD_HEADERS_H
 #define FRAUD_RECORD_HEADERS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "trace_context.h"
@@ -33,6 +34,10 @@ typedef struct cloudevent {
  * no header at all. ce and trace may be NULL. */
 const char *const *record_headers_build(record_headers_t *h, const cloudevent_t *ce,
                                         const trace_context_t *trace);
+
+/* Appends trace's traceparent and tracestate (when it has them) as name,
+ * value pairs at pairs[n], which has room for 4 more; returns the new n. */
+size_t record_headers_add_trace(const char **pairs, size_t n, const trace_context_t *trace);
 
 /* Formats ms since the epoch as RFC 3339 in UTC with milliseconds
  * ("2026-11-26T03:01:05.123Z"). */
