@@ -165,6 +165,15 @@ char *late_payment_encode_new(const late_payment_t *l) {
     return text;
 }
 
+char *totals_erased_encode_new(const char *user_id) {
+    char *text = NULL;
+    cJSON *root = cJSON_CreateObject();
+    if (root && cJSON_AddStringToObject(root, "user_id", user_id))
+        text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
 char *totals_encode_new(const char *user_id, decimal_t cumulative_amount, int64_t event_count) {
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();

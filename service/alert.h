@@ -88,6 +88,11 @@ typedef struct late_payment {
 } late_payment_t;
 char *late_payment_encode_new(const late_payment_t *late);
 
+/* What the outbox keeps for an erased user's tombstone on totals.topic:
+ * {user_id}, for the record's key only; the record itself has no value.
+ * Freed by the caller. */
+char *totals_erased_encode_new(const char *user_id);
+
 /* The running total for totals.topic: {user_id, cumulative_amount,
  * event_count}. Freed by the caller. */
 char *totals_encode_new(const char *user_id, decimal_t cumulative_amount, int64_t event_count);

@@ -364,12 +364,16 @@ static int queue_running_totals(batch_t *b, const batch_env_t *env) {
         cache_entry_t *e = it->entry;
         if (!e || it->reason != DECODE_OK || (e->flags & CACHE_ENTRY_TOTALS_QUEUED)) continue;
         e->flags |= CACHE_ENTRY_TOTALS_QUEUED;
-        if (e->state.count == 0) continue; /* erased, nothing since: no total to tell */
         trace_context_t trace;
         /* A total has no time of its own: the state it shows is the batch's. */
         output_origin_t origin = origin_of(it, clock_now_ms(), -1, &trace);
-        rc = outbox_queue(env->outbox, OUTPUT_TOTAL, -1, &origin, it->payment.user_id,
-                          totals_encode_new(it->payment.user_id, e->state.cum, e->state.count));
+        /* Erased, and nothing since: the changelog forgets the user too. */
+        rc = e->state.count == 0
+                 ? outbox_queue(env->outbox, OUTPUT_TOTAL_ERASED, -1, &origin,
+                                it->payment.user_id, totals_erased_encode_new(it->payment.user_id))
+                 : outbox_queue(env->outbox, OUTPUT_TOTAL, -1, &origin, it->payment.user_id,
+                                totals_encode_new(it->payment.user_id, e->state.cum,
+                                                  e->state.count));
     }
     for (size_t i = 0; i < b->count; i++)
         if (b->items[i].entry) b->items[i].entry->flags &= (uint8_t)~CACHE_ENTRY_TOTALS_QUEUED;

@@ -105,7 +105,7 @@ void outbox_destroy(outbox_t *ob) {
 }
 
 static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
-    if (kind == OUTPUT_TOTAL) return ob->cfg->totals_topic;
+    if (kind == OUTPUT_TOTAL || kind == OUTPUT_TOTAL_ERASED) return ob->cfg->totals_topic;
     if (kind == OUTPUT_AVERAGE) return ob->cfg->averages_topic;
     if (kind == OUTPUT_LATE) return ob->cfg->late_topic;
     return ob->cfg->alert_topic;
@@ -131,7 +131,7 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const output_origin
     const char *last = kind == OUTPUT_ALERT     ? rule_name((rule_id_t)rule)
                        : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
                        : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
-                                                : TOTALS_ID_SUFFIX;
+                                                : TOTALS_ID_SUFFIX; /* totals, or their tombstone */
     alert_id_format(origin->topic, origin->partition, origin->offset, last, r->id,
                     sizeof(r->id));
     char head[OUTBOX_HEAD_MAX];
@@ -194,14 +194,18 @@ static int produce(outbox_t *ob, const output_record_t *r, inflight_t *inflight)
         free(inflight);
         return 0;
     }
+    /* A tombstone deletes a key of a compacted topic: it has no value, and
+     * so is no CloudEvent; it keeps the payment's trace context. */
+    int tombstone = r->kind == OUTPUT_TOTAL_ERASED;
     record_headers_t headers;
     cloudevent_t ce = {.source = ob->ce_source, .id = r->id, .type = type,
                        .time_ms = r->detected_at_ms};
-    if (ob->ce_source) cloudevent_type(r->kind, r->rule, type, sizeof(type));
-    const char *const *pairs = record_headers_build(&headers, ob->ce_source ? &ce : NULL,
-                                                    r->trace);
-    if (kafka_io_produce(ob->io, topic, r->user, strlen(r->user), r->json, strlen(r->json),
-                         pairs, inflight, errstr, sizeof(errstr)) != 0) {
+    if (ob->ce_source && !tombstone) cloudevent_type(r->kind, r->rule, type, sizeof(type));
+    const char *const *pairs = record_headers_build(
+        &headers, ob->ce_source && !tombstone ? &ce : NULL, r->trace);
+    if (kafka_io_produce(ob->io, topic, r->user, strlen(r->user), tombstone ? NULL : r->json,
+                         tombstone ? 0 : strlen(r->json), pairs, inflight, errstr,
+                         sizeof(errstr)) != 0) {
         log_error("alert", "%s", errstr);
         return -1;
     }
@@ -273,7 +277,7 @@ void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
         free(a);
         return;
     }
-    if (a->kind == OUTPUT_TOTAL) {
+    if (a->kind == OUTPUT_TOTAL || a->kind == OUTPUT_TOTAL_ERASED) {
         metrics_add(&ob->metrics->totals_produced, 1);
     } else if (a->kind == OUTPUT_AVERAGE) {
         metrics_add(&ob->metrics->averages_produced, 1);
@@ -363,7 +367,8 @@ static int produce_one_stored(outbox_t *ob, const outbox_stored_t *s) {
     int has_trace = outbox_format_trace(s, &trace);
     output_record_t r = {
         .kind = s->kind, .rule = s->rule, .json = s->json,
-        .detected_at_ms = s->kind != OUTPUT_TOTAL && cJSON_IsNumber(detected)
+        .detected_at_ms = s->kind != OUTPUT_TOTAL && s->kind != OUTPUT_TOTAL_ERASED &&
+                                  cJSON_IsNumber(detected)
                               ? (int64_t)detected->valuedouble
                               : -1,
         .trace = has_trace ? &trace : NULL,

@@ -9,7 +9,7 @@
 
 #include "rules.h"
 
-static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l'};
+static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l', 'e'};
 
 int outbox_format_head(char *buf, size_t size, output_kind_t kind, int rule, int64_t offset,
                        const trace_context_t *trace) {

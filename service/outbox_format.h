@@ -4,7 +4,8 @@
  *   "<kind> <rule> <offset> <json>"
  *   "<kind> <rule> <offset> t<n>,<m> <traceparent><tracestate> <json>"
  *
- * kind is one letter (a alert, v average, t total, l late payment), rule
+ * kind is one letter (a alert, v average, t total, l late payment, e an
+ * erased user's tombstone on totals.topic, whose json only names the key), rule
  * the rule_id_t of an alert (else -1), offset the payment's. The second
  * form, for a payment that carried a W3C trace context, has the two
  * lengths n and m, so neither value needs escaping. A bare JSON object is
@@ -22,7 +23,8 @@ typedef enum {
     OUTPUT_ALERT = 0,
     OUTPUT_AVERAGE,
     OUTPUT_TOTAL,
-    OUTPUT_LATE, /* a late payment, for late.topic */
+    OUTPUT_LATE,          /* a late payment, for late.topic */
+    OUTPUT_TOTAL_ERASED,  /* a tombstone on totals.topic: the user was erased */
     OUTPUT_KIND_COUNT
 } output_kind_t;
 

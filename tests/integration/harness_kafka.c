@@ -282,6 +282,7 @@ record_list_t kafka_read_topic(const kafka_cluster_t *kc, const char *topic, siz
             r->key = m->key ? dup_bytes(m->key, m->key_len) : NULL;
             r->key_len = m->key_len;
             r->value = dup_bytes(m->payload, m->len);
+            r->tombstone = m->payload == NULL;
             r->value_len = m->len;
             r->partition = m->partition;
             r->offset = m->offset;

@@ -29,8 +29,9 @@ typedef struct kafka_cluster {
 typedef struct record {
     char *key;
     size_t key_len;
-    char *value;
+    char *value;      /* "" for a tombstone, as for an empty value */
     size_t value_len;
+    bool tombstone;   /* the record had no value at all */
     int32_t partition;
     int64_t offset;
     char *headers; /* "name=value\n" lines */

@@ -17,7 +17,9 @@ static char listen_setting[64];
 static char body[65536];
 
 static void setup(void) {
-    fixture_start(NULL);
+    static const char *const topics[] = {"payment-totals:1", NULL};
+    fixture_options_t opts = {.topics = topics};
+    fixture_start(&opts);
     http_port = harness_free_port();
     snprintf(listen_setting, sizeof(listen_setting), "http.listen=127.0.0.1:%d", http_port);
 }
@@ -51,7 +53,7 @@ static bool wait_gone(const char *user, int timeout_ms) {
 START_TEST(test_a_tombstone_erases_the_user_in_order_with_its_payments) {
     const char *extra[] = {listen_setting, "rule.velocity.enabled=true",
                            "rule.cumulative_limit.enabled=true", "rule.cumulative_limit.limit=100",
-                           NULL};
+                           "totals.topic=payment-totals", NULL};
     service_start(&svc, &kafka, &redis_srv, extra);
     /* NULL values are tombstones. "again" pays after its erasure; "gone"
      * does not; a tombstone with no key cannot name a user. */
@@ -78,6 +80,20 @@ START_TEST(test_a_tombstone_erases_the_user_in_order_with_its_payments) {
     ck_assert_int_eq(dlq.count, 1);
     ck_assert_ptr_nonnull(strstr(dlq.items[0].headers, "fraud.dlq.reason=missing_user"));
     record_list_free(&dlq);
+    /* The totals changelog forgets "gone" too: its last record there is a
+     * tombstone; "again"'s last total is the one after its erasure. */
+    record_list_t totals = kafka_read_topic(&kafka, "payment-totals", 3, 30000);
+    const record_t *last_gone = NULL, *last_again = NULL;
+    for (size_t i = 0; i < totals.count; i++) {
+        if (strcmp(totals.items[i].key, "gone") == 0) last_gone = &totals.items[i];
+        if (strcmp(totals.items[i].key, "again") == 0) last_again = &totals.items[i];
+    }
+    ck_assert_ptr_nonnull(last_gone);
+    ck_assert_msg(last_gone->tombstone, "gone's last total: %s", last_gone->value);
+    ck_assert_ptr_nonnull(last_again);
+    ck_assert(!last_again->tombstone);
+    ck_assert_ptr_nonnull(strstr(last_again->value, "\"cumulative_amount\":50,\"event_count\":1"));
+    record_list_free(&totals);
     ck_assert(service_wait_log(&svc, "user gone erased by the tombstone", 1000));
     ck_assert(!service_log_has(&svc, "20000", NULL));
     ck_assert_int_eq(service_stop(&svc), 0);

@@ -52,6 +52,11 @@ START_TEST(test_a_record_with_trace_reads_back_with_its_context) {
     ck_assert_int_eq(outbox_format_trace(&s, &out), 1);
     ck_assert_str_eq(out.tracestate, "");
     ck_assert_str_eq(s.json, "{}");
+    /* An erased user's tombstone keeps only what names its key. */
+    store(value, sizeof(value), OUTPUT_TOTAL_ERASED, -1, 9, NULL, "{\"user_id\":\"u\"}");
+    ck_assert_str_eq(value, "e -1 9 {\"user_id\":\"u\"}");
+    ck_assert_int_eq(outbox_format_parse(value, &s), 0);
+    ck_assert_int_eq(s.kind, OUTPUT_TOTAL_ERASED);
 }
 END_TEST
 
