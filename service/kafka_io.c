@@ -289,7 +289,8 @@ const void *kafka_msg_header(const kafka_msg_t *msg, const char *name, size_t *s
     rd_kafka_headers_t *headers = NULL;
     const void *value = NULL;
     *size = 0;
-    if (!msg->handle_ || rd_kafka_message_headers(msg->handle_, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+    if (!msg->handle_ ||
+        rd_kafka_message_headers(msg->handle_, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(headers, name, &value, size) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return NULL;
     return value;

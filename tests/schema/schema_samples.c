@@ -79,8 +79,8 @@ static void dead_letter_headers(void) {
     for (dead_letter_reason_t r = DECODE_OK + 1; r < DEAD_LETTER_REASON_COUNT; r++) {
         kafka_msg_t m = {.topic = "payments", .partition = 3, .offset = 41};
         dead_letter_headers_t h;
-        const char *const *pairs =
-            dead_letter_headers_build(&h, &m, r, "a reason, with \"quotes\"", r % 2 ? &trace : NULL);
+        const char *const *pairs = dead_letter_headers_build(
+            &h, &m, r, "a reason, with \"quotes\"", r % 2 ? &trace : NULL);
         cJSON *obj = cJSON_CreateObject();
         for (size_t i = 0; obj && pairs[i]; i += 2)
             if (!cJSON_AddStringToObject(obj, pairs[i], pairs[i + 1])) abort();
