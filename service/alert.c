@@ -6,6 +6,8 @@
 
 #include <cJSON.h>
 
+#include "rule_instances.h"
+
 size_t alert_id_format(const char *topic, int32_t partition, int64_t offset,
                        const char *rule, char *buf, size_t bufsize) {
     int n = snprintf(buf, bufsize, "%s/%d/%lld/%s", topic, (int)partition,
@@ -40,37 +42,6 @@ static int add_source(cJSON *root, const char *topic, int32_t partition, int64_t
                : -1;
 }
 
-static int add_params(cJSON *root, rule_id_t rule, const rule_set_t *r) {
-    cJSON *params = cJSON_AddObjectToObject(root, "params");
-    if (!params) return -1;
-    switch (rule) {
-    case RULE_AMOUNT_JUMP:
-        return add_decimal(params, "threshold", r->jump_threshold) &&
-                       cJSON_AddStringToObject(params, "direction",
-                                               r->jump_direction == JUMP_BOTH ? "both" : "up")
-                   ? 0
-                   : -1;
-    case RULE_CUMULATIVE_LIMIT:
-        return add_decimal(params, "limit", r->cumulative_limit) ? 0 : -1;
-    case RULE_SMALL_THEN_LARGE:
-        return add_decimal(params, "small", r->small_amount) &&
-                       add_decimal(params, "large", r->large_amount) &&
-                       add_int(params, "window_ms", r->small_window_ms)
-                   ? 0
-                   : -1;
-    case RULE_COUNT_AVERAGE:
-        return add_int(params, "count", r->average_count) ? 0 : -1;
-    case RULE_VELOCITY:
-        return add_int(params, "max_count", r->velocity_max_count) &&
-                       add_int(params, "window_ms", r->velocity_window_ms)
-                   ? 0
-                   : -1;
-    case RULE_COUNT:
-        break;
-    }
-    return -1;
-}
-
 /* What only this rule's alerts carry. */
 static int add_details(cJSON *root, const alert_t *a) {
     switch (rule_id(a->rule)) {
@@ -84,6 +55,11 @@ static int add_details(cJSON *root, const alert_t *a) {
         return add_int(root, "elapsed_ms", a->elapsed_ms) ? 0 : -1;
     case RULE_VELOCITY:
         return add_int(root, "payments_in_window", a->payments_in_window) ? 0 : -1;
+    case RULE_AGGREGATE:
+        return add_decimal(root, "value", a->aggregate_value) &&
+                       add_int(root, "payments_in_window", a->payments_in_window)
+                   ? 0
+                   : -1;
     default:
         return 0;
     }
@@ -95,10 +71,12 @@ char *alert_encode_new(const alert_t *a) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
 
-    alert_id_format(a->source_topic, a->source_partition, a->source_offset, a->rule, id,
+    const char *instance = a->rule_id ? a->rule_id : a->rule;
+    alert_id_format(a->source_topic, a->source_partition, a->source_offset, instance, id,
                     sizeof(id));
     if (!cJSON_AddStringToObject(root, "alert_id", id) || add_schema_version(root) != 0 ||
         !cJSON_AddStringToObject(root, "rule", a->rule) ||
+        !cJSON_AddStringToObject(root, "rule_id", instance) ||
         !cJSON_AddStringToObject(root, "user_id", a->user_id) ||
         !add_decimal(root, "amount", a->amount) ||
         !add_decimal(root, "previous_amount", a->previous_amount) ||
@@ -106,7 +84,8 @@ char *alert_encode_new(const alert_t *a) {
         !add_decimal(root, "cumulative_amount", a->cumulative_amount) ||
         !add_int(root, "event_count", a->event_count))
         goto done;
-    if (a->rules && rule_id(a->rule) >= 0 && add_params(root, rule_id(a->rule), a->rules) != 0)
+    if (a->rules && rule_id(a->rule) >= 0 &&
+        rule_params_add(root, rule_id(a->rule), a->rules, a->aggregate) != 0)
         goto done;
     if (add_source(root, a->source_topic, a->source_partition, a->source_offset) != 0)
         goto done;
@@ -133,7 +112,7 @@ char *average_encode_new(const average_event_t *e) {
         cJSON_AddStringToObject(root, "user_id", e->user_id) &&
         add_int(root, "average", e->average) && add_decimal(root, "sum", e->sum) &&
         add_int(root, "count", e->count) &&
-        (!e->rules || add_params(root, RULE_COUNT_AVERAGE, e->rules) == 0) &&
+        (!e->rules || rule_params_add(root, RULE_COUNT_AVERAGE, e->rules, NULL) == 0) &&
         add_source(root, e->source_topic, e->source_partition, e->source_offset) == 0 &&
         add_int(root, "detected_at", e->detected_at_ms))
         text = cJSON_PrintUnformatted(root);

@@ -1,8 +1,9 @@
 /* alert: the JSON an alert carries on the alert topic.
  *
  * alert_id is derived only from where the payment was read and which rule
- * fired ("<topic>/<partition>/<offset>/<rule>"), so a payment processed twice
- * yields the same id and consumers can drop the repeat. Amounts are written
+ * instance fired ("<topic>/<partition>/<offset>/<rule_id>"; a fixed rule's
+ * id is its type), so a payment processed twice yields the same id and
+ * consumers can drop the repeat. Amounts are written
  * as JSON numbers in their exact decimal form. "params" holds the rule's
  * parameters as they were when it fired, "clock" the time that its windows
  * were measured in. The same module writes the other outputs: averages,
@@ -23,8 +24,11 @@
 #define OUTPUT_SCHEMA_VERSION 1
 
 typedef struct alert {
-    const char *rule;             /* a rule_name() */
+    const char *rule;             /* a rule_name(): the type */
+    const char *rule_id;          /* the instance; NULL: the type names it */
     const rule_set_t *rules;      /* its parameters go in "params"; NULL: none */
+    const aggregate_rule_t *aggregate; /* aggregate: the instance that fired */
+    decimal_t aggregate_value;    /* aggregate: the function's value */
     const char *user_id;          /* NUL-terminated */
     decimal_t amount;
     decimal_t previous_amount;
@@ -32,7 +36,7 @@ typedef struct alert {
     decimal_t threshold;          /* amount_jump */
     decimal_t limit;              /* cumulative_limit */
     int64_t elapsed_ms;           /* small_then_large: since the small payment */
-    int64_t payments_in_window;   /* velocity */
+    int64_t payments_in_window;   /* velocity, aggregate */
     decimal_t cumulative_amount;
     int64_t event_count;
     const char *source_topic;

@@ -205,6 +205,11 @@ static output_origin_t origin_of(const batch_item_t *it, int64_t event_time_ms,
                              .trace = trace_context_of_msg(m, trace) ? trace : NULL};
 }
 
+/* The instance that fired: a fixed rule is named by its type. */
+static const char *rule_id_of(const rule_set_t *rules, const rule_hit_t *h) {
+    return h->rule == RULE_AGGREGATE ? rules->aggregates[h->aggregate].id : rule_name(h->rule);
+}
+
 /* Turns what the rules decided into output records: alerts and averages. */
 static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const batch_item_t *it,
                               const rule_set_t *rules, const rule_hit_t *hits, int hit_count,
@@ -229,8 +234,12 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
             json = average_encode_new(&avg);
             kind = OUTPUT_AVERAGE;
         } else {
+            const aggregate_rule_t *aggregate =
+                h->rule == RULE_AGGREGATE ? &rules->aggregates[h->aggregate] : NULL;
             alert_t alert = {
                 .rule = rule_name(h->rule), .rules = rules, .user_id = pay->user_id,
+                .rule_id = rule_id_of(rules, h),
+                .aggregate = aggregate, .aggregate_value = h->value,
                 .amount = pay->amount, .previous_amount = previous, .diff = h->diff,
                 .threshold = rules->jump_threshold, .limit = rules->cumulative_limit,
                 .elapsed_ms = h->elapsed_ms, .payments_in_window = h->in_window,
@@ -242,7 +251,8 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
             };
             json = alert_encode_new(&alert);
         }
-        if (outbox_queue(env->outbox, kind, h->rule, &origin, pay->user_id, json) != 0)
+        if (outbox_queue(env->outbox, kind, h->rule, rule_id_of(rules, h), &origin,
+                         pay->user_id, json) != 0)
             return -1;
     }
     return 0;
@@ -251,12 +261,15 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
 /* Runs the rules, keeping a user's rule state on the heap only while it
  * holds something: most users of most rule sets remember nothing beyond
  * prev, cum and count. Returns the hits, or -1 when out of memory. */
-static int evaluate_rules(cache_entry_t *e, const rule_set_t *rules, decimal_t amount,
-                          decimal_t cum, const rule_time_t *t, rule_hit_t *hits) {
+static int evaluate_rules(const batch_env_t *env, cache_entry_t *e, const rule_set_t *rules,
+                          decimal_t amount, decimal_t cum, const rule_time_t *t,
+                          rule_hit_t *hits) {
     rule_state_t scratch = {0};
     rule_state_t *rs = e->state.rules ? e->state.rules : &scratch;
+    uint64_t dropped = 0;
     int hit_count = rules_evaluate(rules, rs, e->state.count > 0, e->state.prev, amount, cum,
-                                   t, hits);
+                                   t, hits, &dropped);
+    if (dropped) metrics_add(&env->metrics->aggregate_payments_dropped, dropped);
     if (hit_count >= 0 && rs == &scratch && !rule_state_is_empty(&scratch)) {
         e->state.rules = rule_state_move_to_heap(&scratch);
         if (!e->state.rules) hit_count = -1;
@@ -286,7 +299,7 @@ static int report_late(batch_t *b, const batch_env_t *env, const batch_item_t *i
         };
         trace_context_t trace;
         output_origin_t origin = origin_of(it, t->at_ms, now, &trace);
-        return outbox_queue(env->outbox, OUTPUT_LATE, -1, &origin, it->payment.user_id,
+        return outbox_queue(env->outbox, OUTPUT_LATE, -1, NULL, &origin, it->payment.user_id,
                             late_payment_encode_new(&late));
     }
     if (b->late_logged_at_ms && now - b->late_logged_at_ms < LATE_LOG_INTERVAL_MS) {
@@ -310,7 +323,7 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
     const payment_t *pay = &it->payment;
     int64_t now = clock_now_ms();
     decimal_t cum;
-    rule_hit_t hits[RULE_COUNT];
+    rule_hit_t hits[RULE_HITS_MAX];
 
     ttl_on_read(env->ttl, e, now); /* expired state may read as absent */
     if (!decimal_add(e->state.cum, pay->amount, &cum)) {
@@ -322,7 +335,7 @@ static int apply_payment(batch_t *b, const batch_env_t *env, batch_item_t *it,
     decimal_t previous = e->state.prev;
     int64_t lateness;
     rule_time_t t = event_time_place(&b->time, it->event_ms, now, &e->state.event_ms, &lateness);
-    int hit_count = evaluate_rules(e, rules, pay->amount, cum, &t, hits);
+    int hit_count = evaluate_rules(env, e, rules, pay->amount, cum, &t, hits);
     if (hit_count < 0) {
         log_error("state", "out of memory evaluating rules");
         return -1;
@@ -369,9 +382,9 @@ static int queue_running_totals(batch_t *b, const batch_env_t *env) {
         output_origin_t origin = origin_of(it, clock_now_ms(), -1, &trace);
         /* Erased, and nothing since: the changelog forgets the user too. */
         rc = e->state.count == 0
-                 ? outbox_queue(env->outbox, OUTPUT_TOTAL_ERASED, -1, &origin,
+                 ? outbox_queue(env->outbox, OUTPUT_TOTAL_ERASED, -1, NULL, &origin,
                                 it->payment.user_id, totals_erased_encode_new(it->payment.user_id))
-                 : outbox_queue(env->outbox, OUTPUT_TOTAL, -1, &origin, it->payment.user_id,
+                 : outbox_queue(env->outbox, OUTPUT_TOTAL, -1, NULL, &origin, it->payment.user_id,
                                 totals_encode_new(it->payment.user_id, e->state.cum,
                                                   e->state.count));
     }

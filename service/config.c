@@ -3,6 +3,7 @@
 #include "errstr.h"
 #include "config.h"
 #include "config_keys.h"
+#include "rule_instances.h"
 #include "redis_conn.h"
 
 #include <ctype.h>
@@ -122,15 +123,31 @@ static int set_known(config_t *cfg, const key_def_t *def, const char *value, cha
     return set_field((char *)cfg + def->offset, def, value, errstr, errstr_size);
 }
 
-int config_set_rule(rule_set_t *rules, const char *key, const char *value, char *errstr,
-                    size_t errstr_size) {
+/* A rule.* key: the catalogue's (a fixed rule's), else a named instance's.
+ * Either way the rule remembers where it was last set from. */
+static int set_rule(rule_set_t *rules, const char *key, const char *value, const char *origin,
+                    char *errstr, size_t errstr_size) {
     const key_def_t *def = strncmp(key, "rule.", 5) == 0 ? config_keys_find(key) : NULL;
     if (!def) {
+        if (rule_instance_key(key))
+            return rule_instance_set(rules, key, value, origin, errstr, errstr_size);
         errstr_set(errstr, errstr_size, "unknown rule setting \"%s\"", key);
         return -1;
     }
-    return set_field((char *)rules + (def->offset - offsetof(config_t, rules)), def, value,
-                     errstr, errstr_size);
+    if (set_field((char *)rules + (def->offset - offsetof(config_t, rules)), def, value, errstr,
+                  errstr_size) != 0)
+        return -1;
+    for (int i = 0; i < RULE_COUNT; i++) {
+        size_t n = strlen(rule_name((rule_id_t)i));
+        if (strncmp(key + 5, rule_name((rule_id_t)i), n) == 0 && key[5 + n] == '.')
+            snprintf(rules->origin[i], RULE_ORIGIN_MAX, "%s", origin);
+    }
+    return 0;
+}
+
+int config_set_rule(rule_set_t *rules, const char *key, const char *value, char *errstr,
+                    size_t errstr_size) {
+    return set_rule(rules, key, value, "", errstr, errstr_size);
 }
 
 static int set_kafka(config_t *cfg, const char *name, const char *value, char *errstr,
@@ -175,6 +192,8 @@ int config_set(config_t *cfg, const char *key, const char *value, char *errstr,
         errstr_set(errstr, errstr_size, "kafka.group.id: use group.id instead");
         return -1;
     }
+    if (strncmp(key, "rule.", 5) == 0 && (config_keys_find(key) || rule_instance_key(key)))
+        return set_rule(&cfg->rules, key, value, cfg->loading_from, errstr, errstr_size);
     const key_def_t *def = config_keys_find(key);
     if (!def) {
         errstr_set(errstr, errstr_size,
@@ -232,6 +251,7 @@ int config_load_text(config_t *cfg, const char *text, size_t len, const char *or
     char line[4096];
     size_t pos = 0;
     int lineno = 0;
+    snprintf(cfg->loading_from, sizeof(cfg->loading_from), "config file %s", origin);
     while (pos < len) {
         size_t start = pos, n;
         while (pos < len && text[pos] != '\n') pos++;
@@ -318,6 +338,7 @@ static bool env_name_matches(const char *env_key, const char *key) {
 
 int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size) {
     static const char prefix[] = "FRAUD_";
+    snprintf(cfg->loading_from, sizeof(cfg->loading_from), "environment");
     for (; envp && *envp; envp++) {
         const char *entry = *envp;
         if (strncmp(entry, prefix, sizeof(prefix) - 1) != 0) continue;
@@ -338,6 +359,8 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
             if (env_name_matches(env_key, CONFIG_KEYS[i].name)) def = &CONFIG_KEYS[i];
         if (def) {
             snprintf(key, sizeof(key), "%s", def->name);
+        } else if (rule_instance_env_key(env_key, key, sizeof(key)) == 0) {
+            /* rule.<id>.<parameter> of a named instance */
         } else if (strncmp(env_key, "KAFKA_", 6) == 0) {
             size_t k = 0;
             for (const char *p = env_key; *p && k + 1 < sizeof(key); p++)
@@ -362,6 +385,7 @@ int config_load_sources(config_t *cfg, const char *file, char *const *envp,
                         size_t errstr_size) {
     if (file && config_load_file(cfg, file, errstr, errstr_size) != 0) return -1;
     if (config_load_env(cfg, envp, errstr, errstr_size) != 0) return -1;
+    snprintf(cfg->loading_from, sizeof(cfg->loading_from), "-X");
     for (int i = 0; i < setting_count; i++) {
         const char *kv = settings[i];
         const char *eq = strchr(kv, '=');
@@ -403,6 +427,7 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
 
 int config_validate_rules(const config_t *cfg, const rule_set_t *rules, char *errstr,
                           size_t errstr_size) {
+    if (rule_instances_validate(rules, errstr, errstr_size) != 0) return -1;
     if (rules->enabled[RULE_COUNT_AVERAGE] && !cfg->averages_topic[0]) {
         errstr_set(errstr, errstr_size,
                    "rule.count_average.enabled=true needs averages.topic to write to");
@@ -482,6 +507,7 @@ void config_dump(const config_t *cfg, FILE *out) {
         format_value(cfg, &CONFIG_KEYS[i], value, sizeof(value));
         fprintf(out, "%s=%s\n", CONFIG_KEYS[i].name, value);
     }
+    rule_instances_dump(&cfg->rules, out);
     for (size_t i = 0; i < cfg->kafka_count; i++)
         fprintf(out, "kafka.%s=%s\n", cfg->kafka[i].name,
                 config_key_is_secret(cfg->kafka[i].name) ? "***" : cfg->kafka[i].value);

@@ -49,6 +49,7 @@ typedef struct config {
     int64_t time_max_future_ms;
     char *late_topic;
     rule_set_t rules;            /* the rule.* keys; reloadable at run time */
+    char loading_from[RULE_ORIGIN_MAX]; /* while loading: the source, for rules' origin */
     char *rules_topic;
     char *totals_topic;
     char *averages_topic;

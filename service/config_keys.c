@@ -3,11 +3,15 @@
  * four cannot disagree. */
 #include "config_keys.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define FIELD(f) offsetof(config_t, f)
 #define RULE_FIELD(f) (offsetof(config_t, rules) + offsetof(rule_set_t, f))
+#define RULE_STATE_DOC                                                                        \
+    "paused: the rule keeps its settings and its state, which payments still update, but "  \
+    "raises nothing."
 
 const key_def_t CONFIG_KEYS[] = {
     {"input.topic", KEY_STRING, "payments", 0, 0, NULL, FIELD(input_topic),
@@ -96,6 +100,9 @@ const key_def_t CONFIG_KEYS[] = {
      "When set, every instance reads rule updates from this (compacted) topic, from its "
      "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "
      "empty value returns the rule to this config. Changes apply from the next batch."},
+    {"rule.amount_jump.state", KEY_CHOICE, "active", 0, 0, "active|paused",
+     RULE_FIELD(state[RULE_AMOUNT_JUMP]),
+     RULE_STATE_DOC},
     {"rule.amount_jump.enabled", KEY_BOOL, "true", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_AMOUNT_JUMP]),
      "The seed's rule: alert when a payment exceeds the user's previous one by threshold."},
@@ -105,6 +112,9 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.amount_jump.direction", KEY_CHOICE, "up", 0, 0, "up|both",
      RULE_FIELD(jump_direction),
      "up: only increases count, as in the seed; both: |amount - previous_amount|."},
+    {"rule.cumulative_limit.state", KEY_CHOICE, "active", 0, 0, "active|paused",
+     RULE_FIELD(state[RULE_CUMULATIVE_LIMIT]),
+     RULE_STATE_DOC},
     {"rule.cumulative_limit.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_CUMULATIVE_LIMIT]),
      "Alert once when a user's running total first reaches limit (remembered in state, "
@@ -112,6 +122,9 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.cumulative_limit.limit", KEY_DECIMAL, "100000", 0, 0, NULL,
      RULE_FIELD(cumulative_limit),
      "Running total (>=) at which cumulative_limit alerts."},
+    {"rule.small_then_large.state", KEY_CHOICE, "active", 0, 0, "active|paused",
+     RULE_FIELD(state[RULE_SMALL_THEN_LARGE]),
+     RULE_STATE_DOC},
     {"rule.small_then_large.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_SMALL_THEN_LARGE]),
      "Flink's fraud walkthrough: a payment below small, then the user's next payment above "
@@ -125,6 +138,9 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.small_then_large.window.ms", KEY_INT, "60000", 0, INT64_MAX / 2, NULL,
      RULE_FIELD(small_window_ms),
      "Longest time from the small payment to the large one (inclusive)."},
+    {"rule.count_average.state", KEY_CHOICE, "active", 0, 0, "active|paused",
+     RULE_FIELD(state[RULE_COUNT_AVERAGE]),
+     RULE_STATE_DOC},
     {"rule.count_average.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_COUNT_AVERAGE]),
      "The seed's CountWindowAverage: every count payments of a user, produce their integer "
@@ -132,6 +148,9 @@ const key_def_t CONFIG_KEYS[] = {
     {"rule.count_average.count", KEY_INT, "2", 1, 1000000, NULL,
      RULE_FIELD(average_count),
      "Payments per average."},
+    {"rule.velocity.state", KEY_CHOICE, "active", 0, 0, "active|paused",
+     RULE_FIELD(state[RULE_VELOCITY]),
+     RULE_STATE_DOC},
     {"rule.velocity.enabled", KEY_BOOL, "false", 0, 0, NULL,
      RULE_FIELD(enabled[RULE_VELOCITY]),
      "Alert on each payment that makes more than max.count payments of a user within "
@@ -144,8 +163,8 @@ const key_def_t CONFIG_KEYS[] = {
      RULE_FIELD(velocity_window_ms),
      "Length of the sliding window (inclusive)."},
     {"http.listen", KEY_STRING, "0.0.0.0:8080", 0, 0, NULL, FIELD(http_listen),
-     "Address of the /metrics, /healthz, /readyz and /users/{id} endpoints (IPv4 host:port), "
-     "or off."},
+     "Address of the /metrics, /healthz, /readyz, /rules and /users/{id} endpoints (IPv4 "
+     "host:port), or off."},
     {"log.level", KEY_ENUM, "info", 0, 0, "debug|info|warn|error", FIELD(log_level),
      "Least severe level logged."},
     {"log.format", KEY_ENUM, "text", 0, 0, "text|json", FIELD(log_format),
@@ -186,6 +205,26 @@ static void print_wrapped_comment(FILE *out, const char *text) {
     }
 }
 
+/* Named instances have no catalogue keys: their ids are the user's. */
+static const char INSTANCES_DOC[] =
+    "Named rule instances, any number up to 16, of type aggregate: "
+    "rule.<id>.type=aggregate, with rule.<id>.limit (an exact decimal, required), "
+    "rule.<id>.function (sum|count|avg|min|max; sum), rule.<id>.operator "
+    "(>|>=|<|<=|==|!=; >), rule.<id>.window.ms (60000), rule.<id>.max.events (1 to 10000; "
+    "1000), rule.<id>.cooldown.ms (0) and rule.<id>.state (active|paused; active). An id is "
+    "1 to 64 letters, digits, '_' or '-'. It fires when function over the user's payments "
+    "in [t - window.ms, t] compared with limit holds. For example:";
+static const char *const INSTANCES_EXAMPLE[] = {
+    "rule.sum_10m.type=aggregate", "rule.sum_10m.function=sum",
+    "rule.sum_10m.operator=>", "rule.sum_10m.limit=5000", "rule.sum_10m.window.ms=600000",
+};
+
+/* After the last rule.* key. */
+static bool ends_rule_keys(size_t i) {
+    return strncmp(CONFIG_KEYS[i].name, "rule.", 5) == 0 &&
+           (i + 1 == CONFIG_KEY_COUNT || strncmp(CONFIG_KEYS[i + 1].name, "rule.", 5) != 0);
+}
+
 void config_print_defaults_file(FILE *out) {
     fprintf(out, "# fraud-detector configuration: every key with its default.\n"
                  "# Generated by `fraud-detector --print-default-config`; a test keeps it in\n"
@@ -196,6 +235,11 @@ void config_print_defaults_file(FILE *out) {
         fprintf(out, "\n");
         print_wrapped_comment(out, CONFIG_KEYS[i].doc);
         fprintf(out, "%s=%s\n", CONFIG_KEYS[i].name, CONFIG_KEYS[i].default_value);
+        if (!ends_rule_keys(i)) continue;
+        fprintf(out, "\n");
+        print_wrapped_comment(out, INSTANCES_DOC);
+        for (size_t k = 0; k < sizeof(INSTANCES_EXAMPLE) / sizeof(*INSTANCES_EXAMPLE); k++)
+            fprintf(out, "#%s\n", INSTANCES_EXAMPLE[k]);
     }
     for (size_t i = 0; i < CONFIG_KAFKA_DEFAULT_COUNT; i++) {
         fprintf(out, "\n");
@@ -208,6 +252,11 @@ void config_print_help(FILE *out) {
     for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
         fprintf(out, "  %-28s (default %s)\n      %s\n", CONFIG_KEYS[i].name,
                 *CONFIG_KEYS[i].default_value ? CONFIG_KEYS[i].default_value : "\"\"", CONFIG_KEYS[i].doc);
+        if (!ends_rule_keys(i)) continue;
+        fprintf(out, "  rule.<id>.*\n      %s", INSTANCES_DOC);
+        for (size_t k = 0; k < sizeof(INSTANCES_EXAMPLE) / sizeof(*INSTANCES_EXAMPLE); k++)
+            fprintf(out, " %s", INSTANCES_EXAMPLE[k]);
+        fprintf(out, "\n");
     }
     for (size_t i = 0; i < CONFIG_KAFKA_DEFAULT_COUNT; i++)
         fprintf(out, "  kafka.%-22s (default %s)\n      %s\n", CONFIG_KAFKA_DEFAULTS[i].name,

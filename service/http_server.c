@@ -122,6 +122,10 @@ static enum MHD_Result handle_request(void *cls, struct MHD_Connection *conn, co
         int status = h->ready(h->ctx, &body);
         return respond(conn, status, body, "application/json");
     }
+    if (strcmp(url, "/rules") == 0 && h->rules) {
+        int status = h->rules(h->ctx, &body);
+        return respond(conn, status, body, "application/json");
+    }
     char user[PAYMENT_USER_MAX + 1];
     size_t user_len = 0;
     switch (http_parse_user_path(url, user, sizeof(user), &user_len)) {

@@ -4,6 +4,7 @@
  *   GET /healthz        liveness, JSON
  *   GET /readyz         readiness, JSON (503 when not ready)
  *   GET /users/{id}     a user's state, JSON (404 when unknown or expired)
+ *   GET /rules          the rule instances in force, JSON
  * Anything else is 404; other methods are 405; a request with a body, or
  * headers larger than 16 KiB, is refused. The handlers run on the daemon's
  * single internal thread, one request at a time; they must be thread-safe
@@ -23,6 +24,7 @@ typedef struct http_handlers {
     int (*health)(void *ctx, char **body);
     int (*ready)(void *ctx, char **body);
     int (*user)(void *ctx, const char *user, size_t user_len, char **body);
+    int (*rules)(void *ctx, char **body); /* NULL: /rules is 404 */
 } http_handlers_t;
 
 typedef struct http_server http_server_t;

@@ -155,13 +155,13 @@ char *metrics_render_new(const metrics_t *m) {
                dead_letter_reason_code(r), (unsigned long long)load(&m->dead_letters[r]));
     counter_header(&t, "fraud_alerts_total",
                    "Alerts raised, by rule: committed to the outbox with the state that raised them.");
-    for (int r = 0; r < RULE_COUNT; r++)
+    for (int r = 0; r < RULE_TYPE_COUNT; r++)
         if (r != RULE_COUNT_AVERAGE)
             append(&t, "fraud_alerts_total{rule=\"%s\"} %llu\n", rule_name((rule_id_t)r),
                    (unsigned long long)load(&m->alerts[r]));
     counter_header(&t, "fraud_alerts_acknowledged_total",
                    "Alerts the broker acknowledged, by rule (redeliveries not included).");
-    for (int r = 0; r < RULE_COUNT; r++)
+    for (int r = 0; r < RULE_TYPE_COUNT; r++)
         if (r != RULE_COUNT_AVERAGE)
             append(&t, "fraud_alerts_acknowledged_total{rule=\"%s\"} %llu\n",
                    rule_name((rule_id_t)r), (unsigned long long)load(&m->alerts_acknowledged[r]));
@@ -185,6 +185,16 @@ char *metrics_render_new(const metrics_t *m) {
     for (int r = 0; r < RULE_COUNT; r++)
         append(&t, "fraud_rule_enabled{rule=\"%s\"} %d\n", rule_name((rule_id_t)r),
                atomic_load(&m->rule_enabled[r]));
+    gauge_header(&t, "fraud_rules_active",
+                 "Rule instances in force and not paused, by type.");
+    for (int r = 0; r < RULE_TYPE_COUNT; r++)
+        append(&t, "fraud_rules_active{type=\"%s\"} %d\n", rule_name((rule_id_t)r),
+               atomic_load(&m->rules_active[r]));
+    counter_header(&t, "fraud_aggregate_payments_dropped_total",
+                   "Payments an aggregate instance dropped from a user's window to keep "
+                   "max.events: its aggregate then covers the newest max.events only.");
+    append(&t, "fraud_aggregate_payments_dropped_total %llu\n",
+           (unsigned long long)load(&m->aggregate_payments_dropped));
     counter_header(&t, "fraud_rule_updates_total",
                    "Rule changes by source (sighup, topic) and result (applied, rejected).");
     for (int src = 0; src < 2; src++)

@@ -35,8 +35,8 @@ typedef struct metrics {
     atomic_uint_least64_t dead_letters[DEAD_LETTER_REASON_COUNT];
     /* Raised: committed to the outbox (or, on the memory backend, decided
      * by a batch that completed). count_average's stay 0. */
-    atomic_uint_least64_t alerts[RULE_COUNT];
-    atomic_uint_least64_t alerts_acknowledged[RULE_COUNT];
+    atomic_uint_least64_t alerts[RULE_TYPE_COUNT];
+    atomic_uint_least64_t alerts_acknowledged[RULE_TYPE_COUNT];
     atomic_uint_least64_t averages_produced;
     atomic_uint_least64_t totals_produced;
     atomic_uint_least64_t late_payments; /* event time: found late */
@@ -45,7 +45,9 @@ typedef struct metrics {
     /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */
     atomic_uint_least64_t rule_updates[2][2];
     atomic_uint_least64_t alerts_redelivered;
-    atomic_int rule_enabled[RULE_COUNT]; /* the rules in force: 1 on, 0 off */
+    atomic_int rule_enabled[RULE_COUNT]; /* the fixed rules in force: 1 on, 0 off */
+    atomic_int rules_active[RULE_TYPE_COUNT]; /* instances in force and not paused */
+    atomic_uint_least64_t aggregate_payments_dropped; /* past an instance's max.events */
     atomic_uint_least64_t redis_commands, redis_errors;
     atomic_uint_least64_t cache_hits, cache_misses, cache_evictions, cache_expirations;
     atomic_int_least64_t cached_users;

@@ -1,4 +1,5 @@
-/* ops_http: the answers of /metrics, /healthz, /readyz and /users/{id}. */
+/* ops_http: the answers of /metrics, /healthz, /readyz, /users/{id} and
+ * /rules. */
 #include "ops_http.h"
 
 #include <stdio.h>
@@ -239,8 +240,14 @@ static int http_user(void *ctx, const char *user, size_t len, char **body) {
     return 200;
 }
 
+static int http_rules(void *ctx, char **body) {
+    *body = rule_control_rules_json(((ops_http_t *)ctx)->src.rules);
+    return 200;
+}
+
 http_handlers_t ops_http_handlers(ops_http_t *ops) {
     http_handlers_t h = {.ctx = ops, .metrics = http_metrics, .health = http_health,
-                         .ready = http_ready, .user = http_user};
+                         .ready = http_ready, .user = http_user,
+                         .rules = ops->src.rules ? http_rules : NULL};
     return h;
 }

@@ -5,6 +5,8 @@
  *   /readyz       ready: Redis answers, brokers are up, no fatal error
  *   /users/{id}   a user's state: the cache for partitions this instance
  *                 owns, else Redis over the HTTP thread's own connection
+ *   /rules        the rule instances in force: type, parameters, state and
+ *                 where each came from (rule_control's published copy)
  *
  * The handlers run on the HTTP thread. The cache and the owned partitions
  * belong to the consumer thread, so the state query reads them under the
@@ -22,6 +24,7 @@
 #include "kafka_io.h"
 #include "metrics.h"
 #include "partitions.h"
+#include "rule_control.h"
 #include "state_cache.h"
 #include "state_ttl.h"
 #include "store_redis.h"
@@ -36,6 +39,7 @@ typedef struct ops_sources {
     const ttl_policy_t *ttl;
     store_t *query_store;          /* the HTTP thread's own; NULL: memory backend */
     kafka_io_t *io;                /* the input topic's partition count */
+    rule_control_t *rules;         /* NULL: /rules is 404 */
     atomic_int_least64_t *heartbeat_ms;
     atomic_int *fatal;
     int64_t started_ms;

@@ -111,8 +111,8 @@ static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
     return ob->cfg->alert_topic;
 }
 
-int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const output_origin_t *origin,
-                 const char *user, char *json) {
+int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id,
+                 const output_origin_t *origin, const char *user, char *json) {
     const trace_context_t *trace =
         origin->trace && origin->trace->traceparent[0] ? origin->trace : NULL;
     if (!json) goto oom;
@@ -128,7 +128,7 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const output_origin
                            .partition = origin->partition, .offset = origin->offset,
                            .event_time_ms = origin->event_time_ms,
                            .detected_at_ms = origin->detected_at_ms};
-    const char *last = kind == OUTPUT_ALERT     ? rule_name((rule_id_t)rule)
+    const char *last = kind == OUTPUT_ALERT     ? rule_id
                        : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
                        : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
                                                 : TOTALS_ID_SUFFIX; /* totals, or their tombstone */

@@ -66,7 +66,7 @@ int outbox_format_parse(const char *value, outbox_stored_t *s) {
     if (!code || p[1] != ' ') return -1;
     s->kind = (output_kind_t)(code - KIND_CODES);
     long rule = strtol(p + 2, &end, 10);
-    if (*end != ' ' || rule < -1 || rule >= RULE_COUNT) return -1;
+    if (*end != ' ' || rule < -1 || rule >= RULE_TYPE_COUNT) return -1;
     s->rule = (int)rule;
     s->offset = strtoll(end + 1, &end, 10);
     if (*end != ' ') return -1;

@@ -230,7 +230,7 @@ static uint64_t counted(const atomic_uint_least64_t *counter) { return atomic_lo
 static void log_summary(const pipeline_t *p) {
     const metrics_t *m = p->metrics;
     uint64_t alerts = 0;
-    for (int r = 0; r < RULE_COUNT; r++) alerts += counted(&m->alerts[r]);
+    for (int r = 0; r < RULE_TYPE_COUNT; r++) alerts += counted(&m->alerts[r]);
     uint64_t valid = counted(&m->events[EVENT_VALID]);
     uint64_t dead = counted(&m->events[EVENT_DEAD_LETTER]);
     log_info("pipeline", "%s: %llu consumed, %llu valid, %llu dead-lettered, %llu alerts",
@@ -327,7 +327,8 @@ static int wire_modules(pipeline_t *p, char *errstr, size_t errstr_size) {
     ops_sources_t sources = {
         .cfg = cfg, .metrics = p->metrics, .lock = &p->lock, .cache = p->cache,
         .partitions = p->partitions, .ttl = &p->ttl, .query_store = p->query_store,
-        .io = p->io, .heartbeat_ms = &p->heartbeat_ms, .fatal = &p->fatal_seen,
+        .io = p->io, .rules = p->rules, .heartbeat_ms = &p->heartbeat_ms,
+        .fatal = &p->fatal_seen,
         .started_ms = clock_now_ms(), .instance = p->instance,
     };
     p->ops = ops_http_new(&sources);

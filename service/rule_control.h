@@ -1,13 +1,16 @@
 /* rule_control: rule updates at run time, from rules.topic.
  *
  * The config's rule.* keys are the base. A record on the control topic
- * changes one rule: its key is the rule's name, its value a JSON object of
- * that rule's settings by their config names ({"enabled": true,
- * "threshold": "5000", "window.ms": 30000}; "window_ms" works too). A record
- * with an empty value (a tombstone) returns the rule to the base. The last
- * accepted record of each rule is kept, so a new base (SIGHUP) gets the
- * updates layered on it again, as a compacted topic replayed from its start
- * would.
+ * changes one rule instance: its key is the instance's id, its value a JSON
+ * object of that instance's settings by their config names ({"enabled":
+ * true, "threshold": "5000", "window.ms": 30000}; "window_ms" works too),
+ * layered on the base. A record for an id the base does not have creates an
+ * aggregate instance, and so must define it whole ("type", "limit", ...).
+ * A record with an empty value (a tombstone) returns the instance to the
+ * base, or deletes one that only the topic defined. The last accepted
+ * record of each id is kept, so a new base (SIGHUP) gets the updates
+ * layered on it again, as a compacted topic replayed from its start would:
+ * which is also why a record never builds on the one before it.
  *
  * Every instance reads every partition of the topic (it is broadcast, not
  * shared by the group), from the beginning, without committing.
@@ -26,23 +29,39 @@
 #include "metrics.h"
 #include "rules.h"
 
+/* The kept record of one instance id. */
+typedef struct rule_override {
+    char id[RULE_ID_MAX + 1];
+    char *json;                   /* owned */
+    char origin[RULE_ORIGIN_MAX]; /* "topic <name> [<partition>] offset <offset>" */
+    int64_t incarnation;          /* the record that created it, for a new instance */
+} rule_override_t;
+
 typedef struct rule_overrides {
-    char *json[RULE_COUNT]; /* owned; NULL: the rule follows the base */
+    rule_override_t *items; /* owned; in the order the ids first came */
+    size_t count;
 } rule_overrides_t;
+
+/* Where a control record was read. */
+typedef struct rule_record_at {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} rule_record_at_t;
 
 /* Applies every kept update to base, giving *out. -1 with errstr when one
  * no longer applies (it was accepted against an earlier base). */
 int rule_overrides_apply(const rule_overrides_t *ov, const rule_set_t *base, rule_set_t *out,
                          char *errstr, size_t errstr_size);
 
-/* Takes one control record. On success the rule's update is kept (or
- * dropped, for a tombstone), *out is base with every update applied and
- * config_validate_rules() passed, and *changed names the rule. Otherwise -1
- * with a reason in errstr, and nothing changes. */
+/* Takes one control record, read at `at`. On success the instance's
+ * update is kept (or dropped, for a tombstone), *out is base with every
+ * update applied and config_validate_rules() passed, and changed names the
+ * instance. Otherwise -1 with a reason in errstr, and nothing changes. */
 int rule_overrides_accept(rule_overrides_t *ov, const config_t *cfg, const rule_set_t *base,
                           const void *key, size_t key_len, const void *value,
-                          size_t value_len, rule_set_t *out, int *changed, char *errstr,
-                          size_t errstr_size);
+                          size_t value_len, const rule_record_at_t *at, rule_set_t *out,
+                          char changed[RULE_ID_MAX + 1], char *errstr, size_t errstr_size);
 
 void rule_overrides_clear(rule_overrides_t *ov);
 
@@ -73,6 +92,10 @@ void rule_control_set_reload(rule_control_t *rc, volatile sig_atomic_t *requeste
 void rule_control_refresh(rule_control_t *rc);
 
 const rule_set_t *rule_control_rules(const rule_control_t *rc);
+
+/* The rules in force as rules_json_new() writes them, for GET /rules; any
+ * thread may call it. Freed by the caller; NULL when out of memory. */
+char *rule_control_rules_json(rule_control_t *rc);
 
 /* True once a rejected record could not be dead-lettered. */
 int rule_control_failed(const rule_control_t *rc);

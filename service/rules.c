@@ -4,20 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const NAMES[RULE_COUNT] = {
+static const char *const NAMES[RULE_TYPE_COUNT] = {
     [RULE_AMOUNT_JUMP] = "amount_jump",
     [RULE_CUMULATIVE_LIMIT] = "cumulative_limit",
     [RULE_SMALL_THEN_LARGE] = "small_then_large",
     [RULE_COUNT_AVERAGE] = "count_average",
     [RULE_VELOCITY] = "velocity",
+    [RULE_AGGREGATE] = "aggregate",
 };
 
 const char *rule_name(rule_id_t id) {
-    return (unsigned)id < RULE_COUNT ? NAMES[id] : NULL;
+    return (unsigned)id < RULE_TYPE_COUNT ? NAMES[id] : NULL;
 }
 
 int rule_id(const char *name) {
-    for (int i = 0; i < RULE_COUNT; i++)
+    for (int i = 0; i < RULE_TYPE_COUNT; i++)
         if (strcmp(NAMES[i], name) == 0) return i;
     return -1;
 }
@@ -126,6 +127,25 @@ int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_coun
     return fires;
 }
 
+static void velocity_free(rule_state_t *st) {
+    free(st->velocity_ms);
+    st->velocity_ms = NULL;
+    st->velocity_len = 0;
+    st->velocity_cap = 0;
+}
+
+const aggregate_rule_t *rules_find_aggregate(const rule_set_t *rules, const char *id) {
+    for (uint32_t i = 0; i < rules->aggregate_count; i++)
+        if (strcmp(rules->aggregates[i].id, id) == 0) return &rules->aggregates[i];
+    return NULL;
+}
+
+/* The instance a state belongs to, if it is still in force. */
+static bool aggregate_in_force(const rule_set_t *rules, const aggregate_state_t *as) {
+    const aggregate_rule_t *rule = rules_find_aggregate(rules, as->id);
+    return rule && rule->incarnation == as->incarnation;
+}
+
 bool rule_state_prune(rule_state_t *st, const rule_set_t *rules) {
     bool changed = false;
     if (!rules->enabled[RULE_CUMULATIVE_LIMIT] && st->cumulative_alerted) {
@@ -143,17 +163,31 @@ bool rule_state_prune(rule_state_t *st, const rule_set_t *rules) {
     }
     if (!rules->enabled[RULE_VELOCITY]) {
         if (st->velocity_len) changed = true;
-        rule_state_free(st);
+        velocity_free(st);
     } else if (st->velocity_len > 2 * rules->velocity_max_count) {
         velocity_drop_oldest(st, (uint16_t)(st->velocity_len - 2 * rules->velocity_max_count));
         changed = true;
+    }
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < st->aggregate_len; i++) {
+        if (aggregate_in_force(rules, &st->aggregates[i])) {
+            st->aggregates[kept++] = st->aggregates[i];
+        } else {
+            aggregate_state_free(&st->aggregates[i]);
+            changed = true;
+        }
+    }
+    st->aggregate_len = kept;
+    if (kept == 0) {
+        free(st->aggregates);
+        st->aggregates = NULL;
     }
     return changed;
 }
 
 bool rule_state_is_empty(const rule_state_t *st) {
     return !st->cumulative_alerted && !st->small_at_ms && !st->average_n && !st->average_sum &&
-           !st->velocity_len;
+           !st->velocity_len && !st->aggregate_len;
 }
 
 rule_state_t *rule_state_move_to_heap(rule_state_t *st) {
@@ -162,6 +196,8 @@ rule_state_t *rule_state_move_to_heap(rule_state_t *st) {
     *copy = *st;
     st->velocity_ms = NULL;
     st->velocity_len = st->velocity_cap = 0;
+    st->aggregates = NULL;
+    st->aggregate_len = 0;
     return copy;
 }
 
@@ -172,18 +208,64 @@ void rule_state_destroy(rule_state_t *st) {
 }
 
 void rule_state_free(rule_state_t *st) {
-    free(st->velocity_ms);
-    st->velocity_ms = NULL;
-    st->velocity_len = 0;
-    st->velocity_cap = 0;
+    velocity_free(st);
+    aggregate_states_destroy(st->aggregates, st->aggregate_len);
+    st->aggregates = NULL;
+    st->aggregate_len = 0;
+}
+
+/* The user's state of an instance, made when it has none. NULL when out of
+ * memory. */
+static aggregate_state_t *aggregate_state_of(rule_state_t *st, const aggregate_rule_t *rule) {
+    for (uint32_t i = 0; i < st->aggregate_len; i++)
+        if (strcmp(st->aggregates[i].id, rule->id) == 0) return &st->aggregates[i];
+    aggregate_state_t *grown =
+        realloc(st->aggregates, (st->aggregate_len + 1) * sizeof(*st->aggregates));
+    if (!grown) return NULL;
+    st->aggregates = grown;
+    aggregate_state_t *as = &st->aggregates[st->aggregate_len++];
+    memset(as, 0, sizeof(*as));
+    memcpy(as->id, rule->id, sizeof(as->id));
+    as->incarnation = rule->incarnation;
+    return as;
+}
+
+static int evaluate_aggregates(const rule_set_t *r, rule_state_t *st, decimal_t amount,
+                               const rule_time_t *t, rule_hit_t *hits, int n,
+                               uint64_t *dropped) {
+    for (uint32_t i = 0; i < r->aggregate_count; i++) {
+        const aggregate_rule_t *rule = &r->aggregates[i];
+        aggregate_outcome_t out;
+        aggregate_state_t *as = aggregate_state_of(st, rule);
+        if (!as) return -1;
+        int fires = aggregate_observe(rule, as, amount, t->at_ms, t->latest_ms - t->slack_ms,
+                                      &out);
+        if (fires < 0) return -1;
+        *dropped += out.dropped;
+        if (!fires) continue;
+        hits[n].rule = RULE_AGGREGATE;
+        hits[n].aggregate = i;
+        hits[n].value = out.value;
+        hits[n].in_window = out.in_window;
+        n++;
+    }
+    return n;
+}
+
+void rules_count_active(const rule_set_t *r, int active[RULE_TYPE_COUNT]) {
+    for (int i = 0; i < RULE_TYPE_COUNT; i++) active[i] = 0;
+    for (int i = 0; i < RULE_COUNT; i++)
+        active[i] = r->enabled[i] && r->state[i] == RULE_ACTIVE;
+    for (uint32_t i = 0; i < r->aggregate_count; i++)
+        active[RULE_AGGREGATE] += !r->aggregates[i].paused;
 }
 
 int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
                    decimal_t previous, decimal_t amount, decimal_t cum, const rule_time_t *t,
-                   rule_hit_t hits[RULE_COUNT]) {
+                   rule_hit_t hits[RULE_HITS_MAX], uint64_t *dropped) {
     int n = 0;
     rule_state_prune(st, r);
-    memset(hits, 0, RULE_COUNT * sizeof(*hits));
+    memset(hits, 0, RULE_HITS_MAX * sizeof(*hits));
     if (r->enabled[RULE_AMOUNT_JUMP] &&
         rule_amount_jump_fires(has_previous, previous, amount, r->jump_threshold,
                                r->jump_direction, &hits[n].diff))
@@ -204,7 +286,13 @@ int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
         if (fires < 0) return -1;
         if (fires) hits[n++].rule = RULE_VELOCITY;
     }
-    return n;
+    /* A paused fixed rule ran above, so its state moved on; its hit goes. */
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (r->state[hits[i].rule] == RULE_ACTIVE) hits[kept++] = hits[i];
+    memset(hits + kept, 0, (size_t)(n - kept) * sizeof(*hits));
+    if (t->late) return kept;
+    return evaluate_aggregates(r, st, amount, t, hits, kept, dropped);
 }
 
 void rules_describe(const rule_set_t *r, char *buf, size_t size) {
@@ -214,7 +302,9 @@ void rules_describe(const rule_set_t *r, char *buf, size_t size) {
     for (int i = 0; i < RULE_COUNT && len < size; i++) {
         int n = 0;
         const char *sep = len ? " " : "";
-        if (!r->enabled[i]) {
+        if (r->enabled[i] && r->state[i] == RULE_PAUSED) {
+            n = snprintf(buf + len, size - len, "%s%s(paused)", sep, NAMES[i]);
+        } else if (!r->enabled[i]) {
             n = snprintf(buf + len, size - len, "%s%s(off)", sep, NAMES[i]);
         } else if (i == RULE_AMOUNT_JUMP) {
             decimal_format(r->jump_threshold, a, sizeof(a));
@@ -236,6 +326,15 @@ void rules_describe(const rule_set_t *r, char *buf, size_t size) {
                          NAMES[i], (long long)r->velocity_max_count,
                          (long long)r->velocity_window_ms);
         }
+        if (n < 0) break;
+        len += (size_t)n;
+    }
+    for (uint32_t i = 0; i < r->aggregate_count && len < size; i++) {
+        const aggregate_rule_t *g = &r->aggregates[i];
+        decimal_format(g->limit, a, sizeof(a));
+        int n = snprintf(buf + len, size - len, " %s(aggregate %s %s %s window.ms=%lld%s)", g->id,
+                         aggregate_function_name(g->function), aggregate_operator_name(g->op),
+                         a, (long long)g->window_ms, g->paused ? " paused" : "");
         if (n < 0) break;
         len += (size_t)n;
     }

@@ -18,6 +18,13 @@
  *                     at this payment's time: the payment times are kept,
  *                     sorted, in a ring, so that one out of order within
  *                     the slack is counted where it belongs.
+ *   aggregate         named instances, any number: sum, count, avg, min or
+ *                     max of the amounts in a window, against a limit
+ *                     (rule_aggregate.h).
+ *
+ * The first five are fixed: one instance each, named by its type, switched
+ * by "enabled". Any instance may be paused: it keeps its settings and its
+ * state, which its payments still update, but raises nothing.
  *
  * Windows are inclusive: two payments exactly window_ms apart are within
  * it. A late payment takes part in no window rule. Each function reads the rule's own part of the state and writes its
@@ -31,6 +38,7 @@
 #include <stdint.h>
 
 #include "decimal.h"
+#include "rule_aggregate.h"
 
 typedef enum {
     RULE_AMOUNT_JUMP,
@@ -38,8 +46,15 @@ typedef enum {
     RULE_SMALL_THEN_LARGE,
     RULE_COUNT_AVERAGE,
     RULE_VELOCITY,
-    RULE_COUNT
+    RULE_AGGREGATE,
+    RULE_TYPE_COUNT
 } rule_id_t;
+
+/* The fixed rules: the types before RULE_AGGREGATE. */
+#define RULE_COUNT RULE_AGGREGATE
+/* Most rules one payment can fire. */
+#define RULE_HITS_MAX (RULE_COUNT + AGGREGATE_RULES_MAX)
+
 
 #define VELOCITY_MAX_COUNT 1000 /* bound of max.count */
 /* Bound of the ring: max_count times at or before the user's latest time
@@ -61,7 +76,13 @@ typedef struct rule_set {
     int64_t average_count;
     int64_t velocity_max_count;  /* 1..VELOCITY_MAX_COUNT */
     int64_t velocity_window_ms;
+    int state[RULE_COUNT];        /* RULE_ACTIVE or RULE_PAUSED */
+    char origin[RULE_COUNT][RULE_ORIGIN_MAX]; /* "" : the defaults */
+    uint32_t aggregate_count;
+    aggregate_rule_t aggregates[AGGREGATE_RULES_MAX];
 } rule_set_t;
+
+enum { RULE_ACTIVE = 0, RULE_PAUSED = 1 };
 
 /* The per-user state the rules keep beside prev/cum/count. Zero is "none". */
 typedef struct rule_state {
@@ -72,6 +93,8 @@ typedef struct rule_state {
     uint16_t velocity_len;        /* times in the ring, oldest first, sorted */
     uint16_t velocity_cap;
     int64_t *velocity_ms;         /* owned; NULL when empty */
+    uint32_t aggregate_len;
+    aggregate_state_t *aggregates; /* owned; one per aggregate instance with state */
 } rule_state_t;
 
 /* When a payment happened, as the window rules see it. */
@@ -82,9 +105,9 @@ typedef struct rule_time {
     bool late;         /* further behind than the slack: no window rule sees it */
 } rule_time_t;
 
-/* "amount_jump", ... ; NULL for an id out of range. */
+/* "amount_jump", ..., "aggregate"; NULL for an id out of range. */
 const char *rule_name(rule_id_t id);
-/* The id of a name, or -1. */
+/* The type of a name, or -1. */
 int rule_id(const char *name);
 
 bool rule_amount_jump_fires(bool has_previous, decimal_t previous, decimal_t amount,
@@ -112,38 +135,49 @@ int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_coun
 /* One rule that fired on a payment, with what its output reports. */
 typedef struct rule_hit {
     rule_id_t rule;
+    uint32_t aggregate;      /* aggregate: the index of its instance in the rule set */
     decimal_t diff;          /* amount_jump: amount - previous */
     int64_t elapsed_ms;      /* small_then_large: since the small payment */
     int64_t in_window;       /* velocity: payments within the window */
     int64_t average, count;  /* count_average */
     decimal_t sum;           /* count_average */
+    decimal_t value;         /* aggregate: the function's value (in_window: how many) */
 } rule_hit_t;
 
-/* Runs every enabled rule, in rule_id_t order, on one payment: previous is
- * the user's last amount (when has_previous), cum the running total with
- * this payment, t its time (a late one skips the window rules). First
- * forgets the state of disabled rules. Fills hits and returns how many
- * fired, or -1 when out of memory. */
+/* Runs every enabled rule, in rule_id_t order and then the aggregate
+ * instances in the set's order, on one payment: previous is the user's last
+ * amount (when has_previous), cum the running total with this payment, t
+ * its time (a late one skips the window rules). First forgets the state of
+ * disabled and deleted rules. Fills hits and returns how many fired, or -1
+ * when out of memory; *dropped grows by the payments that aggregate
+ * instances dropped for their max.events. */
 int rules_evaluate(const rule_set_t *rules, rule_state_t *st, bool has_previous,
                    decimal_t previous, decimal_t amount, decimal_t cum, const rule_time_t *t,
-                   rule_hit_t hits[RULE_COUNT]);
+                   rule_hit_t hits[RULE_HITS_MAX], uint64_t *dropped);
+
+/* The aggregate instance named id, or NULL. */
+const aggregate_rule_t *rules_find_aggregate(const rule_set_t *rules, const char *id);
+
+/* How many instances of each type are in force and active (not paused). */
+void rules_count_active(const rule_set_t *rules, int active[RULE_TYPE_COUNT]);
 
 /* One line naming each rule in force and its parameters, for the log. */
 void rules_describe(const rule_set_t *rules, char *buf, size_t size);
 
-/* Forgets the state of every rule that is disabled in `rules` (and the ring
- * entries beyond twice velocity_max_count). Returns true if anything
- * changed. */
+/* Forgets the state of every rule that is disabled in `rules`, or is an
+ * aggregate instance no longer in it (and the ring entries beyond twice
+ * velocity_max_count). Returns true if anything changed. */
 bool rule_state_prune(rule_state_t *st, const rule_set_t *rules);
 
-/* Frees the velocity ring (the state itself stays, emptied of it). */
+/* Frees the velocity ring and the aggregate states (the state itself
+ * stays, emptied of them). */
 void rule_state_free(rule_state_t *st);
 
 /* True when no rule remembers anything: the user needs no rule state. */
 bool rule_state_is_empty(const rule_state_t *st);
 
-/* A copy on the heap that takes over st's ring; NULL when out of memory
- * (st keeps its ring). Freed with rule_state_destroy(). */
+/* A copy on the heap that takes over st's ring and aggregate states; NULL
+ * when out of memory (st keeps them). Freed with rule_state_destroy(). */
 rule_state_t *rule_state_move_to_heap(rule_state_t *st);
 
 /* Frees a heap rule state and its ring; NULL is fine. */

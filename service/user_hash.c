@@ -6,10 +6,11 @@
 
 #include <hiredis.h>
 
-enum { F_PREV, F_CUM, F_COUNT, F_ET, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, USER_FIELD_COUNT };
+enum { F_PREV, F_CUM, F_COUNT, F_ET, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, F_AGG,
+       USER_FIELD_COUNT };
 #define FIRST_RULE_FIELD F_CL
 static const char *const USER_FIELDS[USER_FIELD_COUNT] = {
-    "prev", "cum", "count", "et", "cl", "stl", "avgn", "avgs", "vel"};
+    "prev", "cum", "count", "et", "cl", "stl", "avgn", "avgs", "vel", "agg"};
 
 int user_hash_add_field_names(redis_argv_t *b) {
     for (int f = 0; f < USER_FIELD_COUNT; f++)
@@ -71,6 +72,12 @@ static int parse_velocity(const redisReply *r, rule_state_t *rs) {
     return 0;
 }
 
+static int parse_aggregates(const redisReply *r, rule_state_t *rs) {
+    if (r->type == REDIS_REPLY_NIL) return 0;
+    if (r->type != REDIS_REPLY_STRING || r->len == 0) return -1;
+    return aggregate_states_parse(r->str, r->len, &rs->aggregates, &rs->aggregate_len);
+}
+
 int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_t *out) {
     redisReply *const *f = hash->element;
     rule_state_t rs = {0};
@@ -87,7 +94,8 @@ int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_
           parse_decimal_field(f[F_CL], &rs.cumulative_alerted) ||
           parse_int_field(f[F_STL], 0, INT64_MAX, &rs.small_at_ms) ||
           parse_int_field(f[F_AVGN], 0, 1000000, &average_n) ||
-          parse_decimal_field(f[F_AVGS], &rs.average_sum) || parse_velocity(f[F_VEL], &rs);
+          parse_decimal_field(f[F_AVGS], &rs.average_sum) || parse_velocity(f[F_VEL], &rs) ||
+          parse_aggregates(f[F_AGG], &rs);
     rs.average_n = (int32_t)average_n;
     if (!bad) {
         for (int i = FIRST_RULE_FIELD; i < USER_FIELD_COUNT; i++)
@@ -114,6 +122,21 @@ static int add_velocity(redis_argv_t *b, const rule_state_t *rs) {
     return redis_argv_add(b, text, len);
 }
 
+static int add_aggregates(redis_argv_t *b, const rule_state_t *rs) {
+    size_t len;
+    char *text = aggregate_states_format_new(rs->aggregates, rs->aggregate_len, &len);
+    if (!text) return -1;
+    int rc = redis_argv_add(b, text, len);
+    free(text);
+    return rc;
+}
+
+static bool has_aggregates(const rule_state_t *rs) {
+    for (uint32_t i = 0; i < rs->aggregate_len; i++)
+        if (!aggregate_state_is_empty(&rs->aggregates[i])) return true;
+    return false;
+}
+
 static int add_field_name(redis_argv_t *b, int field) {
     return redis_argv_add(b, USER_FIELDS[field], strlen(USER_FIELDS[field]));
 }
@@ -126,7 +149,7 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
         [F_PREV] = true, [F_CUM] = true, [F_COUNT] = true, [F_ET] = true,
         [F_CL] = rs->cumulative_alerted != 0, [F_STL] = rs->small_at_ms != 0,
         [F_AVGN] = rs->average_n != 0, [F_AVGS] = rs->average_n != 0,
-        [F_VEL] = rs->velocity_len != 0,
+        [F_VEL] = rs->velocity_len != 0, [F_AGG] = has_aggregates(rs),
     };
     size_t sets = 0, dels = 0;
     for (int f = 0; f < USER_FIELD_COUNT; f++) {
@@ -147,6 +170,7 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
         case F_AVGN: rc = rc || redis_argv_add_int(b, rs->average_n); break;
         case F_AVGS: rc = rc || redis_argv_add_decimal(b, rs->average_sum); break;
         case F_VEL: rc = rc || add_velocity(b, rs); break;
+        case F_AGG: rc = rc || add_aggregates(b, rs); break;
         }
         if (rc) return -1;
     }

@@ -63,6 +63,16 @@ readme_block() { # marker -> the shell lines of README's block, without fences a
     | grep -v '^<!--' | grep -v '^```' | grep -v '^#' | grep -v '^[[:space:]]*$'
 }
 
+wait_user_count() { # user want: waits until Redis (REDIS_PORT) counts want payments of user
+  local key
+  for _ in $(seq 100); do
+    key=$(redis-cli -p "$REDIS_PORT" --scan --pattern "fraud:{*}:user:$1")
+    [ -n "$key" ] && [ "$(redis-cli -p "$REDIS_PORT" hget "$key" count)" = "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 retry_until() { # count regex file command... : runs command into file until regex matches count lines
   local need=$1 want=$2 out=$3 got=0
   shift 3

@@ -25,16 +25,6 @@ start_redis
 fraud_track $!
 for _ in $(seq 100); do grep -q "assigned" "$work/service.log" && break; sleep 0.1; done
 
-user_count() { # user want: waits until Redis counts want payments of user
-  local key
-  for _ in $(seq 100); do
-    key=$(redis-cli -p "$REDIS_PORT" --scan --pattern "fraud:{*}:user:$1")
-    [ -n "$key" ] && [ "$(redis-cli -p "$REDIS_PORT" hget "$key" count)" = "$2" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-
 rule_updates() { grep -c -e "updated from fraud-rules" -e "returned to the config" "$work/service.log" || true; }
 
 cd "$root"
@@ -54,13 +44,13 @@ while IFS= read -r line; do
       bash -c "$line"
       user=$(grep -o 'user[0-9]*:' <<<"$line" | head -n 1)
       want=$(grep -o 'user[0-9]*:' <<<"$line" | wc -l)
-      user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; exit 1; } ;;
+      wait_user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; exit 1; } ;;
     *"-t fraud-alerts"*)
       retry_until 5 '"rule":' "$work/out.$n" "$line"
-      for want in '"rule":"amount_jump","user_id":"user5"' \
-                  '"rule":"amount_jump","user_id":"user6"' '"rule":"small_then_large","user_id":"user6"' \
-                  '"rule":"cumulative_limit","user_id":"user8".*"limit":1000,"cumulative_amount":1000,' \
-                  '"rule":"velocity","user_id":"user9".*"payments_in_window":4,'; do
+      for want in '"rule":"amount_jump","rule_id":"amount_jump","user_id":"user5"' \
+                  '"rule":"amount_jump","rule_id":"amount_jump","user_id":"user6"' '"rule":"small_then_large","rule_id":"small_then_large","user_id":"user6"' \
+                  '"rule":"cumulative_limit","rule_id":"cumulative_limit","user_id":"user8".*"limit":1000,"cumulative_amount":1000,' \
+                  '"rule":"velocity","rule_id":"velocity","user_id":"user9".*"payments_in_window":4,'; do
         [ "$(grep -c -- "$want" "$work/out.$n")" = 1 ] || { echo "FAIL: want one alert matching $want" >&2; cat "$work/out.$n" >&2; exit 1; }
       done
       grep -q '"user_id":"user5".*"diff":-800.*"params":{"threshold":500,"direction":"both"}' "$work/out.$n" \

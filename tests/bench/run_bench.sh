@@ -14,7 +14,9 @@
 #                alert from a partition it owned, without and with static
 #                membership (tests/bench/failover.sh; about 2 x 50 s)
 #   clocks       small_then_large and velocity on, in event time and in
-#                processing time, interleaved
+#                processing time, interleaved; and the default rule set with
+#                two aggregate instances beside it (sum over 10 minutes > 5000,
+#                count over a minute >= 20), interleaved with those
 #   memory       service peak RSS; cache bytes per user at 1e4..1e6 users
 # Results: BUILD_DIR/bench/results.json, a Markdown table on stdout, and
 # BUILD_DIR/bench/throughput.png + latency.png when gnuplot is installed.
@@ -183,23 +185,37 @@ memory_cpu=$(fsummary "${cpu_us[@]}")
 # --- the clock of the window rules ----------------------------------------------------
 # small_then_large and velocity on, in event time (the default) and in
 # processing time, interleaved: what event time costs, side by side.
-echo "== window rules on: event time against processing time"
-clock_event=(); clock_processing=()
+echo "== window rules on: event time against processing time; two aggregate instances"
+clock_event=(); clock_processing=(); aggregate_tp=()
+aggregates=(-X rule.sum_10m.type=aggregate -X rule.sum_10m.limit=5000
+            -X rule.sum_10m.window.ms=600000 -X rule.n_1m.type=aggregate
+            -X rule.n_1m.function=count -X rule.n_1m.operator=">=" -X rule.n_1m.limit=20
+            -X rule.n_1m.window.ms=60000)
 for rep in $(seq "$REPS"); do
-  for clock in event processing; do
+  for clock in event processing aggregate; do
     redis flushall >/dev/null
     port=$(free_port)
-    start_service "clock-$clock-$rep" "$port" -X "group.id=bench-clock-$clock-$rep-$RANDOM" \
-      -X "time.characteristic=$clock" -X rule.small_then_large.enabled=true \
-      -X rule.velocity.enabled=true
+    if [ "$clock" = aggregate ]; then
+      start_service "aggregate-$rep" "$port" -X "group.id=bench-aggregate-$rep-$RANDOM" \
+        "${aggregates[@]}"
+    else
+      start_service "clock-$clock-$rep" "$port" -X "group.id=bench-clock-$clock-$rep-$RANDOM" \
+        -X "time.characteristic=$clock" -X rule.small_then_large.enabled=true \
+        -X rule.velocity.enabled=true
+    fi
     v=$(measure redis payments "$EVENTS" "$port")
     stop_service "$SERVICE_PID"
-    if [ "$clock" = event ]; then clock_event+=("$v"); else clock_processing+=("$v"); fi
-    echo "   $clock time rep $rep: $v events/s"
+    case $clock in
+      event) clock_event+=("$v") ;;
+      processing) clock_processing+=("$v") ;;
+      aggregate) aggregate_tp+=("$v") ;;
+    esac
+    echo "   $clock rep $rep: $v events/s"
   done
 done
 read -r ce_med ce_min ce_max <<<"$(summary "${clock_event[@]}")"
 read -r cp_med cp_min cp_max <<<"$(summary "${clock_processing[@]}")"
+read -r ag_med ag_min ag_max <<<"$(summary "${aggregate_tp[@]}")"
 
 read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
 read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
@@ -295,6 +311,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
   echo "  \"cpu_us_per_payment\": {\"redis\": $redis_cpu, \"memory\": $memory_cpu},"
   echo "  \"window_rules_eps\": {\"event_time\": {\"median\": $ce_med, \"min\": $ce_min, \"max\": $ce_max}, \"processing_time\": {\"median\": $cp_med, \"min\": $cp_min, \"max\": $cp_max}},"
+  echo "  \"two_aggregate_rules_eps\": {\"median\": $ag_med, \"min\": $ag_min, \"max\": $ag_max},"
   echo "  \"latency_curve\": {\"pinned\": \"$pinned\", \"capacity_eps\": $capacity, \"points\": [$(printf '%s\n' "${lat_points[@]}" | awk '{printf "%s{\"offered_eps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"p999_ms\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3, $4}')]},"
   echo "  \"two_instances_eps\": $two,"
   echo "  \"failover_seconds\": {\"dynamic\": $(json_number "$failover_dynamic"), \"static\": $(json_number "$failover_static")},"
@@ -316,6 +333,7 @@ cat <<TABLE
 | service CPU per payment, redis / memory | $redis_cpu / $memory_cpu us | |
 | window rules on, event time, events/s | $ce_med | $ce_min-$ce_max |
 | window rules on, processing time, events/s | $cp_med | $cp_min-$cp_max |
+| default rules + two aggregate instances, events/s | $ag_med | $ag_min-$ag_max |
 | 2 instances, redis, events/s | $two | (1 run) |
 | failover after SIGKILL, without / with static membership | $failover_dynamic / $failover_static s | (1 run) |
 | peak RSS, redis / memory run ($USERS users) | $redis_rss / $memory_rss kB | |

@@ -98,7 +98,7 @@ static void timed_stream_free(timed_stream_t *s) {
 
 /* The alerts velocity and small_then_large must raise, computed from the
  * timestamps alone: "rule event_id detail" lines, sorted. */
-static size_t reference_alerts(const timed_stream_t *s, char (*out)[64]) {
+static size_t reference_alerts(const timed_stream_t *s, char (*out)[96]) {
     size_t n = 0;
     for (size_t i = 0; i < s->count; i++) {
         size_t before = 0, prev = SIZE_MAX;
@@ -109,10 +109,57 @@ static size_t reference_alerts(const timed_stream_t *s, char (*out)[64]) {
         }
         if (prev != SIZE_MAX && s->amount_class[prev] == 0 && s->amount_class[i] == 2 &&
             s->at_ms[i] - s->at_ms[prev] <= WINDOW_MS)
-            snprintf(out[n++], 64, "small_then_large e%zu %" PRId64, i, s->at_ms[i] - s->at_ms[prev]);
+            snprintf(out[n++], 96, "small_then_large e%zu %" PRId64, i, s->at_ms[i] - s->at_ms[prev]);
         if (before >= VELOCITY_MAX) /* the ring holds max_count: it reports at most max + 1 */
-            snprintf(out[n++], 64, "velocity e%zu %d", i, VELOCITY_MAX + 1);
+            snprintf(out[n++], 96, "velocity e%zu %d", i, VELOCITY_MAX + 1);
     }
+    qsort(out, n, sizeof(*out), (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+/* Two aggregate instances side by side, windows of different lengths, one
+ * with a cooldown. */
+#define SUM_WINDOW_MS 30000
+#define SUM_LIMIT_TENTHS 12000 /* sum > 1200 */
+#define COUNT_WINDOW_MS 120000
+#define COUNT_LIMIT 4          /* count >= 4 */
+#define COUNT_COOLDOWN_MS 60000
+static const char *const AGGREGATE_RULES[] = {
+    "rule.sum_30s.type=aggregate", "rule.sum_30s.function=sum", "rule.sum_30s.operator=>",
+    "rule.sum_30s.limit=1200", "rule.sum_30s.window.ms=30000",
+    "rule.n-2m.type=aggregate", "rule.n-2m.function=count", "rule.n-2m.operator=>=",
+    "rule.n-2m.limit=4", "rule.n-2m.window.ms=120000", "rule.n-2m.cooldown.ms=60000", NULL};
+
+static long long tenths_of_class(int amount_class) {
+    return amount_class == 0 ? 5 : amount_class == 2 ? 6000 : 200; /* 0.5, 600, 20 */
+}
+
+/* The alerts of AGGREGATE_RULES, from the payments alone, by the issue's
+ * definition: each user's payments in [t - window, t] up to this one.
+ * "rule_id event_id value-in-tenths in_window" lines, sorted. */
+static size_t reference_aggregate_alerts(const timed_stream_t *s, size_t users,
+                                         char (*out)[96]) {
+    size_t n = 0;
+    int64_t *count_alerted = calloc(users, sizeof(*count_alerted));
+    ck_assert_ptr_nonnull(count_alerted);
+    for (size_t i = 0; i < s->count; i++) {
+        size_t u = s->user_of[i];
+        long long sum = 0, in_sum = 0, in_count = 0;
+        for (size_t j = 0; j <= i; j++) {
+            if (s->user_of[j] != u) continue;
+            if (s->at_ms[j] >= s->at_ms[i] - SUM_WINDOW_MS)
+                sum += tenths_of_class(s->amount_class[j]), in_sum++;
+            in_count += s->at_ms[j] >= s->at_ms[i] - COUNT_WINDOW_MS;
+        }
+        if (sum > SUM_LIMIT_TENTHS)
+            snprintf(out[n++], 96, "sum_30s e%zu %lld %lld", i, sum, in_sum);
+        if (in_count >= COUNT_LIMIT && (!count_alerted[u] ||
+                                        s->at_ms[i] - count_alerted[u] >= COUNT_COOLDOWN_MS)) {
+            snprintf(out[n++], 96, "n-2m e%zu %lld %lld", i, in_count * 10, in_count);
+            count_alerted[u] = s->at_ms[i];
+        }
+    }
+    free(count_alerted);
     qsort(out, n, sizeof(*out), (int (*)(const void *, const void *))strcmp);
     return n;
 }
@@ -140,6 +187,17 @@ static void wait_user_count(const char *user, long long count) {
     ck_assert(wait_for_user_field(redis, user, "count", want, 1));
 }
 
+/* got, sorted here, must be want line for line. */
+static void assert_same_alerts(char (*want)[96], size_t want_count, char (*got)[96],
+                               size_t got_count) {
+    qsort(got, got_count, sizeof(*got), (int (*)(const void *, const void *))strcmp);
+    for (size_t i = 0; i < want_count || i < got_count; i++) {
+        const char *w = i < want_count ? want[i] : "(none)", *g = i < got_count ? got[i] : "(none)";
+        ck_assert_msg(strcmp(w, g) == 0, "alert %zu of %zu: expected %s, got %s (%zu alerts)", i,
+                      want_count, w, g, got_count);
+    }
+}
+
 START_TEST(test_a_backlog_decides_on_the_payments_timestamps) {
     timed_stream_t s;
     timed_stream_make(&s, 40, 60, 21);
@@ -153,8 +211,8 @@ START_TEST(test_a_backlog_decides_on_the_payments_timestamps) {
     service_start(&svc[0], &kafka, &redis_srv, extra);
     ck_assert(fixture_wait_applied((long long)s.count, 120000));
 
-    char (*want)[64] = calloc(2 * s.count, sizeof(*want));
-    char (*got)[64] = calloc(2 * s.count + 1, sizeof(*got));
+    char (*want)[96] = calloc(2 * s.count, sizeof(*want));
+    char (*got)[96] = calloc(2 * s.count + 1, sizeof(*got));
     size_t want_count = reference_alerts(&s, want), got_count = 0;
     ck_assert_int_gt(want_count, 10); /* the stream exercises both rules */
     record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", want_count, 60000);
@@ -162,19 +220,53 @@ START_TEST(test_a_backlog_decides_on_the_payments_timestamps) {
         cJSON *a = parse_value(&alerts.items[i]);
         const char *rule = string_field(a, "rule");
         ck_assert_str_eq(string_field(a, "clock"), "event");
-        snprintf(got[got_count++], 64, "%s %s %lld", rule, string_field(a, "event_id"),
+        snprintf(got[got_count++], 96, "%s %s %lld", rule, string_field(a, "event_id"),
                  number_field(a, strcmp(rule, "velocity") == 0 ? "payments_in_window"
                                                                : "elapsed_ms"));
         cJSON_Delete(a);
     }
-    qsort(got, got_count, sizeof(*got), (int (*)(const void *, const void *))strcmp);
-    for (size_t i = 0; i < want_count || i < got_count; i++) {
-        const char *w = i < want_count ? want[i] : "(none)", *g = i < got_count ? got[i] : "(none)";
-        ck_assert_msg(strcmp(w, g) == 0, "alert %zu of %zu: expected %s, got %s (%zu alerts)", i,
-                      want_count, w, g, got_count);
-    }
+    assert_same_alerts(want, want_count, got, got_count);
     fprintf(stderr, "backlog: %zu payments, %zu alerts as the timestamps say\n", s.count,
             got_count);
+    record_list_free(&alerts);
+    free(want);
+    free(got);
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+    timed_stream_free(&s);
+}
+END_TEST
+
+START_TEST(test_two_aggregate_instances_match_a_reference_model) {
+    timed_stream_t s;
+    const size_t users = 300;
+    timed_stream_make(&s, users, 10, 23);
+    kafka_produce(&kafka, "payments", s.keys, s.values, s.count);
+    const char *extra[16] = {"rule.amount_jump.enabled=false"};
+    for (size_t i = 0; AGGREGATE_RULES[i]; i++) extra[i + 1] = AGGREGATE_RULES[i];
+    service_start(&svc[0], &kafka, &redis_srv, extra);
+    ck_assert(fixture_wait_applied((long long)s.count, 120000));
+
+    char (*want)[96] = calloc(2 * s.count, sizeof(*want));
+    char (*got)[96] = calloc(2 * s.count + 1, sizeof(*got));
+    size_t want_count = reference_aggregate_alerts(&s, users, want), got_count = 0;
+    size_t per_rule[2] = {0};
+    for (size_t i = 0; i < want_count; i++) per_rule[want[i][0] == 'n']++;
+    ck_assert_int_gt(per_rule[0], 20); /* the stream exercises both instances */
+    ck_assert_int_gt(per_rule[1], 20);
+    record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", want_count, 60000);
+    for (size_t i = 0; i < alerts.count && got_count <= 2 * s.count; i++) {
+        cJSON *a = parse_value(&alerts.items[i]);
+        ck_assert_str_eq(string_field(a, "rule"), "aggregate");
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(a, "value");
+        ck_assert(cJSON_IsNumber(value));
+        snprintf(got[got_count++], 96, "%s %s %lld %lld", string_field(a, "rule_id"),
+                 string_field(a, "event_id"), (long long)(value->valuedouble * 10 + 0.5),
+                 number_field(a, "payments_in_window"));
+        cJSON_Delete(a);
+    }
+    assert_same_alerts(want, want_count, got, got_count);
+    fprintf(stderr, "aggregate: %zu payments of %zu users, %zu + %zu alerts as the model says\n",
+            s.count, users, per_rule[0], per_rule[1]);
     record_list_free(&alerts);
     free(want);
     free(got);
@@ -309,7 +401,10 @@ START_TEST(test_crashes_and_rebalances_change_no_alert) {
         "rule.cumulative_limit.limit=1000", "rule.small_then_large.enabled=true",
         "rule.count_average.enabled=true", "rule.count_average.count=5",
         "rule.velocity.enabled=true", "rule.velocity.max.count=5", "batch.max.messages=200",
-        NULL};
+        "rule.sum_30s.type=aggregate", "rule.sum_30s.limit=1200",
+        "rule.sum_30s.window.ms=30000", "rule.n-2m.type=aggregate", "rule.n-2m.function=count",
+        "rule.n-2m.operator=>=", "rule.n-2m.limit=6", "rule.n-2m.window.ms=120000",
+        "rule.n-2m.cooldown.ms=60000", NULL};
     const int kills = 5;
     size_t chunk = s.count / (kills + 2);
     uint64_t rng = (uint64_t)time(NULL) | 1;
@@ -363,14 +458,15 @@ START_TEST(test_crashes_and_rebalances_change_no_alert) {
     record_list_t crash_list = kafka_read_topic(&kafka, "alerts-crash", clean_count, 60000);
     size_t crash_count = alerts_without_detected_at(&crash_list, &crash_ids, &crash_texts);
     size_t rules_seen = 0;
-    const char *rules[] = {"amount_jump", "cumulative_limit", "small_then_large", "velocity"};
-    for (size_t r = 0; r < 4; r++) {
+    const char *rules[] = {"amount_jump", "cumulative_limit", "small_then_large", "velocity",
+                           "\"sum_30s\"", "\"n-2m\""};
+    for (size_t r = 0; r < 6; r++) {
         int seen = 0;
         for (size_t i = 0; i < clean_count && !seen; i++)
             seen = strstr(clean_texts[i], rules[r]) != NULL;
         rules_seen += (size_t)seen;
     }
-    ck_assert_int_eq(rules_seen, 4);
+    ck_assert_int_eq(rules_seen, 6);
     for (size_t i = 0; i < clean_count; i++) {
         size_t k = 0;
         while (k < crash_count && strcmp(crash_ids[k], clean_ids[i]) != 0) k++;
@@ -402,6 +498,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_a_backlog_decides_on_the_payments_timestamps);
+    tcase_add_test(tc, test_two_aggregate_instances_match_a_reference_model);
     tcase_add_test(tc, test_a_late_payment_is_reported_and_still_counted);
     tcase_add_test(tc, test_crashes_and_rebalances_change_no_alert);
     suite_add_tcase(s, tc);

@@ -24,6 +24,7 @@ group=fraud-schema
   -X rule.cumulative_limit.enabled=true -X rule.cumulative_limit.limit=1000 \
   -X rule.small_then_large.enabled=true -X rule.velocity.enabled=true \
   -X rule.velocity.max.count=3 -X rule.count_average.enabled=true \
+  -X rule.sum_1m.type=aggregate -X rule.sum_1m.limit=20000 -X rule.sum_1m.cooldown.ms=60000 \
   >"$work/service.log" 2>&1 &
 fraud_track $!
 for _ in $(seq 100); do grep -q "assigned" "$work/service.log" && break; sleep 0.1; done
@@ -31,8 +32,9 @@ for _ in $(seq 100); do grep -q "assigned" "$work/service.log" && break; sleep 0
 traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
 tracestate=congo=t61rcWkgMzE
 t=$(( $(date +%s) * 1000 ))
-# u1, traced: small then large, a jump, the limit crossed, a fourth payment
-# within the minute (velocity), two averages, then one 8 s late.
+# u1, traced: small then large, a jump, the limit crossed and a sum above
+# 20000 within the minute (aggregate), a fourth payment within it
+# (velocity), two averages, then one 8 s late.
 cat >"$work/u1" <<JSON
 u1:{"user_id":"u1","amount":"0.50","event_id":"e1","timestamp":$t}
 u1:{"user_id":"u1","amount":600,"event_id":"e2","timestamp":$((t + 1000))}

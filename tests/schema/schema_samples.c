@@ -50,6 +50,20 @@ static void alerts(const rule_set_t *rules) {
             };
             emit("alert", "user1", alert_encode_new(&a));
         }
+    /* An aggregate instance's alert, of each function. */
+    for (uint32_t i = 0; i < rules->aggregate_count; i++) {
+        const aggregate_rule_t *g = &rules->aggregates[i];
+        alert_t a = {
+            .rule = "aggregate", .rule_id = g->id, .rules = rules, .aggregate = g,
+            .aggregate_value = dec("5000.1235"), .user_id = "user1",
+            .amount = dec("2500"), .previous_amount = dec("2500.247"),
+            .payments_in_window = 2, .cumulative_amount = dec("5000.247"), .event_count = 2,
+            .source_topic = "payments", .source_partition = 1, .source_offset = 5,
+            .event_id = i % 2 ? "e-18" : "", .event_time_ms = 1700000000000,
+            .clock = "event", .detected_at_ms = 1700000000012,
+        };
+        emit("alert", "user1", alert_encode_new(&a));
+    }
 }
 
 static void other_outputs(const rule_set_t *rules) {
@@ -89,9 +103,34 @@ static void dead_letter_headers(void) {
     }
 }
 
+/* One aggregate instance per function, with every operator among them. */
+static int add_aggregates(config_t *cfg) {
+    static const char *const settings[][2] = {
+        {"rule.sum_10m.type", "aggregate"}, {"rule.sum_10m.limit", "5000"},
+        {"rule.sum_10m.window.ms", "600000"}, {"rule.sum_10m.cooldown.ms", "60000"},
+        {"rule.n-5.type", "aggregate"}, {"rule.n-5.function", "count"},
+        {"rule.n-5.operator", ">="}, {"rule.n-5.limit", "2"},
+        {"rule.avg.type", "aggregate"}, {"rule.avg.function", "avg"},
+        {"rule.avg.operator", "!="}, {"rule.avg.limit", "0.5"},
+        {"rule.low.type", "aggregate"}, {"rule.low.function", "min"},
+        {"rule.low.operator", "<"}, {"rule.low.limit", "-1"}, {"rule.low.state", "paused"},
+        {"rule.high.type", "aggregate"}, {"rule.high.function", "max"},
+        {"rule.high.operator", "<="}, {"rule.high.limit", "10"},
+        {"rule.eq.type", "aggregate"}, {"rule.eq.operator", "=="}, {"rule.eq.limit", "0"},
+        {"rule.eq.max.events", "10000"}, {"rule.eq.window.ms", "0"},
+    };
+    char errstr[256];
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        if (config_set(cfg, settings[i][0], settings[i][1], errstr, sizeof(errstr)) != 0) {
+            fprintf(stderr, "%s\n", errstr);
+            return -1;
+        }
+    return 0;
+}
+
 int main(void) {
     config_t *cfg = config_new();
-    if (!cfg) return 1;
+    if (!cfg || add_aggregates(cfg) != 0) return 1;
     alerts(&cfg->rules);
     other_outputs(&cfg->rules);
     dead_letter_headers();

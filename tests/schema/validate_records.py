@@ -18,6 +18,7 @@ Uses Debian's python3-jsonschema; no network (every $ref resolves locally).
 import argparse
 import json
 import os
+import re
 import sys
 
 import jsonschema
@@ -91,8 +92,11 @@ def main():
             continue
         errors = list(validators[name].iter_errors(record))
         if name == "rule-update" and not errors:
-            variant = by_name[name]["$defs"].get(key)
-            if variant is None:
+            # A fixed rule's id is its type; any other id is an aggregate instance.
+            fixed = {"amount_jump", "cumulative_limit", "small_then_large", "count_average",
+                     "velocity"}
+            variant = by_name[name]["$defs"].get(key if key in fixed else "aggregate")
+            if variant is None or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", key or ""):
                 errors = [f"key {key!r} names no rule"]
             else:
                 sub = Draft202012Validator(variant, resolver=validators[name].resolver)

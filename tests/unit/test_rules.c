@@ -273,7 +273,8 @@ END_TEST
 START_TEST(test_late_payment_takes_no_part_in_window_rules) {
     rule_set_t r = {0};
     rule_state_t st = {0};
-    rule_hit_t hits[RULE_COUNT];
+    rule_hit_t hits[RULE_HITS_MAX];
+    uint64_t dropped = 0;
     r.enabled[RULE_AMOUNT_JUMP] = r.enabled[RULE_VELOCITY] = r.enabled[RULE_SMALL_THEN_LARGE] = true;
     r.jump_threshold = D(100);
     r.velocity_max_count = 1;
@@ -281,16 +282,16 @@ START_TEST(test_late_payment_takes_no_part_in_window_rules) {
     r.small_amount = D(1);
     r.large_amount = D(500);
     r.small_window_ms = 60000;
-    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, 5000, 5000, EV(10000, 10000, 0), hits), 0);
+    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, 5000, 5000, EV(10000, 10000, 0), hits, &dropped), 0);
     rule_time_t late = {.at_ms = 9000, .latest_ms = 10000, .late = true};
     /* A large jump, within the velocity window, after a small payment: only
      * amount_jump, which has no window, sees it. */
-    int n = rules_evaluate(&r, &st, true, 5000, D(1000), D(1000) + 5000, &late, hits);
+    int n = rules_evaluate(&r, &st, true, 5000, D(1000), D(1000) + 5000, &late, hits, &dropped);
     ck_assert_int_eq(n, 1);
     ck_assert_int_eq(hits[0].rule, RULE_AMOUNT_JUMP);
     ck_assert_int_eq(st.velocity_len, 1); /* not recorded */
     ck_assert_int_eq(st.small_at_ms, 10000); /* the pattern waits for the next one */
-    n = rules_evaluate(&r, &st, true, D(1000), D(600), D(1600) + 5000, EV(10500, 10500, 0), hits);
+    n = rules_evaluate(&r, &st, true, D(1000), D(600), D(1600) + 5000, EV(10500, 10500, 0), hits, &dropped);
     ck_assert_int_eq(n, 2);
     ck_assert_int_eq(hits[0].rule, RULE_SMALL_THEN_LARGE);
     ck_assert_int_eq(hits[0].elapsed_ms, 500);
@@ -340,13 +341,14 @@ START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
     config_t *cfg = config_new();
     rule_set_t r = cfg->rules;
     rule_state_t st = {0};
-    rule_hit_t hits[RULE_COUNT];
+    rule_hit_t hits[RULE_HITS_MAX];
+    uint64_t dropped = 0;
     r.enabled[RULE_CUMULATIVE_LIMIT] = true;
     r.cumulative_limit = D(100);
     r.enabled[RULE_VELOCITY] = true;
     r.velocity_max_count = 1;
-    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), AT(1000), hits), 0);
-    int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), AT(1001), hits);
+    ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), AT(1000), hits, &dropped), 0);
+    int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), AT(1001), hits, &dropped);
     ck_assert_int_eq(n, 3);
     ck_assert_int_eq(hits[0].rule, RULE_AMOUNT_JUMP);
     ck_assert_int_eq(hits[0].diff, D(19950));
@@ -355,7 +357,7 @@ START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
     ck_assert_int_eq(hits[2].in_window, 2);
     r.enabled[RULE_VELOCITY] = false;
     r.enabled[RULE_CUMULATIVE_LIMIT] = false;
-    ck_assert_int_eq(rules_evaluate(&r, &st, true, D(20000), D(1), D(20051), AT(1002), hits), 0);
+    ck_assert_int_eq(rules_evaluate(&r, &st, true, D(20000), D(1), D(20051), AT(1002), hits, &dropped), 0);
     ck_assert_int_eq(st.cumulative_alerted, 0);
     ck_assert_ptr_null(st.velocity_ms);
     config_destroy(cfg);
@@ -366,9 +368,11 @@ END_TEST
 
 static int accept_update(rule_overrides_t *ov, const config_t *cfg, const char *key, const char *value,
                   rule_set_t *out, char *errstr) {
-    int changed = -1;
+    static int64_t offset;
+    char changed[RULE_ID_MAX + 1];
+    rule_record_at_t at = {.topic = "rules", .partition = 0, .offset = offset++};
     return rule_overrides_accept(ov, cfg, &cfg->rules, key, key ? strlen(key) : 0, value,
-                                 value ? strlen(value) : 0, out, &changed, errstr, 256);
+                                 value ? strlen(value) : 0, &at, out, changed, errstr, 256);
 }
 
 START_TEST(test_control_update_changes_only_its_rule_and_tombstone_reverts) {
@@ -430,7 +434,7 @@ START_TEST(test_control_rejects_bad_updates_and_keeps_the_rules) {
         ck_assert_msg(errstr[0] != '\0', "no reason for %s", bad[i][1]);
     }
     ck_assert_int_eq(memcmp(&r, &untouched, sizeof(r)), 0);
-    for (int i = 0; i < RULE_COUNT; i++) ck_assert_ptr_null(ov.json[i]);
+    ck_assert_uint_eq(ov.count, 0);
     config_destroy(cfg);
 }
 END_TEST
