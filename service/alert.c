@@ -84,8 +84,8 @@ char *alert_encode_new(const alert_t *a) {
         !add_decimal(root, "cumulative_amount", a->cumulative_amount) ||
         !add_int(root, "event_count", a->event_count))
         goto done;
-    if (a->rules && rule_id(a->rule) >= 0 &&
-        rule_params_add(root, rule_id(a->rule), a->rules, a->aggregate) != 0)
+    if ((a->fixed || a->aggregate) && rule_id(a->rule) >= 0 &&
+        rule_params_add(root, rule_id(a->rule), a->fixed, a->aggregate) != 0)
         goto done;
     if (add_source(root, a->source_topic, a->source_partition, a->source_offset) != 0)
         goto done;
@@ -106,13 +106,15 @@ char *average_encode_new(const average_event_t *e) {
     char *text = NULL;
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
-    alert_id_format(e->source_topic, e->source_partition, e->source_offset,
-                    rule_name(RULE_COUNT_AVERAGE), id, sizeof(id));
+    const char *instance = e->rule_id ? e->rule_id : rule_name(RULE_COUNT_AVERAGE);
+    alert_id_format(e->source_topic, e->source_partition, e->source_offset, instance, id,
+                    sizeof(id));
     if (cJSON_AddStringToObject(root, "average_id", id) && add_schema_version(root) == 0 &&
+        cJSON_AddStringToObject(root, "rule_id", instance) &&
         cJSON_AddStringToObject(root, "user_id", e->user_id) &&
         add_int(root, "average", e->average) && add_decimal(root, "sum", e->sum) &&
         add_int(root, "count", e->count) &&
-        (!e->rules || rule_params_add(root, RULE_COUNT_AVERAGE, e->rules, NULL) == 0) &&
+        (!e->fixed || rule_params_add(root, RULE_COUNT_AVERAGE, e->fixed, NULL) == 0) &&
         add_source(root, e->source_topic, e->source_partition, e->source_offset) == 0 &&
         add_int(root, "detected_at", e->detected_at_ms))
         text = cJSON_PrintUnformatted(root);

@@ -26,8 +26,8 @@
 typedef struct alert {
     const char *rule;             /* a rule_name(): the type */
     const char *rule_id;          /* the instance; NULL: the type names it */
-    const rule_set_t *rules;      /* its parameters go in "params"; NULL: none */
-    const aggregate_rule_t *aggregate; /* aggregate: the instance that fired */
+    const fixed_params_t *fixed;  /* a fixed type's parameters, for "params"; NULL: none */
+    const aggregate_rule_t *aggregate; /* an aggregate's parameters, for "params" */
     decimal_t aggregate_value;    /* aggregate: the function's value */
     const char *user_id;          /* NUL-terminated */
     decimal_t amount;
@@ -61,9 +61,11 @@ size_t alert_id_format(const char *topic, int32_t partition, int64_t offset,
 char *alert_encode_new(const alert_t *alert);
 
 /* count_average's event for averages.topic: the integer average of `count`
- * payments ending at the source offset. Freed by the caller. */
+ * payments ending at the source offset, named by its instance
+ * ("<topic>/<partition>/<offset>/<rule_id>"). Freed by the caller. */
 typedef struct average_event {
-    const rule_set_t *rules; /* count_average's parameters go in "params" */
+    const char *rule_id;          /* the count_average instance; NULL: the built-in one */
+    const fixed_params_t *fixed;  /* its parameters, for "params"; NULL: none */
     const char *user_id;
     int64_t average;
     decimal_t sum;

@@ -205,11 +205,6 @@ static output_origin_t origin_of(const batch_item_t *it, int64_t event_time_ms,
                              .trace = trace_context_of_msg(m, trace) ? trace : NULL};
 }
 
-/* The instance that fired: a fixed rule is named by its type. */
-static const char *rule_id_of(const rule_set_t *rules, const rule_hit_t *h) {
-    return h->rule == RULE_AGGREGATE ? rules->aggregates[h->aggregate].id : rule_name(h->rule);
-}
-
 /* Turns what the rules decided into output records: alerts and averages. */
 static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const batch_item_t *it,
                               const rule_set_t *rules, const rule_hit_t *hits, int hit_count,
@@ -225,23 +220,33 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
         const rule_hit_t *h = &hits[i];
         char *json;
         output_kind_t kind = OUTPUT_ALERT;
+        /* A built-in rule is named by its type and has the set's parameters. */
+        const char *rule_id = rule_name(h->rule);
+        const fixed_params_t *fixed = &rules->builtin;
+        const aggregate_rule_t *aggregate = NULL;
+        if (h->instance >= 0) {
+            const rule_instance_t *inst = &rules->instances[h->instance];
+            rule_id = inst->id;
+            fixed = &inst->fixed;
+            aggregate = &inst->aggregate;
+        }
         if (h->rule == RULE_COUNT_AVERAGE) {
             average_event_t avg = {
-                .rules = rules, .user_id = pay->user_id, .average = h->average, .sum = h->sum,
-                .count = h->count, .source_topic = m->topic, .source_partition = m->partition,
+                .rule_id = rule_id, .fixed = fixed, .user_id = pay->user_id,
+                .average = h->average, .sum = h->sum, .count = h->count,
+                .source_topic = m->topic, .source_partition = m->partition,
                 .source_offset = m->offset, .detected_at_ms = now,
             };
             json = average_encode_new(&avg);
             kind = OUTPUT_AVERAGE;
         } else {
-            const aggregate_rule_t *aggregate =
-                h->rule == RULE_AGGREGATE ? &rules->aggregates[h->aggregate] : NULL;
             alert_t alert = {
-                .rule = rule_name(h->rule), .rules = rules, .user_id = pay->user_id,
-                .rule_id = rule_id_of(rules, h),
-                .aggregate = aggregate, .aggregate_value = h->value,
+                .rule = rule_name(h->rule), .rule_id = rule_id,
+                .fixed = h->rule == RULE_AGGREGATE ? NULL : fixed,
+                .aggregate = h->rule == RULE_AGGREGATE ? aggregate : NULL,
+                .aggregate_value = h->value, .user_id = pay->user_id,
                 .amount = pay->amount, .previous_amount = previous, .diff = h->diff,
-                .threshold = rules->jump_threshold, .limit = rules->cumulative_limit,
+                .threshold = fixed->jump_threshold, .limit = fixed->cumulative_limit,
                 .elapsed_ms = h->elapsed_ms, .payments_in_window = h->in_window,
                 .cumulative_amount = state->cum, .event_count = state->count,
                 .source_topic = m->topic, .source_partition = m->partition,
@@ -251,7 +256,7 @@ static int queue_rule_outputs(const batch_t *b, const batch_env_t *env, const ba
             };
             json = alert_encode_new(&alert);
         }
-        if (outbox_queue(env->outbox, kind, h->rule, rule_id_of(rules, h), &origin,
+        if (outbox_queue(env->outbox, kind, h->rule, rule_id, &origin,
                          pay->user_id, json) != 0)
             return -1;
     }

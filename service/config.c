@@ -220,6 +220,7 @@ config_t *config_new(void) {
             return NULL;
         }
     }
+    cfg->rules.defaults = cfg->rules.builtin; /* where a named instance starts */
     return cfg;
 }
 
@@ -427,23 +428,26 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
 
 int config_validate_rules(const config_t *cfg, const rule_set_t *rules, char *errstr,
                           size_t errstr_size) {
-    if (rule_instances_validate(rules, errstr, errstr_size) != 0) return -1;
+    int64_t slack = cfg->time_max_out_of_orderness_ms;
+    bool event_time = strcmp(cfg->time_characteristic, "event") == 0;
+    if (rule_instances_validate(rules, cfg->averages_topic[0] != '\0', event_time ? slack : 0,
+                                errstr, errstr_size) != 0)
+        return -1;
     if (rules->enabled[RULE_COUNT_AVERAGE] && !cfg->averages_topic[0]) {
         errstr_set(errstr, errstr_size,
                    "rule.count_average.enabled=true needs averages.topic to write to");
         return -1;
     }
     /* A payment placed out of order must still fall in every window. */
-    int64_t slack = cfg->time_max_out_of_orderness_ms;
-    if (strcmp(cfg->time_characteristic, "event") == 0 &&
-        ((rules->enabled[RULE_SMALL_THEN_LARGE] && slack > rules->small_window_ms) ||
-         (rules->enabled[RULE_VELOCITY] && slack > rules->velocity_window_ms))) {
+    if (event_time &&
+        ((rules->enabled[RULE_SMALL_THEN_LARGE] && slack > rules->builtin.small_window_ms) ||
+         (rules->enabled[RULE_VELOCITY] && slack > rules->builtin.velocity_window_ms))) {
         errstr_set(errstr, errstr_size,
                    "time.max.out.of.orderness.ms=%lld is longer than the smallest enabled "
                    "window (small_then_large.window.ms=%lld, velocity.window.ms=%lld): it may "
                    "be at most that window",
-                   (long long)slack, (long long)rules->small_window_ms,
-                   (long long)rules->velocity_window_ms);
+                   (long long)slack, (long long)rules->builtin.small_window_ms,
+                   (long long)rules->builtin.velocity_window_ms);
         return -1;
     }
     return 0;

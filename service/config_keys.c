@@ -107,10 +107,10 @@ const key_def_t CONFIG_KEYS[] = {
      RULE_FIELD(enabled[RULE_AMOUNT_JUMP]),
      "The seed's rule: alert when a payment exceeds the user's previous one by threshold."},
     {"rule.amount_jump.threshold", KEY_DECIMAL, "10000", 0, 0, NULL,
-     RULE_FIELD(jump_threshold),
+     RULE_FIELD(builtin.jump_threshold),
      "Alert when amount - previous_amount >= this (exact decimal)."},
     {"rule.amount_jump.direction", KEY_CHOICE, "up", 0, 0, "up|both",
-     RULE_FIELD(jump_direction),
+     RULE_FIELD(builtin.jump_direction),
      "up: only increases count, as in the seed; both: |amount - previous_amount|."},
     {"rule.cumulative_limit.state", KEY_CHOICE, "active", 0, 0, "active|paused",
      RULE_FIELD(state[RULE_CUMULATIVE_LIMIT]),
@@ -120,7 +120,7 @@ const key_def_t CONFIG_KEYS[] = {
      "Alert once when a user's running total first reaches limit (remembered in state, "
      "so it survives restarts and expires with the state's TTL)."},
     {"rule.cumulative_limit.limit", KEY_DECIMAL, "100000", 0, 0, NULL,
-     RULE_FIELD(cumulative_limit),
+     RULE_FIELD(builtin.cumulative_limit),
      "Running total (>=) at which cumulative_limit alerts."},
     {"rule.small_then_large.state", KEY_CHOICE, "active", 0, 0, "active|paused",
      RULE_FIELD(state[RULE_SMALL_THEN_LARGE]),
@@ -130,13 +130,13 @@ const key_def_t CONFIG_KEYS[] = {
      "Flink's fraud walkthrough: a payment below small, then the user's next payment above "
      "large within window.ms (in time.characteristic's clock)."},
     {"rule.small_then_large.small", KEY_DECIMAL, "1.00", 0, 0, NULL,
-     RULE_FIELD(small_amount),
+     RULE_FIELD(builtin.small_amount),
      "A payment strictly below this starts the pattern."},
     {"rule.small_then_large.large", KEY_DECIMAL, "500.00", 0, 0, NULL,
-     RULE_FIELD(large_amount),
+     RULE_FIELD(builtin.large_amount),
      "The next payment strictly above this completes it."},
     {"rule.small_then_large.window.ms", KEY_INT, "60000", 0, INT64_MAX / 2, NULL,
-     RULE_FIELD(small_window_ms),
+     RULE_FIELD(builtin.small_window_ms),
      "Longest time from the small payment to the large one (inclusive)."},
     {"rule.count_average.state", KEY_CHOICE, "active", 0, 0, "active|paused",
      RULE_FIELD(state[RULE_COUNT_AVERAGE]),
@@ -146,7 +146,7 @@ const key_def_t CONFIG_KEYS[] = {
      "The seed's CountWindowAverage: every count payments of a user, produce their integer "
      "average to averages.topic, then start over."},
     {"rule.count_average.count", KEY_INT, "2", 1, 1000000, NULL,
-     RULE_FIELD(average_count),
+     RULE_FIELD(builtin.average_count),
      "Payments per average."},
     {"rule.velocity.state", KEY_CHOICE, "active", 0, 0, "active|paused",
      RULE_FIELD(state[RULE_VELOCITY]),
@@ -156,11 +156,11 @@ const key_def_t CONFIG_KEYS[] = {
      "Alert on each payment that makes more than max.count payments of a user within "
      "window.ms (in time.characteristic's clock)."},
     {"rule.velocity.max.count", KEY_INT, "10", 1, VELOCITY_MAX_COUNT, NULL,
-     RULE_FIELD(velocity_max_count),
+     RULE_FIELD(builtin.velocity_max_count),
      "Payments allowed within the window; a user's state keeps this many times at most "
      "(twice as many with time.max.out.of.orderness.ms)."},
     {"rule.velocity.window.ms", KEY_INT, "60000", 1, INT64_MAX / 2, NULL,
-     RULE_FIELD(velocity_window_ms),
+     RULE_FIELD(builtin.velocity_window_ms),
      "Length of the sliding window (inclusive)."},
     {"http.listen", KEY_STRING, "0.0.0.0:8080", 0, 0, NULL, FIELD(http_listen),
      "Address of the /metrics, /healthz, /readyz, /rules and /users/{id} endpoints (IPv4 "
@@ -207,16 +207,18 @@ static void print_wrapped_comment(FILE *out, const char *text) {
 
 /* Named instances have no catalogue keys: their ids are the user's. */
 static const char INSTANCES_DOC[] =
-    "Named rule instances, any number up to 16, of type aggregate: "
-    "rule.<id>.type=aggregate, with rule.<id>.limit (an exact decimal, required), "
-    "rule.<id>.function (sum|count|avg|min|max; sum), rule.<id>.operator "
-    "(>|>=|<|<=|==|!=; >), rule.<id>.window.ms (60000), rule.<id>.max.events (1 to 10000; "
-    "1000), rule.<id>.cooldown.ms (0) and rule.<id>.state (active|paused; active). An id is "
-    "1 to 64 letters, digits, '_' or '-'. It fires when function over the user's payments "
-    "in [t - window.ms, t] compared with limit holds. For example:";
+    "Named rule instances, up to 16, of any type beside the built-in ones above: "
+    "rule.<id>.type=<type> with that type's keys (as above, without enabled) and "
+    "rule.<id>.state; an id is 1 to 64 letters, digits, '_' or '-'. The type aggregate fires "
+    "when function (sum|count|avg|min|max; sum) over the user's payments in "
+    "[t - window.ms, t] (60000) compared by operator (>|>=|<|<=|==|!=; >) with limit (an "
+    "exact decimal, required) holds, keeping at most max.events payments per user (1 to "
+    "10000; 1000), with cooldown.ms (0) between a user's alerts. For example:";
 static const char *const INSTANCES_EXAMPLE[] = {
     "rule.sum_10m.type=aggregate", "rule.sum_10m.function=sum",
-    "rule.sum_10m.operator=>", "rule.sum_10m.limit=5000", "rule.sum_10m.window.ms=600000",
+    "rule.sum_10m.operator=>",     "rule.sum_10m.limit=5000",
+    "rule.sum_10m.window.ms=600000", "rule.big_jump.type=amount_jump",
+    "rule.big_jump.threshold=50000",
 };
 
 /* After the last rule.* key. */

@@ -128,8 +128,7 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id
                            .partition = origin->partition, .offset = origin->offset,
                            .event_time_ms = origin->event_time_ms,
                            .detected_at_ms = origin->detected_at_ms};
-    const char *last = kind == OUTPUT_ALERT     ? rule_id
-                       : kind == OUTPUT_AVERAGE ? rule_name(RULE_COUNT_AVERAGE)
+    const char *last = kind == OUTPUT_ALERT || kind == OUTPUT_AVERAGE ? rule_id
                        : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
                                                 : TOTALS_ID_SUFFIX; /* totals, or their tombstone */
     alert_id_format(origin->topic, origin->partition, origin->offset, last, r->id,

@@ -72,9 +72,9 @@ outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_wa
 void outbox_destroy(outbox_t *ob);
 
 /* Queues a record; takes ownership of json (freed on failure too). rule is
- * the rule_id_t (its type) for an alert and rule_id its instance's id,
- * which names the record (alert_id); both are ignored otherwise. origin is
- * copied. */
+ * the rule_id_t (its type) for an alert, ignored otherwise; rule_id is the
+ * instance's id that names an alert or an average (its alert_id or
+ * average_id), ignored otherwise. origin is copied. */
 int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id,
                  const output_origin_t *origin, const char *user, char *json);
 

@@ -15,17 +15,6 @@ const char *aggregate_operator_name(int op) {
     return op >= 0 && op < AGG_OP_COUNT ? OPERATORS[op] : NULL;
 }
 
-bool rule_id_is_valid(const char *id, size_t len) {
-    if (len == 0 || len > RULE_ID_MAX) return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 bool aggregate_compare(int op, decimal_t value, decimal_t limit) {
     switch (op) {
     case AGG_GT: return value > limit;
@@ -100,8 +89,9 @@ static decimal_t window_value(int function, const aggregate_state_t *st, uint32_
     }
 }
 
-int aggregate_observe(const aggregate_rule_t *rule, aggregate_state_t *st, decimal_t amount,
-                      int64_t at_ms, int64_t settled_ms, aggregate_outcome_t *out) {
+int aggregate_observe(const aggregate_rule_t *rule, bool paused, aggregate_state_t *st,
+                      decimal_t amount, int64_t at_ms, int64_t settled_ms,
+                      aggregate_outcome_t *out) {
     memset(out, 0, sizeof(*out));
     drop_oldest(st, count_before(st, settled_ms - rule->window_ms));
     if (st->len >= rule->max_events) {
@@ -123,9 +113,10 @@ int aggregate_observe(const aggregate_rule_t *rule, aggregate_state_t *st, decim
     out->value = window_value(rule->function, st, from, at);
 
     /* A cooldown that no payment still to come can fall within is over. */
-    if (st->alerted_ms && (rule->cooldown_ms == 0 || st->alerted_ms + rule->cooldown_ms <= settled_ms))
+    if (st->alerted_ms &&
+        (rule->cooldown_ms == 0 || st->alerted_ms + rule->cooldown_ms <= settled_ms))
         st->alerted_ms = 0;
-    if (rule->paused || !aggregate_compare(rule->op, out->value, rule->limit)) return 0;
+    if (paused || !aggregate_compare(rule->op, out->value, rule->limit)) return 0;
     if (rule->cooldown_ms > 0) {
         int64_t since = at_ms - st->alerted_ms;
         if (st->alerted_ms && since < rule->cooldown_ms && -since < rule->cooldown_ms) return 0;
@@ -147,140 +138,16 @@ void aggregate_state_free(aggregate_state_t *st) {
     st->alerted_ms = 0;
 }
 
-void aggregate_states_destroy(aggregate_state_t *states, uint32_t count) {
-    for (uint32_t i = 0; states && i < count; i++) aggregate_state_free(&states[i]);
-    free(states);
-}
-
-/* ---- the stored form ---------------------------------------------------- */
-
-typedef struct text_buf {
-    char *data;
-    size_t len, cap;
-} text_buf_t;
-
-static int text_reserve(text_buf_t *t, size_t more) {
-    if (t->len + more + 1 <= t->cap) return 0;
-    size_t cap = t->cap ? t->cap : 256;
-    while (cap < t->len + more + 1) cap *= 2;
-    char *grown = realloc(t->data, cap);
-    if (!grown) return -1;
-    t->data = grown;
-    t->cap = cap;
-    return 0;
-}
-
-static int text_int(text_buf_t *t, char sep, int64_t v) {
-    if (text_reserve(t, DECIMAL_INT_TEXT_MAX + 1) != 0) return -1;
-    if (sep) t->data[t->len++] = sep;
-    t->len += decimal_format_int(v, t->data + t->len);
-    return 0;
-}
-
-char *aggregate_states_format_new(const aggregate_state_t *states, uint32_t count, size_t *len) {
-    text_buf_t t = {0};
-    if (text_reserve(&t, 0) != 0) return NULL;
-    t.data[0] = '\0';
-    for (uint32_t s = 0; s < count; s++) {
-        const aggregate_state_t *st = &states[s];
-        if (aggregate_state_is_empty(st)) continue;
-        size_t id_len = strlen(st->id);
-        if (text_reserve(&t, id_len + 1) != 0) goto oom;
-        if (t.len) t.data[t.len++] = '|';
-        memcpy(t.data + t.len, st->id, id_len);
-        t.len += id_len;
-        if (text_int(&t, '#', st->incarnation) || text_int(&t, '#', st->alerted_ms)) goto oom;
-        if (text_reserve(&t, 1) != 0) goto oom;
-        t.data[t.len++] = '#';
-        for (uint32_t i = 0; i < st->len; i++) {
-            if (text_int(&t, i ? ',' : 0, st->at_ms[i]) ||
-                text_reserve(&t, DECIMAL_TEXT_MAX + 1) != 0)
-                goto oom;
-            t.data[t.len++] = ':';
-            t.len += decimal_format(st->amounts[i], t.data + t.len, DECIMAL_TEXT_MAX);
-        }
-        t.data[t.len] = '\0';
+int aggregate_state_restore(aggregate_state_t *st, int64_t at_ms, decimal_t amount) {
+    if (st->len >= AGGREGATE_MAX_EVENTS || reserve(st, st->len + 1) != 0) return -1;
+    uint32_t i = st->len;
+    while (i > 0 && st->at_ms[i - 1] > at_ms) {
+        st->at_ms[i] = st->at_ms[i - 1];
+        st->amounts[i] = st->amounts[i - 1];
+        i--;
     }
-    *len = t.len;
-    return t.data;
-oom:
-    free(t.data);
-    return NULL;
-}
-
-/* An integer of p up to one of the stop characters; advances *p past it. */
-static int parse_int_until(const char **p, const char *end, const char *stops, int64_t min,
-                           int64_t *out) {
-    char buf[24], *stop;
-    size_t n = 0;
-    while (*p + n < end && !strchr(stops, (*p)[n])) n++;
-    if (n == 0 || n >= sizeof(buf)) return -1;
-    memcpy(buf, *p, n);
-    buf[n] = '\0';
-    long long v = strtoll(buf, &stop, 10);
-    if (*stop || v < min) return -1;
-    *out = v;
-    *p += n;
+    st->at_ms[i] = at_ms;
+    st->amounts[i] = amount;
+    st->len++;
     return 0;
-}
-
-static int parse_state(const char *p, const char *end, aggregate_state_t *st) {
-    const char *hash = memchr(p, '#', (size_t)(end - p));
-    if (!hash || !rule_id_is_valid(p, (size_t)(hash - p))) return -1;
-    memcpy(st->id, p, (size_t)(hash - p));
-    st->id[hash - p] = '\0';
-    p = hash + 1;
-    if (parse_int_until(&p, end, "#", 0, &st->incarnation) || p == end || *p++ != '#' ||
-        parse_int_until(&p, end, "#", 0, &st->alerted_ms) || p == end || *p++ != '#')
-        return -1;
-    while (p < end) {
-        int64_t at;
-        decimal_t amount;
-        if (parse_int_until(&p, end, ":", 0, &at) || p == end || *p++ != ':') return -1;
-        size_t n = 0;
-        while (p + n < end && p[n] != ',') n++;
-        if (decimal_parse(p, n, &amount) != DECIMAL_OK || amount < 0) return -1;
-        p += n;
-        if (p < end && ++p == end) return -1; /* a trailing comma */
-        if (st->len >= AGGREGATE_MAX_EVENTS || reserve(st, st->len + 1) != 0) return -1;
-        /* Kept sorted whatever the text's order. */
-        uint32_t i = st->len;
-        while (i > 0 && st->at_ms[i - 1] > at) {
-            st->at_ms[i] = st->at_ms[i - 1];
-            st->amounts[i] = st->amounts[i - 1];
-            i--;
-        }
-        st->at_ms[i] = at;
-        st->amounts[i] = amount;
-        st->len++;
-    }
-    return 0;
-}
-
-int aggregate_states_parse(const char *text, size_t len, aggregate_state_t **states,
-                           uint32_t *count) {
-    const char *p = text, *end = text + len;
-    aggregate_state_t *list = NULL;
-    uint32_t n = 0;
-    *states = NULL;
-    *count = 0;
-    while (p < end) {
-        const char *bar = memchr(p, '|', (size_t)(end - p));
-        const char *stop = bar ? bar : end;
-        aggregate_state_t *grown;
-        if (n >= AGGREGATE_RULES_MAX * 4 || !(grown = realloc(list, (n + 1) * sizeof(*list))))
-            goto fail;
-        list = grown;
-        memset(&list[n], 0, sizeof(list[n]));
-        n++;
-        if (parse_state(p, stop, &list[n - 1]) != 0) goto fail;
-        p = bar ? bar + 1 : end;
-        if (bar && p == end) goto fail;
-    }
-    *states = list;
-    *count = n;
-    return 0;
-fail:
-    aggregate_states_destroy(list, n);
-    return -1;
 }

@@ -12,11 +12,10 @@
  * suppresses a repeat alert of the instance for the user while the
  * payment's time is within cooldown_ms of the last alert's.
  *
- * A user's state holds one aggregate_state_t per instance that remembers
- * something, matched to its instance by id and incarnation, so that an
- * instance deleted and created again does not find the old one's state.
- * Everything here is pure: no I/O, and memory only for the payment lists,
- * which belong to the state (aggregate_state_free()). */
+ * An instance's id, state (active or paused) and origin are those of every
+ * named instance (rules.h); this module has its parameters and its per-user
+ * state. Everything here is pure: no I/O, and memory only for the payment
+ * lists, which belong to the state (aggregate_state_free()). */
 #ifndef FRAUD_RULE_AGGREGATE_H
 #define FRAUD_RULE_AGGREGATE_H
 
@@ -26,12 +25,7 @@
 
 #include "decimal.h"
 
-#define RULE_ID_MAX 64            /* bytes of an instance id */
-#define AGGREGATE_RULES_MAX 16    /* aggregate instances in force at once */
 #define AGGREGATE_MAX_EVENTS 10000 /* bound of max.events */
-/* Room for where a rule's settings came from ("config file ...", "topic
- * rules [0] offset 7"). */
-#define RULE_ORIGIN_MAX 96
 
 typedef enum { AGG_SUM, AGG_COUNT, AGG_AVG, AGG_MIN, AGG_MAX, AGG_FUNCTION_COUNT } aggregate_fn_t;
 typedef enum { AGG_GT, AGG_GE, AGG_LT, AGG_LE, AGG_EQ, AGG_NE, AGG_OP_COUNT } aggregate_op_t;
@@ -41,22 +35,16 @@ typedef enum { AGG_GT, AGG_GE, AGG_LT, AGG_LE, AGG_EQ, AGG_NE, AGG_OP_COUNT } ag
 #define AGGREGATE_OPERATOR_CHOICES ">|>=|<|<=|==|!="
 
 typedef struct aggregate_rule {
-    char id[RULE_ID_MAX + 1];
     int function;        /* aggregate_fn_t */
     int op;              /* aggregate_op_t */
     decimal_t limit;
     int64_t window_ms;   /* >= 0 */
     int64_t max_events;  /* 1..AGGREGATE_MAX_EVENTS */
     int64_t cooldown_ms; /* 0: every payment that satisfies it alerts */
-    int64_t incarnation; /* 0 for the config's; the topic's creating record otherwise */
-    bool paused;         /* keeps and updates its state, raises nothing */
-    bool typed, has_limit; /* its type and limit were given: both are required */
-    char origin[RULE_ORIGIN_MAX];
 } aggregate_rule_t;
 
+/* One user's state of one instance. */
 typedef struct aggregate_state {
-    char id[RULE_ID_MAX + 1];
-    int64_t incarnation;
     int64_t alerted_ms;  /* time of the last alert, for the cooldown; 0: none */
     uint32_t len, cap;
     int64_t *at_ms;      /* owned; sorted, oldest first */
@@ -74,9 +62,6 @@ typedef struct aggregate_outcome {
 const char *aggregate_function_name(int function);
 const char *aggregate_operator_name(int op);
 
-/* An id is 1..RULE_ID_MAX bytes of letters, digits, '_' and '-'. */
-bool rule_id_is_valid(const char *id, size_t len);
-
 /* Whether value op limit holds. */
 bool aggregate_compare(int op, decimal_t value, decimal_t limit);
 
@@ -84,29 +69,20 @@ bool aggregate_compare(int op, decimal_t value, decimal_t limit);
  * settled_ms is the earliest time a payment still to come may have (the
  * user's latest time less the out-of-orderness slack): payments before
  * settled_ms - window_ms can be in no window any more and are dropped.
- * Returns 1 when it fires, 0 when not (paused rules and the cooldown never
- * fire), -1 when out of memory (the payment is not recorded). */
-int aggregate_observe(const aggregate_rule_t *rule, aggregate_state_t *st, decimal_t amount,
-                      int64_t at_ms, int64_t settled_ms, aggregate_outcome_t *out);
+ * Returns 1 when it fires, 0 when not (a paused instance and the cooldown
+ * never fire), -1 when out of memory (the payment is not recorded). */
+int aggregate_observe(const aggregate_rule_t *rule, bool paused, aggregate_state_t *st,
+                      decimal_t amount, int64_t at_ms, int64_t settled_ms,
+                      aggregate_outcome_t *out);
 
 /* True when the state remembers nothing the rule still needs. */
 bool aggregate_state_is_empty(const aggregate_state_t *st);
 
-/* Frees the payment lists; the state keeps its id and is emptied. */
+/* Frees the payment lists; the state is emptied. */
 void aggregate_state_free(aggregate_state_t *st);
 
-/* The stored form of a user's aggregate states, for the user hash:
- * "<id>#<incarnation>#<alerted_ms>#<t>:<amount>,<t>:<amount>..." per state,
- * separated by '|'. Returns a string the caller frees and its length in
- * *len, or NULL when out of memory. */
-char *aggregate_states_format_new(const aggregate_state_t *states, uint32_t count, size_t *len);
-
-/* Parses that form into a new array (*states, *count) that the caller frees
- * with aggregate_states_destroy(). 0, or -1 when the text is not that
- * form or memory runs out (nothing is returned then). */
-int aggregate_states_parse(const char *text, size_t len, aggregate_state_t **states,
-                           uint32_t *count);
-
-void aggregate_states_destroy(aggregate_state_t *states, uint32_t count);
+/* Adds a payment at at_ms to the state as it is read back from storage,
+ * keeping the list sorted; -1 when the state is full or memory runs out. */
+int aggregate_state_restore(aggregate_state_t *st, int64_t at_ms, decimal_t amount);
 
 #endif

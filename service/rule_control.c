@@ -96,19 +96,19 @@ static bool is_fixed_rule(const char *id) {
  * any other is created from the record alone. */
 static int apply_override(const rule_override_t *o, rule_set_t *rules, char *errstr,
                           size_t errstr_size) {
-    bool existed = is_fixed_rule(o->id) || rules_find_aggregate(rules, o->id);
+    bool existed = is_fixed_rule(o->id) || rules_find_instance(rules, o->id);
     if (apply_update(o->id, o->json, rules, errstr, errstr_size) != 0) return -1;
     if (is_fixed_rule(o->id)) {
         snprintf(rules->origin[rule_id(o->id)], RULE_ORIGIN_MAX, "%s", o->origin);
         return 0;
     }
-    aggregate_rule_t *g = (aggregate_rule_t *)rules_find_aggregate(rules, o->id);
-    if (!g) {
+    rule_instance_t *inst = (rule_instance_t *)rules_find_instance(rules, o->id);
+    if (!inst) {
         errstr_set(errstr, errstr_size, "rule %s: the record sets nothing", o->id);
         return -1;
     }
-    if (!existed) g->incarnation = o->incarnation;
-    snprintf(g->origin, sizeof(g->origin), "%s", o->origin);
+    if (!existed) inst->incarnation = o->incarnation;
+    snprintf(inst->origin, sizeof(inst->origin), "%s", o->origin);
     return 0;
 }
 
@@ -137,7 +137,7 @@ static int record_rule(const void *key, size_t key_len, const cJSON *root,
         errstr_set(errstr, errstr_size,
                    "the record names no rule: its key (or \"rule\") is a rule id, 1 to %d "
                    "letters, digits, '_' or '-' (amount_jump, cumulative_limit, "
-                   "small_then_large, count_average, velocity, or an aggregate instance)",
+                   "small_then_large, count_average, velocity, or a named instance's)",
                    RULE_ID_MAX);
         return -1;
     }
@@ -203,12 +203,12 @@ int rule_overrides_accept(rule_overrides_t *ov, const config_t *cfg, const rule_
         }
     }
     if (record_rule(key, key_len, root, id, errstr, errstr_size) != 0) goto done;
-    if (root && !is_fixed_rule(id) && !rules_find_aggregate(base, id) &&
+    if (root && !is_fixed_rule(id) && !rules_find_instance(base, id) &&
         !cJSON_GetObjectItemCaseSensitive(root, "type")) {
         errstr_set(errstr, errstr_size,
                    "rule %s: only the topic defines this instance, so each of its records "
-                   "defines it whole (\"type\": \"aggregate\", \"limit\", ...): a compacted "
-                   "topic keeps only its last record", id);
+                   "defines it whole (\"type\" and its parameters): a compacted topic keeps "
+                   "only its last record", id);
         goto done;
     }
     rule_set_t rules;
@@ -284,8 +284,8 @@ static void take_record(rule_control_t *rc, const kafka_msg_t *m) {
             rc->failed = 1;
         return;
     }
-    bool existed = rule_id(changed) >= 0 || rules_find_aggregate(&rc->rules, changed);
-    bool exists = rule_id(changed) >= 0 || rules_find_aggregate(&rules, changed);
+    bool existed = rule_id(changed) >= 0 || rules_find_instance(&rc->rules, changed);
+    bool exists = rule_id(changed) >= 0 || rules_find_instance(&rules, changed);
     rc->rules = rules;
     metrics_add(&rc->metrics->rule_updates[UPDATE_TOPIC][UPDATE_APPLIED], 1);
     snprintf(why, sizeof(why), "%s %s from %s [%d] offset %lld", changed,

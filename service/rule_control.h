@@ -4,8 +4,8 @@
  * changes one rule instance: its key is the instance's id, its value a JSON
  * object of that instance's settings by their config names ({"enabled":
  * true, "threshold": "5000", "window.ms": 30000}; "window_ms" works too),
- * layered on the base. A record for an id the base does not have creates an
- * aggregate instance, and so must define it whole ("type", "limit", ...).
+ * layered on the base. A record for an id the base does not have creates a
+ * named instance, and so must define it whole ("type" and its parameters).
  * A record with an empty value (a tombstone) returns the instance to the
  * base, or deletes one that only the topic defined. The last accepted
  * record of each id is kept, so a new base (SIGHUP) gets the updates

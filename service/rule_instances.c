@@ -9,12 +9,21 @@
 #include "errstr.h"
 
 enum { P_TYPE, P_STATE, P_FUNCTION, P_OPERATOR, P_LIMIT, P_WINDOW, P_MAX_EVENTS, P_COOLDOWN,
-       P_COUNT };
-static const char *const PARAMS[P_COUNT] = {"type",  "state",     "function",   "operator",
-                                            "limit", "window.ms", "max.events", "cooldown.ms"};
-static const char *const ENV_PARAMS[P_COUNT] = {"_TYPE",  "_STATE",     "_FUNCTION",
-                                                "_OPERATOR", "_LIMIT", "_WINDOW_MS",
-                                                "_MAX_EVENTS", "_COOLDOWN_MS"};
+       P_THRESHOLD, P_DIRECTION, P_SMALL, P_LARGE, P_EVERY, P_MAX_COUNT, P_COUNT };
+static const char *const PARAMS[P_COUNT] = {
+    "type",        "state",     "function",  "operator", "limit", "window.ms", "max.events",
+    "cooldown.ms", "threshold", "direction", "small",    "large", "count",     "max.count"};
+#define BIT(p) (1u << (p))
+/* The parameters of each type, beyond type and state. */
+static const unsigned TYPE_PARAMS[RULE_TYPE_COUNT] = {
+    [RULE_AMOUNT_JUMP] = BIT(P_THRESHOLD) | BIT(P_DIRECTION),
+    [RULE_CUMULATIVE_LIMIT] = BIT(P_LIMIT),
+    [RULE_SMALL_THEN_LARGE] = BIT(P_SMALL) | BIT(P_LARGE) | BIT(P_WINDOW),
+    [RULE_COUNT_AVERAGE] = BIT(P_EVERY),
+    [RULE_VELOCITY] = BIT(P_MAX_COUNT) | BIT(P_WINDOW),
+    [RULE_AGGREGATE] = BIT(P_FUNCTION) | BIT(P_OPERATOR) | BIT(P_LIMIT) | BIT(P_WINDOW) |
+                       BIT(P_MAX_EVENTS) | BIT(P_COOLDOWN),
+};
 
 static int param_index(const char *name) {
     for (int i = 0; i < P_COUNT; i++)
@@ -56,7 +65,7 @@ static int choice(const char *choices, const char *value) {
     return -1;
 }
 
-static int parse_ms(const char *value, int64_t min, int64_t max, int64_t *out) {
+static int parse_int(const char *value, int64_t min, int64_t max, int64_t *out) {
     char *end;
     if (!*value) return -1;
     long long v = strtoll(value, &end, 10);
@@ -65,60 +74,79 @@ static int parse_ms(const char *value, int64_t min, int64_t max, int64_t *out) {
     return 0;
 }
 
-static int set_param(aggregate_rule_t *g, int param, const char *key, const char *value,
-                     char *errstr, size_t errstr_size) {
+static int parse_amount(const char *value, bool any_sign, decimal_t *out) {
+    decimal_t d;
+    if (decimal_parse(value, strlen(value), &d) != DECIMAL_OK || (!any_sign && d < 0)) return -1;
+    *out = d;
+    return 0;
+}
+
+/* A parameter's value goes wherever it may mean something ("limit" is
+ * cumulative_limit's and aggregate's), since the type may come later;
+ * rule_instances_validate() then refuses what the type has no use for. */
+static int set_param(rule_instance_t *inst, int param, const char *value) {
+    fixed_params_t *f = &inst->fixed;
+    aggregate_rule_t *g = &inst->aggregate;
     int index;
+    int64_t n;
+    decimal_t d;
     switch (param) {
     case P_TYPE:
-        if (strcmp(value, "aggregate") == 0) {
-            g->typed = true;
-            return 0;
-        }
-        if (is_fixed(value))
-            errstr_set(errstr, errstr_size,
-                       "%s=%s: %s is a fixed rule with one instance, set as rule.%s.*; "
-                       "named instances are of type aggregate", key, value, value, value);
-        else
-            errstr_set(errstr, errstr_size, "%s=%s: unknown rule type (aggregate)", key, value);
-        return -1;
+        if ((index = rule_id(value)) < 0) return -1;
+        inst->type = index;
+        return 0;
     case P_STATE:
-        if ((index = choice("active|paused", value)) < 0) break;
-        g->paused = index == 1;
+        if ((index = choice("active|paused", value)) < 0) return -1;
+        inst->paused = index == 1;
         return 0;
     case P_FUNCTION:
-        if ((index = choice(AGGREGATE_FUNCTION_CHOICES, value)) < 0) break;
+        if ((index = choice(AGGREGATE_FUNCTION_CHOICES, value)) < 0) return -1;
         g->function = index;
         return 0;
     case P_OPERATOR:
-        if ((index = choice(AGGREGATE_OPERATOR_CHOICES, value)) < 0) break;
+        if ((index = choice(AGGREGATE_OPERATOR_CHOICES, value)) < 0) return -1;
         g->op = index;
         return 0;
     case P_LIMIT:
-        if (decimal_parse(value, strlen(value), &g->limit) != DECIMAL_OK) break;
-        g->has_limit = true;
+        if (parse_amount(value, true, &d) != 0) return -1;
+        g->limit = f->cumulative_limit = d;
         return 0;
     case P_WINDOW:
-        if (parse_ms(value, 0, INT64_MAX / 2, &g->window_ms) != 0) break;
+        if (parse_int(value, 0, INT64_MAX / 2, &n) != 0) return -1;
+        g->window_ms = f->small_window_ms = f->velocity_window_ms = n;
         return 0;
-    case P_MAX_EVENTS:
-        if (parse_ms(value, 1, AGGREGATE_MAX_EVENTS, &g->max_events) != 0) break;
+    case P_MAX_EVENTS: return parse_int(value, 1, AGGREGATE_MAX_EVENTS, &g->max_events);
+    case P_COOLDOWN: return parse_int(value, 0, INT64_MAX / 2, &g->cooldown_ms);
+    case P_THRESHOLD: return parse_amount(value, false, &f->jump_threshold);
+    case P_DIRECTION:
+        if ((index = choice("up|both", value)) < 0) return -1;
+        f->jump_direction = index == 1 ? JUMP_BOTH : JUMP_UP;
         return 0;
-    case P_COOLDOWN:
-        if (parse_ms(value, 0, INT64_MAX / 2, &g->cooldown_ms) != 0) break;
-        return 0;
+    case P_SMALL: return parse_amount(value, false, &f->small_amount);
+    case P_LARGE: return parse_amount(value, false, &f->large_amount);
+    case P_EVERY: return parse_int(value, 1, 1000000, &f->average_count);
+    case P_MAX_COUNT: return parse_int(value, 1, VELOCITY_MAX_COUNT, &f->velocity_max_count);
     }
-    static const char *const expected[P_COUNT] = {
-        [P_STATE] = "active or paused",
-        [P_FUNCTION] = "one of " AGGREGATE_FUNCTION_CHOICES,
-        [P_OPERATOR] = "one of " AGGREGATE_OPERATOR_CHOICES,
-        [P_LIMIT] = "an exact decimal with at most 4 places",
-        [P_WINDOW] = "milliseconds, 0 or more",
-        [P_MAX_EVENTS] = "1 to 10000",
-        [P_COOLDOWN] = "milliseconds, 0 or more",
-    };
-    errstr_set(errstr, errstr_size, "%s=\"%s\": expected %s", key, value, expected[param]);
     return -1;
 }
+
+static const char *const EXPECTED[P_COUNT] = {
+    [P_TYPE] = "a rule type (amount_jump, cumulative_limit, small_then_large, count_average, "
+               "velocity or aggregate)",
+    [P_STATE] = "active or paused",
+    [P_FUNCTION] = "one of " AGGREGATE_FUNCTION_CHOICES,
+    [P_OPERATOR] = "one of " AGGREGATE_OPERATOR_CHOICES,
+    [P_LIMIT] = "an exact decimal with at most 4 places",
+    [P_WINDOW] = "milliseconds, 0 or more",
+    [P_MAX_EVENTS] = "1 to 10000",
+    [P_COOLDOWN] = "milliseconds, 0 or more",
+    [P_THRESHOLD] = "an exact decimal, 0 or more",
+    [P_DIRECTION] = "up or both",
+    [P_SMALL] = "an exact decimal, 0 or more",
+    [P_LARGE] = "an exact decimal, 0 or more",
+    [P_EVERY] = "1 to 1000000",
+    [P_MAX_COUNT] = "1 to 1000",
+};
 
 int rule_instance_set(rule_set_t *rules, const char *key, const char *value, const char *origin,
                       char *errstr, size_t errstr_size) {
@@ -150,43 +178,105 @@ int rule_instance_set(rule_set_t *rules, const char *key, const char *value, con
     }
     int p = param_index(param);
     if (p < 0) {
-        errstr_set(errstr, errstr_size,
-                   "unknown rule setting \"%s\" (an aggregate instance has type, state, "
-                   "function, operator, limit, window.ms, max.events and cooldown.ms)", key);
+        errstr_set(errstr, errstr_size, "unknown rule setting \"%s\"", key);
         return -1;
     }
-    aggregate_rule_t *found = (aggregate_rule_t *)rules_find_aggregate(rules, id);
-    aggregate_rule_t g;
+    rule_instance_t *found = (rule_instance_t *)rules_find_instance(rules, id);
+    rule_instance_t inst;
     if (found) {
-        g = *found;
-    } else if (rules->aggregate_count >= AGGREGATE_RULES_MAX) {
-        errstr_set(errstr, errstr_size, "%s: at most %d aggregate instances", key,
-                   AGGREGATE_RULES_MAX);
+        inst = *found;
+    } else if (rules->instance_count >= RULE_INSTANCES_MAX) {
+        errstr_set(errstr, errstr_size, "%s: at most %d named rule instances", key,
+                   RULE_INSTANCES_MAX);
         return -1;
     } else {
-        memset(&g, 0, sizeof(g));
-        memcpy(g.id, id, strlen(id) + 1); /* valid: at most RULE_ID_MAX bytes */
-        g.function = AGG_SUM;
-        g.op = AGG_GT;
-        g.window_ms = 60000;
-        g.max_events = 1000;
+        memset(&inst, 0, sizeof(inst));
+        memcpy(inst.id, id, strlen(id) + 1); /* valid: at most RULE_ID_MAX bytes */
+        inst.type = -1;
+        inst.fixed = rules->defaults;
+        inst.aggregate = (aggregate_rule_t){.function = AGG_SUM, .op = AGG_GT,
+                                            .window_ms = 60000, .max_events = 1000};
     }
-    if (set_param(&g, p, key, value, errstr, errstr_size) != 0) return -1;
-    snprintf(g.origin, sizeof(g.origin), "%s", origin);
-    if (found) *found = g;
-    else rules->aggregates[rules->aggregate_count++] = g;
+    if (set_param(&inst, p, value) != 0) {
+        errstr_set(errstr, errstr_size, "%s=\"%s\": expected %s", key, value, EXPECTED[p]);
+        return -1;
+    }
+    inst.params_set |= BIT(p);
+    snprintf(inst.origin, sizeof(inst.origin), "%s", origin);
+    if (found) *found = inst;
+    else rules->instances[rules->instance_count++] = inst;
     return 0;
 }
 
-int rule_instances_validate(const rule_set_t *rules, char *errstr, size_t errstr_size) {
-    for (uint32_t i = 0; i < rules->aggregate_count; i++) {
-        const aggregate_rule_t *g = &rules->aggregates[i];
-        if (!g->typed || !g->has_limit) {
-            errstr_set(errstr, errstr_size,
-                       "rule %s: an instance needs rule.%s.type=aggregate and rule.%s.limit",
-                       g->id, g->id, g->id);
+/* The parameters a type takes, for an error message. */
+static void describe_params(unsigned mask, char *buf, size_t size) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int p = P_FUNCTION; p < P_COUNT; p++) {
+        if (!(mask & BIT(p)) || len >= size) continue;
+        int n = snprintf(buf + len, size - len, "%s%s", len ? ", " : "", PARAMS[p]);
+        if (n > 0) len += (size_t)n;
+    }
+}
+
+/* What an instance needs of the rest of the config. */
+static int check_context(const rule_instance_t *inst, bool has_averages_topic, int64_t slack_ms,
+                         char *errstr, size_t errstr_size) {
+    int64_t window = inst->type == RULE_SMALL_THEN_LARGE ? inst->fixed.small_window_ms
+                     : inst->type == RULE_VELOCITY       ? inst->fixed.velocity_window_ms
+                                                         : INT64_MAX;
+    if (inst->type == RULE_COUNT_AVERAGE && !has_averages_topic) {
+        errstr_set(errstr, errstr_size, "rule %s (count_average) needs averages.topic",
+                   inst->id);
+        return -1;
+    }
+    /* A payment placed out of order must still fall in every window. */
+    if (slack_ms > window) {
+        errstr_set(errstr, errstr_size,
+                   "time.max.out.of.orderness.ms=%lld is longer than rule.%s.window.ms=%lld: "
+                   "it may be at most that window", (long long)slack_ms, inst->id,
+                   (long long)window);
+        return -1;
+    }
+    return 0;
+}
+
+int rule_instances_validate(const rule_set_t *rules, bool has_averages_topic, int64_t slack_ms,
+                            char *errstr, size_t errstr_size) {
+    for (uint32_t i = 0; i < rules->instance_count; i++) {
+        const rule_instance_t *inst = &rules->instances[i];
+        char takes[128];
+        if (inst->type < 0) {
+            errstr_set(errstr, errstr_size, "rule %s: an instance needs rule.%s.type", inst->id,
+                       inst->id);
             return -1;
         }
+        unsigned extra = inst->params_set & ~(TYPE_PARAMS[inst->type] | BIT(P_TYPE) | BIT(P_STATE));
+        if (extra) {
+            int p = 0;
+            while (!(extra & BIT(p))) p++;
+            describe_params(TYPE_PARAMS[inst->type], takes, sizeof(takes));
+            errstr_set(errstr, errstr_size, "rule.%s.%s: %s takes no %s (it takes %s)",
+                       inst->id, PARAMS[p], rule_name((rule_id_t)inst->type), PARAMS[p], takes);
+            return -1;
+        }
+        if (inst->type == RULE_AGGREGATE && !(inst->params_set & BIT(P_LIMIT))) {
+            errstr_set(errstr, errstr_size, "rule %s: an aggregate instance needs rule.%s.limit",
+                       inst->id, inst->id);
+            return -1;
+        }
+        if (inst->type == RULE_CUMULATIVE_LIMIT && inst->fixed.cumulative_limit < 0) {
+            errstr_set(errstr, errstr_size, "rule.%s.limit: a running total's limit is 0 or more",
+                       inst->id);
+            return -1;
+        }
+        if (inst->type == RULE_VELOCITY && inst->fixed.velocity_window_ms < 1) {
+            errstr_set(errstr, errstr_size, "rule.%s.window.ms: velocity's window is 1 ms or more",
+                       inst->id);
+            return -1;
+        }
+        if (check_context(inst, has_averages_topic, slack_ms, errstr, errstr_size) != 0)
+            return -1;
     }
     return 0;
 }
@@ -194,36 +284,83 @@ int rule_instances_validate(const rule_set_t *rules, char *errstr, size_t errstr
 int rule_instance_env_key(const char *env_key, char *key, size_t size) {
     if (strncmp(env_key, "RULE_", 5) != 0) return -1;
     const char *id = env_key + 5;
-    size_t len = strlen(id);
+    size_t len = strlen(id), best_suffix = 0;
+    int best = -1;
+    /* The longest parameter that ends the name: _MAX_COUNT before _COUNT. */
     for (int p = 0; p < P_COUNT; p++) {
-        size_t suffix = strlen(ENV_PARAMS[p]);
-        if (len <= suffix || strcmp(id + len - suffix, ENV_PARAMS[p]) != 0) continue;
-        size_t id_len = len - suffix;
-        if (id_len > RULE_ID_MAX || 5 + id_len + 1 + strlen(PARAMS[p]) + 1 > size) return -1;
-        memcpy(key, "rule.", 6);
-        for (size_t i = 0; i < id_len; i++) {
-            char c = id[i];
-            key[5 + i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        char suffix[32];
+        size_t n = 0;
+        suffix[n++] = '_';
+        for (const char *c = PARAMS[p]; *c && n + 1 < sizeof(suffix); c++)
+            suffix[n++] = *c == '.' ? '_' : (char)(*c - 'a' + 'A');
+        suffix[n] = '\0';
+        if (len > n && strcmp(id + len - n, suffix) == 0 && n > best_suffix) {
+            best = p;
+            best_suffix = n;
         }
-        snprintf(key + 5 + id_len, size - 5 - id_len, ".%s", PARAMS[p]);
-        return 0;
     }
-    return -1;
+    if (best < 0) return -1;
+    size_t id_len = len - best_suffix;
+    if (id_len > RULE_ID_MAX || 5 + id_len + 1 + strlen(PARAMS[best]) + 1 > size) return -1;
+    memcpy(key, "rule.", 6);
+    for (size_t i = 0; i < id_len; i++) {
+        char c = id[i];
+        key[5 + i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    snprintf(key + 5 + id_len, size - 5 - id_len, ".%s", PARAMS[best]);
+    return 0;
+}
+
+static void dump_fixed(const rule_instance_t *inst, FILE *out) {
+    const fixed_params_t *f = &inst->fixed;
+    char a[DECIMAL_TEXT_MAX], b[DECIMAL_TEXT_MAX];
+    const char *id = inst->id;
+    switch (inst->type) {
+    case RULE_AMOUNT_JUMP:
+        decimal_format(f->jump_threshold, a, sizeof(a));
+        fprintf(out, "rule.%s.threshold=%s\nrule.%s.direction=%s\n", id, a, id,
+                f->jump_direction == JUMP_BOTH ? "both" : "up");
+        break;
+    case RULE_CUMULATIVE_LIMIT:
+        decimal_format(f->cumulative_limit, a, sizeof(a));
+        fprintf(out, "rule.%s.limit=%s\n", id, a);
+        break;
+    case RULE_SMALL_THEN_LARGE:
+        decimal_format(f->small_amount, a, sizeof(a));
+        decimal_format(f->large_amount, b, sizeof(b));
+        fprintf(out, "rule.%s.small=%s\nrule.%s.large=%s\nrule.%s.window.ms=%lld\n", id, a, id,
+                b, id, (long long)f->small_window_ms);
+        break;
+    case RULE_COUNT_AVERAGE:
+        fprintf(out, "rule.%s.count=%lld\n", id, (long long)f->average_count);
+        break;
+    case RULE_VELOCITY:
+        fprintf(out, "rule.%s.max.count=%lld\nrule.%s.window.ms=%lld\n", id,
+                (long long)f->velocity_max_count, id, (long long)f->velocity_window_ms);
+        break;
+    }
 }
 
 void rule_instances_dump(const rule_set_t *rules, FILE *out) {
-    for (uint32_t i = 0; i < rules->aggregate_count; i++) {
-        const aggregate_rule_t *g = &rules->aggregates[i];
+    for (uint32_t i = 0; i < rules->instance_count; i++) {
+        const rule_instance_t *inst = &rules->instances[i];
+        const char *id = inst->id;
+        fprintf(out, "rule.%s.type=%s\nrule.%s.state=%s\n", id,
+                inst->type >= 0 ? rule_name((rule_id_t)inst->type) : "", id,
+                inst->paused ? "paused" : "active");
+        if (inst->type != RULE_AGGREGATE) {
+            dump_fixed(inst, out);
+            continue;
+        }
+        const aggregate_rule_t *g = &inst->aggregate;
         char limit[DECIMAL_TEXT_MAX];
         decimal_format(g->limit, limit, sizeof(limit));
         fprintf(out,
-                "rule.%s.type=aggregate\nrule.%s.state=%s\nrule.%s.function=%s\n"
-                "rule.%s.operator=%s\nrule.%s.limit=%s\nrule.%s.window.ms=%lld\n"
-                "rule.%s.max.events=%lld\nrule.%s.cooldown.ms=%lld\n",
-                g->id, g->id, g->paused ? "paused" : "active", g->id,
-                aggregate_function_name(g->function), g->id, aggregate_operator_name(g->op),
-                g->id, limit, g->id, (long long)g->window_ms, g->id, (long long)g->max_events,
-                g->id, (long long)g->cooldown_ms);
+                "rule.%s.function=%s\nrule.%s.operator=%s\nrule.%s.limit=%s\n"
+                "rule.%s.window.ms=%lld\nrule.%s.max.events=%lld\nrule.%s.cooldown.ms=%lld\n",
+                id, aggregate_function_name(g->function), id, aggregate_operator_name(g->op), id,
+                limit, id, (long long)g->window_ms, id, (long long)g->max_events, id,
+                (long long)g->cooldown_ms);
     }
 }
 
@@ -251,7 +388,7 @@ static int add_aggregate_params(cJSON *params, const aggregate_rule_t *g) {
                : -1;
 }
 
-int rule_params_add(cJSON *obj, int type, const rule_set_t *r, const aggregate_rule_t *g) {
+int rule_params_add(cJSON *obj, int type, const fixed_params_t *r, const aggregate_rule_t *g) {
     cJSON *params = cJSON_AddObjectToObject(obj, "params");
     if (!params) return -1;
     switch (type) {
@@ -283,14 +420,15 @@ int rule_params_add(cJSON *obj, int type, const rule_set_t *r, const aggregate_r
 }
 
 static int add_instance(cJSON *list, const char *id, int type, const char *state,
-                        const rule_set_t *r, const aggregate_rule_t *g, const char *origin) {
+                        const fixed_params_t *fixed, const aggregate_rule_t *g,
+                        const char *origin) {
     cJSON *item = cJSON_CreateObject();
     if (!item) return -1;
     cJSON_AddItemToArray(list, item);
     return cJSON_AddStringToObject(item, "id", id) &&
                    cJSON_AddStringToObject(item, "type", rule_name((rule_id_t)type)) &&
                    cJSON_AddStringToObject(item, "state", state) &&
-                   rule_params_add(item, type, r, g) == 0 &&
+                   rule_params_add(item, type, fixed, g) == 0 &&
                    cJSON_AddStringToObject(item, "origin", origin[0] ? origin : "default")
                ? 0
                : -1;
@@ -305,13 +443,14 @@ char *rules_json_new(const rule_set_t *r) {
         const char *state = !r->enabled[i]                 ? "disabled"
                             : r->state[i] == RULE_PAUSED ? "paused"
                                                          : "active";
-        if (add_instance(list, rule_name((rule_id_t)i), i, state, r, NULL, r->origin[i]) != 0)
+        if (add_instance(list, rule_name((rule_id_t)i), i, state, &r->builtin, NULL,
+                         r->origin[i]) != 0)
             goto done;
     }
-    for (uint32_t i = 0; i < r->aggregate_count; i++) {
-        const aggregate_rule_t *g = &r->aggregates[i];
-        if (add_instance(list, g->id, RULE_AGGREGATE, g->paused ? "paused" : "active", r, g,
-                         g->origin) != 0)
+    for (uint32_t i = 0; i < r->instance_count; i++) {
+        const rule_instance_t *inst = &r->instances[i];
+        if (add_instance(list, inst->id, inst->type, inst->paused ? "paused" : "active",
+                         &inst->fixed, &inst->aggregate, inst->origin) != 0)
             goto done;
     }
     text = cJSON_PrintUnformatted(root);

@@ -1,8 +1,10 @@
 /* rule_instances: rule instances as settings, and as JSON.
  *
  * The fixed rules have their keys in the config catalogue
- * (rule.velocity.window.ms). Named instances have keys of their own id,
- * rule.<id>.<parameter>, which no catalogue can list: this module sets them
+ * (rule.velocity.window.ms). Named instances, of any type, have keys of
+ * their own id, rule.<id>.<parameter>, which no catalogue can list (a new
+ * one starts from the catalogue's defaults, rule_set_t.defaults): this
+ * module sets them
  * on a rule set, checks them, maps their environment variables, and writes
  * every instance's parameters as JSON, one form for alerts and for
  * GET /rules. It owns nothing beyond what the caller passes. */
@@ -11,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "rules.h"
@@ -28,20 +31,25 @@ bool rule_instance_key(const char *key);
 int rule_instance_set(rule_set_t *rules, const char *key, const char *value, const char *origin,
                       char *errstr, size_t errstr_size);
 
-/* Every named instance is complete (type and limit given). 0, or -1. */
-int rule_instances_validate(const rule_set_t *rules, char *errstr, size_t errstr_size);
+/* Every named instance has a type, only its type's parameters, and what
+ * its type needs (an aggregate's limit, averages.topic for count_average, a
+ * window no shorter than the out-of-orderness slack_ms, 0 in processing
+ * time). 0, or -1 with a reason. */
+int rule_instances_validate(const rule_set_t *rules, bool has_averages_topic, int64_t slack_ms,
+                            char *errstr, size_t errstr_size);
 
 /* Writes every named instance's keys as key=value lines. */
 void rule_instances_dump(const rule_set_t *rules, FILE *out);
 
-/* FRAUD_RULE_BIG_SUM_WINDOW_MS (without FRAUD_) -> rule.big_sum.window.ms:
- * an id in the environment is lower case, its '-' written '_'... and so
- * read back as '_'. 0 when env_key names an instance parameter. */
+/* RULE_BIG_SUM_WINDOW_MS (FRAUD_ taken off) -> rule.big_sum.window.ms: an
+ * id in the environment reads back in lower case. 0 when env_key names an
+ * instance parameter. */
 int rule_instance_env_key(const char *env_key, char *key, size_t size);
 
-/* Adds "params" to obj: the parameters of fixed rule `type`, or of
- * `aggregate` when type is RULE_AGGREGATE. 0, or -1 when out of memory. */
-int rule_params_add(struct cJSON *obj, int type, const rule_set_t *rules,
+/* Adds "params" to obj: those of fixed type `type` from fixed, or of an
+ * aggregate instance when type is RULE_AGGREGATE. 0, or -1 when out of
+ * memory. */
+int rule_params_add(struct cJSON *obj, int type, const fixed_params_t *fixed,
                     const aggregate_rule_t *aggregate);
 
 /* {"rules": [{"id", "type", "state", "params", "origin"}...]}: every

@@ -17,6 +17,17 @@ const char *rule_name(rule_id_t id) {
     return (unsigned)id < RULE_TYPE_COUNT ? NAMES[id] : NULL;
 }
 
+bool rule_id_is_valid(const char *id, size_t len) {
+    if (len == 0 || len > RULE_ID_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 int rule_id(const char *name) {
     for (int i = 0; i < RULE_TYPE_COUNT; i++)
         if (strcmp(NAMES[i], name) == 0) return i;
@@ -41,22 +52,22 @@ bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limi
 }
 
 bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, const rule_time_t *t,
-                                 const rule_set_t *rules, int64_t *elapsed_ms) {
+                                 const fixed_params_t *p, int64_t *elapsed_ms) {
     bool fires = false;
     /* Out of order: which payment it follows is not known, so it leaves
      * any pattern in progress as it is. */
     if (t->at_ms < t->latest_ms) return false;
-    if (st->small_at_ms > 0 && amount > rules->large_amount) {
+    if (st->small_at_ms > 0 && amount > p->large_amount) {
         int64_t elapsed = t->at_ms - st->small_at_ms;
         /* A processing clock stepping back must not open the window wider. */
         if (elapsed < 0) elapsed = 0;
-        if (elapsed <= rules->small_window_ms) {
+        if (elapsed <= p->small_window_ms) {
             *elapsed_ms = elapsed;
             fires = true;
         }
     }
     /* Whatever this payment is, it ends any pattern in progress. */
-    st->small_at_ms = amount < rules->small_amount ? (t->at_ms > 0 ? t->at_ms : 1) : 0;
+    st->small_at_ms = amount < p->small_amount ? (t->at_ms > 0 ? t->at_ms : 1) : 0;
     return fires;
 }
 
@@ -134,60 +145,72 @@ static void velocity_free(rule_state_t *st) {
     st->velocity_cap = 0;
 }
 
-const aggregate_rule_t *rules_find_aggregate(const rule_set_t *rules, const char *id) {
-    for (uint32_t i = 0; i < rules->aggregate_count; i++)
-        if (strcmp(rules->aggregates[i].id, id) == 0) return &rules->aggregates[i];
+const rule_instance_t *rules_find_instance(const rule_set_t *rules, const char *id) {
+    for (uint32_t i = 0; i < rules->instance_count; i++)
+        if (strcmp(rules->instances[i].id, id) == 0) return &rules->instances[i];
     return NULL;
 }
 
-/* The instance a state belongs to, if it is still in force. */
-static bool aggregate_in_force(const rule_set_t *rules, const aggregate_state_t *as) {
-    const aggregate_rule_t *rule = rules_find_aggregate(rules, as->id);
-    return rule && rule->incarnation == as->incarnation;
+/* The instance a user's state belongs to, if it is still in force. */
+static bool instance_in_force(const rule_set_t *rules, const instance_state_t *is) {
+    const rule_instance_t *inst = rules_find_instance(rules, is->id);
+    return inst && inst->incarnation == is->incarnation && inst->type == is->type;
+}
+
+/* The fixed rules' own state, for a built-in instance that is off. */
+static bool forget_fixed(rule_state_t *st, int type) {
+    bool changed = false;
+    switch (type) {
+    case RULE_CUMULATIVE_LIMIT:
+        changed = st->cumulative_alerted != 0;
+        st->cumulative_alerted = 0;
+        break;
+    case RULE_SMALL_THEN_LARGE:
+        changed = st->small_at_ms != 0;
+        st->small_at_ms = 0;
+        break;
+    case RULE_COUNT_AVERAGE:
+        changed = st->average_n || st->average_sum;
+        st->average_n = 0;
+        st->average_sum = 0;
+        break;
+    case RULE_VELOCITY:
+        changed = st->velocity_len != 0;
+        velocity_free(st);
+        break;
+    }
+    return changed;
 }
 
 bool rule_state_prune(rule_state_t *st, const rule_set_t *rules) {
     bool changed = false;
-    if (!rules->enabled[RULE_CUMULATIVE_LIMIT] && st->cumulative_alerted) {
-        st->cumulative_alerted = 0;
-        changed = true;
-    }
-    if (!rules->enabled[RULE_SMALL_THEN_LARGE] && st->small_at_ms) {
-        st->small_at_ms = 0;
-        changed = true;
-    }
-    if (!rules->enabled[RULE_COUNT_AVERAGE] && (st->average_n || st->average_sum)) {
-        st->average_n = 0;
-        st->average_sum = 0;
-        changed = true;
-    }
-    if (!rules->enabled[RULE_VELOCITY]) {
-        if (st->velocity_len) changed = true;
-        velocity_free(st);
-    } else if (st->velocity_len > 2 * rules->velocity_max_count) {
-        velocity_drop_oldest(st, (uint16_t)(st->velocity_len - 2 * rules->velocity_max_count));
+    for (int type = RULE_CUMULATIVE_LIMIT; type < RULE_COUNT; type++)
+        if (!rules->enabled[type]) changed |= forget_fixed(st, type);
+    int64_t ring_max = 2 * rules->builtin.velocity_max_count;
+    if (rules->enabled[RULE_VELOCITY] && st->velocity_len > ring_max) {
+        velocity_drop_oldest(st, (uint16_t)(st->velocity_len - ring_max));
         changed = true;
     }
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < st->aggregate_len; i++) {
-        if (aggregate_in_force(rules, &st->aggregates[i])) {
-            st->aggregates[kept++] = st->aggregates[i];
+    for (uint32_t i = 0; i < st->instance_len; i++) {
+        if (instance_in_force(rules, &st->instances[i])) {
+            st->instances[kept++] = st->instances[i];
         } else {
-            aggregate_state_free(&st->aggregates[i]);
+            instance_state_free(&st->instances[i]);
             changed = true;
         }
     }
-    st->aggregate_len = kept;
+    st->instance_len = kept;
     if (kept == 0) {
-        free(st->aggregates);
-        st->aggregates = NULL;
+        free(st->instances);
+        st->instances = NULL;
     }
     return changed;
 }
 
 bool rule_state_is_empty(const rule_state_t *st) {
     return !st->cumulative_alerted && !st->small_at_ms && !st->average_n && !st->average_sum &&
-           !st->velocity_len && !st->aggregate_len;
+           !st->velocity_len && !st->instance_len;
 }
 
 rule_state_t *rule_state_move_to_heap(rule_state_t *st) {
@@ -196,8 +219,8 @@ rule_state_t *rule_state_move_to_heap(rule_state_t *st) {
     *copy = *st;
     st->velocity_ms = NULL;
     st->velocity_len = st->velocity_cap = 0;
-    st->aggregates = NULL;
-    st->aggregate_len = 0;
+    st->instances = NULL;
+    st->instance_len = 0;
     return copy;
 }
 
@@ -207,57 +230,132 @@ void rule_state_destroy(rule_state_t *st) {
     free(st);
 }
 
+void instance_state_free(instance_state_t *is) {
+    aggregate_state_free(&is->aggregate);
+    rule_state_destroy(is->fixed);
+    is->fixed = NULL;
+}
+
 void rule_state_free(rule_state_t *st) {
     velocity_free(st);
-    aggregate_states_destroy(st->aggregates, st->aggregate_len);
-    st->aggregates = NULL;
-    st->aggregate_len = 0;
+    for (uint32_t i = 0; i < st->instance_len; i++) instance_state_free(&st->instances[i]);
+    free(st->instances);
+    st->instances = NULL;
+    st->instance_len = 0;
 }
 
 /* The user's state of an instance, made when it has none. NULL when out of
  * memory. */
-static aggregate_state_t *aggregate_state_of(rule_state_t *st, const aggregate_rule_t *rule) {
-    for (uint32_t i = 0; i < st->aggregate_len; i++)
-        if (strcmp(st->aggregates[i].id, rule->id) == 0) return &st->aggregates[i];
-    aggregate_state_t *grown =
-        realloc(st->aggregates, (st->aggregate_len + 1) * sizeof(*st->aggregates));
+static instance_state_t *instance_state_of(rule_state_t *st, const rule_instance_t *inst) {
+    for (uint32_t i = 0; i < st->instance_len; i++)
+        if (strcmp(st->instances[i].id, inst->id) == 0) return &st->instances[i];
+    instance_state_t *grown =
+        realloc(st->instances, (st->instance_len + 1) * sizeof(*st->instances));
     if (!grown) return NULL;
-    st->aggregates = grown;
-    aggregate_state_t *as = &st->aggregates[st->aggregate_len++];
-    memset(as, 0, sizeof(*as));
-    memcpy(as->id, rule->id, sizeof(as->id));
-    as->incarnation = rule->incarnation;
-    return as;
+    st->instances = grown;
+    instance_state_t *is = &st->instances[st->instance_len++];
+    memset(is, 0, sizeof(*is));
+    memcpy(is->id, inst->id, sizeof(is->id));
+    is->incarnation = inst->incarnation;
+    is->type = inst->type;
+    return is;
 }
 
-static int evaluate_aggregates(const rule_set_t *r, rule_state_t *st, decimal_t amount,
-                               const rule_time_t *t, rule_hit_t *hits, int n,
-                               uint64_t *dropped) {
-    for (uint32_t i = 0; i < r->aggregate_count; i++) {
-        const aggregate_rule_t *rule = &r->aggregates[i];
-        aggregate_outcome_t out;
-        aggregate_state_t *as = aggregate_state_of(st, rule);
-        if (!as) return -1;
-        int fires = aggregate_observe(rule, as, amount, t->at_ms, t->latest_ms - t->slack_ms,
-                                      &out);
+/* One fixed type's rule on the payment, with parameters p and state st.
+ * 1 when it fires (hit filled), 0 when not, -1 when out of memory. */
+static int evaluate_fixed(int type, const fixed_params_t *p, rule_state_t *st,
+                          bool has_previous, decimal_t previous, decimal_t amount, decimal_t cum,
+                          const rule_time_t *t, rule_hit_t *hit) {
+    switch (type) {
+    case RULE_AMOUNT_JUMP:
+        return rule_amount_jump_fires(has_previous, previous, amount, p->jump_threshold,
+                                      p->jump_direction, &hit->diff);
+    case RULE_CUMULATIVE_LIMIT:
+        return rule_cumulative_limit_fires(st, cum, p->cumulative_limit);
+    case RULE_SMALL_THEN_LARGE:
+        return !t->late && rule_small_then_large_fires(st, amount, t, p, &hit->elapsed_ms);
+    case RULE_COUNT_AVERAGE:
+        return rule_count_average_fires(st, amount, p->average_count, &hit->average, &hit->sum,
+                                        &hit->count);
+    case RULE_VELOCITY:
+        return t->late ? 0
+                       : rule_velocity_fires(st, t, p->velocity_max_count, p->velocity_window_ms,
+                                             &hit->in_window);
+    }
+    return 0;
+}
+
+/* A named instance of a fixed type keeps a rule state of its own. */
+static int evaluate_named_fixed(const rule_instance_t *inst, instance_state_t *is,
+                                bool has_previous, decimal_t previous, decimal_t amount,
+                                decimal_t cum, const rule_time_t *t, rule_hit_t *hit) {
+    rule_state_t scratch = {0};
+    rule_state_t *own = is->fixed ? is->fixed : &scratch;
+    int fires = evaluate_fixed(inst->type, &inst->fixed, own, has_previous, previous, amount,
+                               cum, t, hit);
+    if (fires >= 0 && own == &scratch && !rule_state_is_empty(&scratch) &&
+        !(is->fixed = rule_state_move_to_heap(&scratch)))
+        fires = -1;
+    rule_state_free(&scratch);
+    return fires;
+}
+
+static int evaluate_instances(const rule_set_t *r, rule_state_t *st, bool has_previous,
+                              decimal_t previous, decimal_t amount, decimal_t cum,
+                              const rule_time_t *t, rule_hit_t *hits, int n,
+                              uint64_t *dropped) {
+    for (uint32_t i = 0; i < r->instance_count; i++) {
+        const rule_instance_t *inst = &r->instances[i];
+        int fires;
+        if (t->late && (inst->type == RULE_AGGREGATE || inst->type == RULE_SMALL_THEN_LARGE ||
+                        inst->type == RULE_VELOCITY))
+            continue; /* a window rule: a late payment is in none of its windows */
+        instance_state_t *is = instance_state_of(st, inst);
+        if (!is) return -1;
+        memset(&hits[n], 0, sizeof(hits[n]));
+        if (inst->type == RULE_AGGREGATE) {
+            aggregate_outcome_t out;
+            fires = aggregate_observe(&inst->aggregate, inst->paused, &is->aggregate, amount,
+                                      t->at_ms, t->latest_ms - t->slack_ms, &out);
+            *dropped += out.dropped;
+            hits[n].value = out.value;
+            hits[n].in_window = out.in_window;
+        } else {
+            fires = evaluate_named_fixed(inst, is, has_previous, previous, amount, cum, t,
+                                         &hits[n]);
+        }
         if (fires < 0) return -1;
-        *dropped += out.dropped;
-        if (!fires) continue;
-        hits[n].rule = RULE_AGGREGATE;
-        hits[n].aggregate = i;
-        hits[n].value = out.value;
-        hits[n].in_window = out.in_window;
+        if (!fires || inst->paused) continue;
+        hits[n].rule = (rule_id_t)inst->type;
+        hits[n].instance = (int)i;
         n++;
     }
     return n;
+}
+
+/* An instance that remembers nothing for the user (amount_jump never does)
+ * keeps no entry: most users then need no rule state at all. */
+static void drop_empty_instances(rule_state_t *st) {
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < st->instance_len; i++) {
+        instance_state_t *is = &st->instances[i];
+        if (is->fixed || !aggregate_state_is_empty(&is->aggregate)) st->instances[kept++] = *is;
+        else instance_state_free(is);
+    }
+    st->instance_len = kept;
+    if (kept == 0) {
+        free(st->instances);
+        st->instances = NULL;
+    }
 }
 
 void rules_count_active(const rule_set_t *r, int active[RULE_TYPE_COUNT]) {
     for (int i = 0; i < RULE_TYPE_COUNT; i++) active[i] = 0;
     for (int i = 0; i < RULE_COUNT; i++)
         active[i] = r->enabled[i] && r->state[i] == RULE_ACTIVE;
-    for (uint32_t i = 0; i < r->aggregate_count; i++)
-        active[RULE_AGGREGATE] += !r->aggregates[i].paused;
+    for (uint32_t i = 0; i < r->instance_count; i++)
+        if (r->instances[i].type >= 0 && r->instances[i].type < RULE_TYPE_COUNT)
+            active[r->instances[i].type] += !r->instances[i].paused;
 }
 
 int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
@@ -266,33 +364,22 @@ int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
     int n = 0;
     rule_state_prune(st, r);
     memset(hits, 0, RULE_HITS_MAX * sizeof(*hits));
-    if (r->enabled[RULE_AMOUNT_JUMP] &&
-        rule_amount_jump_fires(has_previous, previous, amount, r->jump_threshold,
-                               r->jump_direction, &hits[n].diff))
-        hits[n++].rule = RULE_AMOUNT_JUMP;
-    if (r->enabled[RULE_CUMULATIVE_LIMIT] &&
-        rule_cumulative_limit_fires(st, cum, r->cumulative_limit))
-        hits[n++].rule = RULE_CUMULATIVE_LIMIT;
-    if (r->enabled[RULE_SMALL_THEN_LARGE] && !t->late &&
-        rule_small_then_large_fires(st, amount, t, r, &hits[n].elapsed_ms))
-        hits[n++].rule = RULE_SMALL_THEN_LARGE;
-    if (r->enabled[RULE_COUNT_AVERAGE] &&
-        rule_count_average_fires(st, amount, r->average_count, &hits[n].average, &hits[n].sum,
-                                 &hits[n].count))
-        hits[n++].rule = RULE_COUNT_AVERAGE;
-    if (r->enabled[RULE_VELOCITY] && !t->late) {
-        int fires = rule_velocity_fires(st, t, r->velocity_max_count,
-                                        r->velocity_window_ms, &hits[n].in_window);
+    for (int type = 0; type < RULE_COUNT; type++) {
+        if (!r->enabled[type]) continue;
+        hits[n].instance = -1;
+        int fires = evaluate_fixed(type, &r->builtin, st, has_previous, previous, amount, cum,
+                                   t, &hits[n]);
         if (fires < 0) return -1;
-        if (fires) hits[n++].rule = RULE_VELOCITY;
+        /* A paused rule ran, so its state moved on; its hit goes. */
+        if (!fires || r->state[type] == RULE_PAUSED) {
+            memset(&hits[n], 0, sizeof(hits[n]));
+            continue;
+        }
+        hits[n++].rule = (rule_id_t)type;
     }
-    /* A paused fixed rule ran above, so its state moved on; its hit goes. */
-    int kept = 0;
-    for (int i = 0; i < n; i++)
-        if (r->state[hits[i].rule] == RULE_ACTIVE) hits[kept++] = hits[i];
-    memset(hits + kept, 0, (size_t)(n - kept) * sizeof(*hits));
-    if (t->late) return kept;
-    return evaluate_aggregates(r, st, amount, t, hits, kept, dropped);
+    n = evaluate_instances(r, st, has_previous, previous, amount, cum, t, hits, n, dropped);
+    drop_empty_instances(st);
+    return n;
 }
 
 void rules_describe(const rule_set_t *r, char *buf, size_t size) {
@@ -307,34 +394,42 @@ void rules_describe(const rule_set_t *r, char *buf, size_t size) {
         } else if (!r->enabled[i]) {
             n = snprintf(buf + len, size - len, "%s%s(off)", sep, NAMES[i]);
         } else if (i == RULE_AMOUNT_JUMP) {
-            decimal_format(r->jump_threshold, a, sizeof(a));
+            decimal_format(r->builtin.jump_threshold, a, sizeof(a));
             n = snprintf(buf + len, size - len, "%s%s(threshold=%s direction=%s)", sep, NAMES[i],
-                         a, r->jump_direction == JUMP_BOTH ? "both" : "up");
+                         a, r->builtin.jump_direction == JUMP_BOTH ? "both" : "up");
         } else if (i == RULE_CUMULATIVE_LIMIT) {
-            decimal_format(r->cumulative_limit, a, sizeof(a));
+            decimal_format(r->builtin.cumulative_limit, a, sizeof(a));
             n = snprintf(buf + len, size - len, "%s%s(limit=%s)", sep, NAMES[i], a);
         } else if (i == RULE_SMALL_THEN_LARGE) {
-            decimal_format(r->small_amount, a, sizeof(a));
-            decimal_format(r->large_amount, b, sizeof(b));
+            decimal_format(r->builtin.small_amount, a, sizeof(a));
+            decimal_format(r->builtin.large_amount, b, sizeof(b));
             n = snprintf(buf + len, size - len, "%s%s(small=%s large=%s window.ms=%lld)", sep,
-                         NAMES[i], a, b, (long long)r->small_window_ms);
+                         NAMES[i], a, b, (long long)r->builtin.small_window_ms);
         } else if (i == RULE_COUNT_AVERAGE) {
             n = snprintf(buf + len, size - len, "%s%s(count=%lld)", sep, NAMES[i],
-                         (long long)r->average_count);
+                         (long long)r->builtin.average_count);
         } else {
             n = snprintf(buf + len, size - len, "%s%s(max.count=%lld window.ms=%lld)", sep,
-                         NAMES[i], (long long)r->velocity_max_count,
-                         (long long)r->velocity_window_ms);
+                         NAMES[i], (long long)r->builtin.velocity_max_count,
+                         (long long)r->builtin.velocity_window_ms);
         }
         if (n < 0) break;
         len += (size_t)n;
     }
-    for (uint32_t i = 0; i < r->aggregate_count && len < size; i++) {
-        const aggregate_rule_t *g = &r->aggregates[i];
-        decimal_format(g->limit, a, sizeof(a));
-        int n = snprintf(buf + len, size - len, " %s(aggregate %s %s %s window.ms=%lld%s)", g->id,
-                         aggregate_function_name(g->function), aggregate_operator_name(g->op),
-                         a, (long long)g->window_ms, g->paused ? " paused" : "");
+    for (uint32_t i = 0; i < r->instance_count && len < size; i++) {
+        const rule_instance_t *inst = &r->instances[i];
+        int n;
+        if (inst->type == RULE_AGGREGATE) {
+            const aggregate_rule_t *g = &inst->aggregate;
+            decimal_format(g->limit, a, sizeof(a));
+            n = snprintf(buf + len, size - len, " %s(aggregate %s %s %s window.ms=%lld%s)",
+                         inst->id, aggregate_function_name(g->function),
+                         aggregate_operator_name(g->op), a, (long long)g->window_ms,
+                         inst->paused ? " paused" : "");
+        } else {
+            n = snprintf(buf + len, size - len, " %s(%s%s)", inst->id,
+                         rule_name((rule_id_t)inst->type), inst->paused ? " paused" : "");
+        }
         if (n < 0) break;
         len += (size_t)n;
     }

@@ -18,12 +18,13 @@
  *                     at this payment's time: the payment times are kept,
  *                     sorted, in a ring, so that one out of order within
  *                     the slack is counted where it belongs.
- *   aggregate         named instances, any number: sum, count, avg, min or
- *                     max of the amounts in a window, against a limit
- *                     (rule_aggregate.h).
+ *   aggregate         sum, count, avg, min or max of the amounts in a
+ *                     window, against a limit (rule_aggregate.h).
  *
- * The first five are fixed: one instance each, named by its type, switched
- * by "enabled". Any instance may be paused: it keeps its settings and its
+ * The first five are fixed types: each has a built-in instance, named by
+ * its type and switched by "enabled". Any type may have named instances
+ * besides (rule.<id>.type=<type>), each with its own parameters and its own
+ * state per user. Any instance may be paused: it keeps its settings and its
  * state, which its payments still update, but raises nothing.
  *
  * Windows are inclusive: two payments exactly window_ms apart are within
@@ -50,10 +51,16 @@ typedef enum {
     RULE_TYPE_COUNT
 } rule_id_t;
 
-/* The fixed rules: the types before RULE_AGGREGATE. */
+/* The fixed types, each with a built-in instance: those before
+ * RULE_AGGREGATE. */
 #define RULE_COUNT RULE_AGGREGATE
+#define RULE_ID_MAX 64        /* bytes of an instance id */
+#define RULE_INSTANCES_MAX 16 /* named instances in force at once */
 /* Most rules one payment can fire. */
-#define RULE_HITS_MAX (RULE_COUNT + AGGREGATE_RULES_MAX)
+#define RULE_HITS_MAX (RULE_COUNT + RULE_INSTANCES_MAX)
+/* Room for where a rule's settings came from ("config file ...", "topic
+ * rules [0] offset 7"). */
+#define RULE_ORIGIN_MAX 96
 
 
 #define VELOCITY_MAX_COUNT 1000 /* bound of max.count */
@@ -64,9 +71,9 @@ typedef enum {
 
 enum { JUMP_UP = 0, JUMP_BOTH = 1 };
 
-/* Every rule's switch and parameters; a plain value, copied freely. */
-typedef struct rule_set {
-    bool enabled[RULE_COUNT];
+/* The parameters of the fixed types: of their built-in instances, and of
+ * each named instance of one. */
+typedef struct fixed_params {
     decimal_t jump_threshold;
     int jump_direction;          /* JUMP_UP or JUMP_BOTH */
     decimal_t cumulative_limit;
@@ -76,10 +83,31 @@ typedef struct rule_set {
     int64_t average_count;
     int64_t velocity_max_count;  /* 1..VELOCITY_MAX_COUNT */
     int64_t velocity_window_ms;
+} fixed_params_t;
+
+/* A named instance (rule.<id>.type=<type>): of aggregate, or another of a
+ * fixed type beside its built-in one. */
+typedef struct rule_instance {
+    char id[RULE_ID_MAX + 1];
+    int type;                  /* rule_id_t; -1 until rule.<id>.type is given */
+    bool paused;               /* keeps and updates its state, raises nothing */
+    unsigned params_set;       /* which parameters were given (rule_instances.c) */
+    int64_t incarnation;       /* 0 for the config's; the topic's creating record otherwise */
+    char origin[RULE_ORIGIN_MAX];
+    fixed_params_t fixed;      /* a fixed type's parameters */
+    aggregate_rule_t aggregate; /* aggregate's parameters */
+} rule_instance_t;
+
+
+/* Every rule's switch and parameters; a plain value, copied freely. */
+typedef struct rule_set {
+    bool enabled[RULE_COUNT];
+    fixed_params_t builtin;       /* the parameters of the five built-in instances */
+    fixed_params_t defaults;      /* the catalogue's: where a named instance starts */
     int state[RULE_COUNT];        /* RULE_ACTIVE or RULE_PAUSED */
     char origin[RULE_COUNT][RULE_ORIGIN_MAX]; /* "" : the defaults */
-    uint32_t aggregate_count;
-    aggregate_rule_t aggregates[AGGREGATE_RULES_MAX];
+    uint32_t instance_count;
+    rule_instance_t instances[RULE_INSTANCES_MAX];
 } rule_set_t;
 
 enum { RULE_ACTIVE = 0, RULE_PAUSED = 1 };
@@ -93,9 +121,19 @@ typedef struct rule_state {
     uint16_t velocity_len;        /* times in the ring, oldest first, sorted */
     uint16_t velocity_cap;
     int64_t *velocity_ms;         /* owned; NULL when empty */
-    uint32_t aggregate_len;
-    aggregate_state_t *aggregates; /* owned; one per aggregate instance with state */
+    uint32_t instance_len;
+    struct instance_state *instances; /* owned; one per named instance with state */
 } rule_state_t;
+
+/* A user's state of one named instance, matched to the instance by id and
+ * incarnation, so that one deleted and created again starts empty. */
+typedef struct instance_state {
+    char id[RULE_ID_MAX + 1];
+    int64_t incarnation;
+    int type;                    /* the instance's when the state was made */
+    aggregate_state_t aggregate; /* type aggregate */
+    rule_state_t *fixed;         /* a fixed type: its own state; owned, NULL: none */
+} instance_state_t;
 
 /* When a payment happened, as the window rules see it. */
 typedef struct rule_time {
@@ -118,7 +156,7 @@ bool rule_cumulative_limit_fires(rule_state_t *st, decimal_t cum, decimal_t limi
 
 /* *elapsed_ms receives the time since the small payment when it fires. */
 bool rule_small_then_large_fires(rule_state_t *st, decimal_t amount, const rule_time_t *t,
-                                 const rule_set_t *rules, int64_t *elapsed_ms);
+                                 const fixed_params_t *p, int64_t *elapsed_ms);
 
 /* Adds the payment; when count payments are in, fires with their integer
  * average (truncated) and sum, and starts over. */
@@ -134,8 +172,8 @@ int rule_velocity_fires(rule_state_t *st, const rule_time_t *t, int64_t max_coun
 
 /* One rule that fired on a payment, with what its output reports. */
 typedef struct rule_hit {
-    rule_id_t rule;
-    uint32_t aggregate;      /* aggregate: the index of its instance in the rule set */
+    rule_id_t rule;          /* the type */
+    int instance;            /* the named instance's index in the rule set; -1: built-in */
     decimal_t diff;          /* amount_jump: amount - previous */
     int64_t elapsed_ms;      /* small_then_large: since the small payment */
     int64_t in_window;       /* velocity: payments within the window */
@@ -144,7 +182,7 @@ typedef struct rule_hit {
     decimal_t value;         /* aggregate: the function's value (in_window: how many) */
 } rule_hit_t;
 
-/* Runs every enabled rule, in rule_id_t order and then the aggregate
+/* Runs every enabled built-in rule, in rule_id_t order, and then the named
  * instances in the set's order, on one payment: previous is the user's last
  * amount (when has_previous), cum the running total with this payment, t
  * its time (a late one skips the window rules). First forgets the state of
@@ -155,8 +193,11 @@ int rules_evaluate(const rule_set_t *rules, rule_state_t *st, bool has_previous,
                    decimal_t previous, decimal_t amount, decimal_t cum, const rule_time_t *t,
                    rule_hit_t hits[RULE_HITS_MAX], uint64_t *dropped);
 
-/* The aggregate instance named id, or NULL. */
-const aggregate_rule_t *rules_find_aggregate(const rule_set_t *rules, const char *id);
+/* The named instance id, or NULL. */
+const rule_instance_t *rules_find_instance(const rule_set_t *rules, const char *id);
+
+/* An id is 1..RULE_ID_MAX bytes of letters, digits, '_' and '-'. */
+bool rule_id_is_valid(const char *id, size_t len);
 
 /* How many instances of each type are in force and active (not paused). */
 void rules_count_active(const rule_set_t *rules, int active[RULE_TYPE_COUNT]);
@@ -164,23 +205,26 @@ void rules_count_active(const rule_set_t *rules, int active[RULE_TYPE_COUNT]);
 /* One line naming each rule in force and its parameters, for the log. */
 void rules_describe(const rule_set_t *rules, char *buf, size_t size);
 
-/* Forgets the state of every rule that is disabled in `rules`, or is an
- * aggregate instance no longer in it (and the ring entries beyond twice
+/* Forgets the state of every rule that is disabled in `rules`, or is a
+ * named instance no longer in it (and the ring entries beyond twice
  * velocity_max_count). Returns true if anything changed. */
 bool rule_state_prune(rule_state_t *st, const rule_set_t *rules);
 
-/* Frees the velocity ring and the aggregate states (the state itself
- * stays, emptied of them). */
+/* Frees the velocity ring and the named instances' states (the state
+ * itself stays, emptied of them). */
 void rule_state_free(rule_state_t *st);
 
 /* True when no rule remembers anything: the user needs no rule state. */
 bool rule_state_is_empty(const rule_state_t *st);
 
-/* A copy on the heap that takes over st's ring and aggregate states; NULL
+/* A copy on the heap that takes over st's ring and instance states; NULL
  * when out of memory (st keeps them). Freed with rule_state_destroy(). */
 rule_state_t *rule_state_move_to_heap(rule_state_t *st);
 
 /* Frees a heap rule state and its ring; NULL is fine. */
 void rule_state_destroy(rule_state_t *st);
+
+/* Frees what an instance state owns. */
+void instance_state_free(instance_state_t *is);
 
 #endif

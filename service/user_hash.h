@@ -7,8 +7,8 @@
  *   stl                small_then_large: when the small payment was seen
  *   avgn, avgs         count_average: how many and their sum
  *   vel                velocity: payment times, sorted, comma-separated
- *   agg                aggregate instances: their payments and last alert,
- *                      one part per instance (rule_aggregate.h)
+ *   inst               named instances: each one's own state, one part per
+ *                      instance (its format is in user_hash.c)
  *
  * A rule's field is present only while it holds something. Amounts are
  * exact decimal text, never floating point. */

@@ -40,12 +40,18 @@ assert rules["amount_jump"]["state"] == "active" and rules["amount_jump"]["origi
 assert rules["velocity"]["state"] == "disabled", rules["velocity"]
 want = {1: {"sum_10m": "active", "sum_24h": "active"},
         2: {"sum_10m": "paused", "sum_24h": "active"},
-        3: {"sum_10m": "paused"}}[step]
-got = {k: v["state"] for k, v in rules.items() if v["type"] == "aggregate"}
+        3: {"sum_10m": "paused"},
+        4: {"sum_10m": "paused"},
+        5: {"sum_10m": "active", "burst": "active"}}[step]
+got = {k: v["state"] for k, v in rules.items() if k not in
+       ("amount_jump", "cumulative_limit", "small_then_large", "count_average", "velocity")}
 assert got == want, (step, got, want)
 ten = rules["sum_10m"]
-assert ten["params"] == {"function": "sum", "operator": ">", "limit": 5000, "window_ms": 600000,
-                         "max_events": 1000, "cooldown_ms": 600000}, ten
+assert ten["params"] == {"function": "sum", "operator": ">", "limit": 7000 if step >= 4 else 5000,
+                         "window_ms": 600000, "max_events": 1000, "cooldown_ms": 600000}, ten
+if "burst" in rules:
+    assert rules["burst"]["type"] == "velocity", rules["burst"]
+    assert rules["burst"]["params"] == {"max_count": 1, "window_ms": 60000}, rules["burst"]
 assert ten["origin"].startswith("topic fraud-rules [0] offset "), ten
 if "sum_24h" in rules:
     assert rules["sum_24h"]["params"]["window_ms"] == 86400000, rules["sum_24h"]
@@ -85,12 +91,37 @@ while IFS= read -r line; do
   [ -f "$work/out.$n" ] && cat "$work/out.$n"
 done <"$work/lines"
 [ "$rules_step" = 3 ] || { echo "FAIL: GET /rules ran $rules_step times" >&2; exit 1; }
+
+# Beyond README's lines: update the paused sum_10m, then resume it, and
+# create a named instance of a fixed type, with GET /rules after each.
+send_rule() { # line
+  local before
+  before=$(rule_changes)
+  echo "$1" | kcat -P -b "$BROKER" -t fraud-rules -K:
+  for _ in $(seq 100); do [ "$(rule_changes)" -gt "$before" ] && break; sleep 0.1; done
+  [ "$(rule_changes)" -gt "$before" ] || { echo "FAIL: rule not taken: $1" >&2; exit 1; }
+}
+get_rules() { curl -s "http://$HTTP/rules" >"$work/rules.$1"; check_rules "$work/rules.$1"; }
+send_rule 'sum_10m:{"type": "aggregate", "limit": "7000", "window.ms": 600000, "cooldown.ms": 600000, "state": "paused"}'
+get_rules update
+send_rule 'sum_10m:{"type": "aggregate", "limit": "7000", "window.ms": 600000, "cooldown.ms": 600000}'
+send_rule 'burst:{"type": "velocity", "max.count": 1, "window.ms": 60000}'
+get_rules resume
+# resumed, sum_10m sees user21's 6000 kept while it was paused: 6000 + 1500 > 7000
+printf 'user21:1500\nuser22:1\nuser22:1\n' | kcat -P -b "$BROKER" -t payments -K:
+wait_user_count user22 2 || { echo "FAIL: user22 not applied" >&2; exit 1; }
+retry_until 1 '"rule_id":"burst","user_id":"user22"' "$work/burst" \
+  kcat -C -b "$BROKER" -t fraud-alerts -o beginning -e -q
+grep -q '"rule":"velocity","rule_id":"burst","user_id":"user22",.*"payments_in_window":2,.*"params":{"max_count":1,"window_ms":60000}' "$work/burst" \
+  || { echo "FAIL: burst's alert" >&2; cat "$work/burst" >&2; exit 1; }
+grep -q '"rule":"aggregate","rule_id":"sum_10m","user_id":"user21","amount":1500,.*"value":7500,' "$work/burst" \
+  || { echo "FAIL: resumed sum_10m's alert" >&2; grep user21 "$work/burst" >&2; exit 1; }
 grep -q "sum_24h deleted from fraud-rules" "$work/service.log" || { echo "FAIL: deletion not logged" >&2; exit 1; }
-# user21's payment still moved the paused sum_10m's state
 key=$(redis-cli -p "$REDIS_PORT" --scan --pattern "fraud:{*}:user:user21")
-agg=$(redis-cli -p "$REDIS_PORT" hget "$key" agg)
-case "$agg" in sum_10m#*:6000*) ;; *) echo "FAIL: user21's agg field: $agg" >&2; exit 1 ;; esac
+inst=$(redis-cli -p "$REDIS_PORT" hget "$key" inst)
+case "$inst" in sum_10m#*#aggregate#*:6000,*:1500*) ;; *) echo "FAIL: user21's inst field: $inst" >&2; exit 1 ;; esac
 curl -s "http://$HTTP/metrics" >"$work/metrics"
-grep -q '^fraud_rules_active{type="aggregate"} 0$' "$work/metrics" \
+grep -q '^fraud_rules_active{type="aggregate"} 1$' "$work/metrics" &&
+  grep -q '^fraud_rules_active{type="velocity"} 1$' "$work/metrics" \
   || { echo "FAIL: fraud_rules_active" >&2; grep fraud_rules "$work/metrics" >&2; exit 1; }
 echo "README aggregate lines OK"

@@ -118,7 +118,7 @@ static size_t reference_alerts(const timed_stream_t *s, char (*out)[96]) {
 }
 
 /* Two aggregate instances side by side, windows of different lengths, one
- * with a cooldown. */
+ * with a cooldown; and a named velocity instance beside them. */
 #define SUM_WINDOW_MS 30000
 #define SUM_LIMIT_TENTHS 12000 /* sum > 1200 */
 #define COUNT_WINDOW_MS 120000
@@ -128,7 +128,8 @@ static const char *const AGGREGATE_RULES[] = {
     "rule.sum_30s.type=aggregate", "rule.sum_30s.function=sum", "rule.sum_30s.operator=>",
     "rule.sum_30s.limit=1200", "rule.sum_30s.window.ms=30000",
     "rule.n-2m.type=aggregate", "rule.n-2m.function=count", "rule.n-2m.operator=>=",
-    "rule.n-2m.limit=4", "rule.n-2m.window.ms=120000", "rule.n-2m.cooldown.ms=60000", NULL};
+    "rule.n-2m.limit=4", "rule.n-2m.window.ms=120000", "rule.n-2m.cooldown.ms=60000",
+    "rule.fast.type=velocity", "rule.fast.max.count=3", "rule.fast.window.ms=120000", NULL};
 
 static long long tenths_of_class(int amount_class) {
     return amount_class == 0 ? 5 : amount_class == 2 ? 6000 : 200; /* 0.5, 600, 20 */
@@ -136,7 +137,8 @@ static long long tenths_of_class(int amount_class) {
 
 /* The alerts of AGGREGATE_RULES, from the payments alone, by the issue's
  * definition: each user's payments in [t - window, t] up to this one.
- * "rule_id event_id value-in-tenths in_window" lines, sorted. */
+ * "rule_id event_id value-in-tenths in_window" lines (velocity: "rule_id
+ * event_id in_window"), sorted. */
 static size_t reference_aggregate_alerts(const timed_stream_t *s, size_t users,
                                          char (*out)[96]) {
     size_t n = 0;
@@ -158,6 +160,8 @@ static size_t reference_aggregate_alerts(const timed_stream_t *s, size_t users,
             snprintf(out[n++], 96, "n-2m e%zu %lld %lld", i, in_count * 10, in_count);
             count_alerted[u] = s->at_ms[i];
         }
+        /* more than 3 in the window; its ring holds 3, so it reports at most 4 */
+        if (in_count > 3) snprintf(out[n++], 96, "fast e%zu %d", i, 4);
     }
     free(count_alerted);
     qsort(out, n, sizeof(*out), (int (*)(const void *, const void *))strcmp);
@@ -236,12 +240,12 @@ START_TEST(test_a_backlog_decides_on_the_payments_timestamps) {
 }
 END_TEST
 
-START_TEST(test_two_aggregate_instances_match_a_reference_model) {
+START_TEST(test_named_instances_match_a_reference_model) {
     timed_stream_t s;
     const size_t users = 300;
     timed_stream_make(&s, users, 10, 23);
     kafka_produce(&kafka, "payments", s.keys, s.values, s.count);
-    const char *extra[16] = {"rule.amount_jump.enabled=false"};
+    const char *extra[24] = {"rule.amount_jump.enabled=false"};
     for (size_t i = 0; AGGREGATE_RULES[i]; i++) extra[i + 1] = AGGREGATE_RULES[i];
     service_start(&svc[0], &kafka, &redis_srv, extra);
     ck_assert(fixture_wait_applied((long long)s.count, 120000));
@@ -249,24 +253,27 @@ START_TEST(test_two_aggregate_instances_match_a_reference_model) {
     char (*want)[96] = calloc(2 * s.count, sizeof(*want));
     char (*got)[96] = calloc(2 * s.count + 1, sizeof(*got));
     size_t want_count = reference_aggregate_alerts(&s, users, want), got_count = 0;
-    size_t per_rule[2] = {0};
-    for (size_t i = 0; i < want_count; i++) per_rule[want[i][0] == 'n']++;
-    ck_assert_int_gt(per_rule[0], 20); /* the stream exercises both instances */
-    ck_assert_int_gt(per_rule[1], 20);
+    size_t per_rule[3] = {0};
+    for (size_t i = 0; i < want_count; i++)
+        per_rule[want[i][0] == 'n' ? 1 : want[i][0] == 'f' ? 2 : 0]++;
+    for (int r = 0; r < 3; r++) ck_assert_int_gt(per_rule[r], 20); /* each instance fires */
     record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", want_count, 60000);
     for (size_t i = 0; i < alerts.count && got_count <= 2 * s.count; i++) {
         cJSON *a = parse_value(&alerts.items[i]);
-        ck_assert_str_eq(string_field(a, "rule"), "aggregate");
         const cJSON *value = cJSON_GetObjectItemCaseSensitive(a, "value");
-        ck_assert(cJSON_IsNumber(value));
-        snprintf(got[got_count++], 96, "%s %s %lld %lld", string_field(a, "rule_id"),
-                 string_field(a, "event_id"), (long long)(value->valuedouble * 10 + 0.5),
-                 number_field(a, "payments_in_window"));
+        if (strcmp(string_field(a, "rule"), "velocity") == 0)
+            snprintf(got[got_count++], 96, "%s %s %lld", string_field(a, "rule_id"),
+                     string_field(a, "event_id"), number_field(a, "payments_in_window"));
+        else
+            snprintf(got[got_count++], 96, "%s %s %lld %lld", string_field(a, "rule_id"),
+                     string_field(a, "event_id"),
+                     cJSON_IsNumber(value) ? (long long)(value->valuedouble * 10 + 0.5) : -1,
+                     number_field(a, "payments_in_window"));
         cJSON_Delete(a);
     }
     assert_same_alerts(want, want_count, got, got_count);
-    fprintf(stderr, "aggregate: %zu payments of %zu users, %zu + %zu alerts as the model says\n",
-            s.count, users, per_rule[0], per_rule[1]);
+    fprintf(stderr, "instances: %zu payments of %zu users, %zu + %zu + %zu alerts as the model "
+            "says\n", s.count, users, per_rule[0], per_rule[1], per_rule[2]);
     record_list_free(&alerts);
     free(want);
     free(got);
@@ -498,7 +505,7 @@ int main(void) {
     tcase_add_checked_fixture(tc, setup, fixture_teardown);
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, test_a_backlog_decides_on_the_payments_timestamps);
-    tcase_add_test(tc, test_two_aggregate_instances_match_a_reference_model);
+    tcase_add_test(tc, test_named_instances_match_a_reference_model);
     tcase_add_test(tc, test_a_late_payment_is_reported_and_still_counted);
     tcase_add_test(tc, test_crashes_and_rebalances_change_no_alert);
     suite_add_tcase(s, tc);

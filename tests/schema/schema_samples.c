@@ -38,10 +38,10 @@ static void alerts(const rule_set_t *rules) {
     for (size_t i = 0; i < sizeof(fired) / sizeof(fired[0]); i++)
         for (int with_id = 0; with_id < 2; with_id++) {
             alert_t a = {
-                .rule = rule_name(fired[i]), .rules = rules, .user_id = "user1",
+                .rule = rule_name(fired[i]), .fixed = &rules->builtin, .user_id = "user1",
                 .amount = dec("110000.25"), .previous_amount = dec("7000"),
-                .diff = dec("103000.25"), .threshold = rules->jump_threshold,
-                .limit = rules->cumulative_limit, .elapsed_ms = 1200,
+                .diff = dec("103000.25"), .threshold = rules->builtin.jump_threshold,
+                .limit = rules->builtin.cumulative_limit, .elapsed_ms = 1200,
                 .payments_in_window = 11, .cumulative_amount = dec("122000.25"),
                 .event_count = 3, .source_topic = "payments", .source_partition = 1,
                 .source_offset = 4, .event_id = with_id ? "e-17" : "",
@@ -50,11 +50,17 @@ static void alerts(const rule_set_t *rules) {
             };
             emit("alert", "user1", alert_encode_new(&a));
         }
-    /* An aggregate instance's alert, of each function. */
-    for (uint32_t i = 0; i < rules->aggregate_count; i++) {
-        const aggregate_rule_t *g = &rules->aggregates[i];
+    /* A named instance's alert: of each aggregate function, and of fixed
+     * types beside their built-in instances. */
+    for (uint32_t i = 0; i < rules->instance_count; i++) {
+        const rule_instance_t *inst = &rules->instances[i];
+        if (inst->type == RULE_COUNT_AVERAGE) continue;
         alert_t a = {
-            .rule = "aggregate", .rule_id = g->id, .rules = rules, .aggregate = g,
+            .rule = rule_name((rule_id_t)inst->type), .rule_id = inst->id,
+            .fixed = inst->type == RULE_AGGREGATE ? NULL : &inst->fixed,
+            .aggregate = inst->type == RULE_AGGREGATE ? &inst->aggregate : NULL,
+            .diff = dec("-2000"), .threshold = inst->fixed.jump_threshold,
+            .limit = inst->fixed.cumulative_limit, .elapsed_ms = 10,
             .aggregate_value = dec("5000.1235"), .user_id = "user1",
             .amount = dec("2500"), .previous_amount = dec("2500.247"),
             .payments_in_window = 2, .cumulative_amount = dec("5000.247"), .event_count = 2,
@@ -67,11 +73,16 @@ static void alerts(const rule_set_t *rules) {
 }
 
 static void other_outputs(const rule_set_t *rules) {
-    average_event_t avg = {.rules = rules, .user_id = "user1", .average = 6000,
+    average_event_t avg = {.fixed = &rules->builtin, .user_id = "user1", .average = 6000,
                            .sum = dec("12000"), .count = 2, .source_topic = "payments",
                            .source_partition = 0, .source_offset = 9,
                            .detected_at_ms = 1700000000012};
     emit("average", "user1", average_encode_new(&avg));
+    const rule_instance_t *avg10 = rules_find_instance(rules, "avg10");
+    average_event_t named = avg;
+    named.rule_id = avg10->id;
+    named.fixed = &avg10->fixed;
+    emit("average", "user1", average_encode_new(&named));
     for (int with_id = 0; with_id < 2; with_id++) {
         late_payment_t late = {.user_id = "user2", .amount = dec("12.5"),
                                .event_id = with_id ? "e-9" : NULL,
@@ -118,6 +129,12 @@ static int add_aggregates(config_t *cfg) {
         {"rule.high.operator", "<="}, {"rule.high.limit", "10"},
         {"rule.eq.type", "aggregate"}, {"rule.eq.operator", "=="}, {"rule.eq.limit", "0"},
         {"rule.eq.max.events", "10000"}, {"rule.eq.window.ms", "0"},
+        {"rule.big_jump.type", "amount_jump"}, {"rule.big_jump.threshold", "50000"},
+        {"rule.big_jump.direction", "both"}, {"rule.total_1m.type", "cumulative_limit"},
+        {"rule.total_1m.limit", "1000000"}, {"rule.stl_5s.type", "small_then_large"},
+        {"rule.stl_5s.window.ms", "5000"}, {"rule.fast.type", "velocity"},
+        {"rule.fast.max.count", "3"}, {"rule.avg10.type", "count_average"},
+        {"rule.avg10.count", "10"},
     };
     char errstr[256];
     for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)

@@ -19,7 +19,7 @@ START_TEST(test_defaults_are_documented_values) {
     ck_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379");
     ck_assert_str_eq(cfg->redis_key_prefix, "fraud:");
     ck_assert_int_eq(cfg->state_ttl_ms, 0);
-    ck_assert_int_eq(cfg->rules.jump_threshold, 10000LL * DECIMAL_SCALE);
+    ck_assert_int_eq(cfg->rules.builtin.jump_threshold, 10000LL * DECIMAL_SCALE);
     ck_assert_str_eq(cfg->time_characteristic, "event");
     ck_assert_int_eq(cfg->time_max_out_of_orderness_ms, 0);
     ck_assert_int_eq(cfg->time_max_future_ms, 3600000);
@@ -42,7 +42,7 @@ START_TEST(test_file_then_env_then_flags_later_wins) {
     ck_assert_str_eq(cfg->input_topic, "from-file");
     ck_assert_str_eq(cfg->alert_topic, "alerts-env");
     ck_assert_int_eq(cfg->state_ttl_ms, 9);
-    ck_assert_int_eq(cfg->rules.jump_threshold, 125000);
+    ck_assert_int_eq(cfg->rules.builtin.jump_threshold, 125000);
     ck_assert_str_eq(config_kafka_get(cfg, "bootstrap.servers"), "env:9092");
     config_destroy(cfg);
 }

@@ -97,9 +97,9 @@ END_TEST
 static rule_set_t walkthrough_rules(void) {
     rule_set_t r = {0};
     r.enabled[RULE_SMALL_THEN_LARGE] = true;
-    r.small_amount = D(1);
-    r.large_amount = D(500);
-    r.small_window_ms = 60000;
+    r.builtin.small_amount = D(1);
+    r.builtin.large_amount = D(500);
+    r.builtin.small_window_ms = 60000;
     return r;
 }
 
@@ -107,11 +107,11 @@ START_TEST(test_small_then_large_within_the_window_fires) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed = -1;
-    ck_assert(!rule_small_then_large_fires(&st, D(1) - 1, AT(1000), &r, &elapsed));
-    ck_assert(rule_small_then_large_fires(&st, D(500) + 1, AT(1000 + 60000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(1) - 1, AT(1000), &r.builtin, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(500) + 1, AT(1000 + 60000), &r.builtin, &elapsed));
     ck_assert_int_eq(elapsed, 60000); /* the window's last millisecond is inside */
     ck_assert_int_eq(st.small_at_ms, 0);
-    ck_assert(!rule_small_then_large_fires(&st, D(900), AT(1000 + 60001), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(900), AT(1000 + 60001), &r.builtin, &elapsed));
 }
 END_TEST
 
@@ -119,10 +119,10 @@ START_TEST(test_small_then_large_edges_are_strict) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, D(1), AT(1000), &r, &elapsed)); /* 1.00 not small */
-    ck_assert(!rule_small_then_large_fires(&st, D(600), AT(1001), &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(0), AT(2000), &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(500), AT(2001), &r, &elapsed)); /* not large */
+    ck_assert(!rule_small_then_large_fires(&st, D(1), AT(1000), &r.builtin, &elapsed)); /* 1.00 not small */
+    ck_assert(!rule_small_then_large_fires(&st, D(600), AT(1001), &r.builtin, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(0), AT(2000), &r.builtin, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(500), AT(2001), &r.builtin, &elapsed)); /* not large */
 }
 END_TEST
 
@@ -130,8 +130,8 @@ START_TEST(test_small_then_large_after_the_window_does_not_fire) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r, &elapsed)); /* 0.5 */
-    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1000 + 60001), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r.builtin, &elapsed)); /* 0.5 */
+    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1000 + 60001), &r.builtin, &elapsed));
 }
 END_TEST
 
@@ -139,13 +139,13 @@ START_TEST(test_small_then_large_is_broken_by_a_payment_in_between) {
     rule_set_t r = walkthrough_rules();
     rule_state_t st = {0};
     int64_t elapsed;
-    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(20), AT(1001), &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1002), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(1000), &r.builtin, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(20), AT(1001), &r.builtin, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(501), AT(1002), &r.builtin, &elapsed));
     /* a second small one restarts the pattern from itself */
-    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(2000), &r, &elapsed));
-    ck_assert(!rule_small_then_large_fires(&st, 100, AT(70000), &r, &elapsed));
-    ck_assert(rule_small_then_large_fires(&st, D(501), AT(70000 + 60000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 5000, AT(2000), &r.builtin, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, 100, AT(70000), &r.builtin, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(501), AT(70000 + 60000), &r.builtin, &elapsed));
 }
 END_TEST
 
@@ -220,7 +220,7 @@ START_TEST(test_velocity_state_stays_bounded) {
     ck_assert_int_eq(fired, 100000 - 5);
     rule_set_t rules = {0};
     rules.enabled[RULE_VELOCITY] = true;
-    rules.velocity_max_count = 2;
+    rules.builtin.velocity_max_count = 2;
     ck_assert(rule_state_prune(&st, &rules)); /* down to twice max.count: the slack's room */
     ck_assert_int_eq(st.velocity_len, 4);
     ck_assert_int_eq(st.velocity_ms[3], 1000 + 99999); /* the newest are kept */
@@ -276,12 +276,12 @@ START_TEST(test_late_payment_takes_no_part_in_window_rules) {
     rule_hit_t hits[RULE_HITS_MAX];
     uint64_t dropped = 0;
     r.enabled[RULE_AMOUNT_JUMP] = r.enabled[RULE_VELOCITY] = r.enabled[RULE_SMALL_THEN_LARGE] = true;
-    r.jump_threshold = D(100);
-    r.velocity_max_count = 1;
-    r.velocity_window_ms = 60000;
-    r.small_amount = D(1);
-    r.large_amount = D(500);
-    r.small_window_ms = 60000;
+    r.builtin.jump_threshold = D(100);
+    r.builtin.velocity_max_count = 1;
+    r.builtin.velocity_window_ms = 60000;
+    r.builtin.small_amount = D(1);
+    r.builtin.large_amount = D(500);
+    r.builtin.small_window_ms = 60000;
     ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, 5000, 5000, EV(10000, 10000, 0), hits, &dropped), 0);
     rule_time_t late = {.at_ms = 9000, .latest_ms = 10000, .late = true};
     /* A large jump, within the velocity window, after a small payment: only
@@ -304,14 +304,14 @@ START_TEST(test_small_then_large_out_of_order_neither_completes_nor_breaks) {
     rule_set_t r = {0};
     rule_state_t st = {0};
     int64_t elapsed = 0;
-    r.small_amount = D(1);
-    r.large_amount = D(500);
-    r.small_window_ms = 60000;
-    ck_assert(!rule_small_then_large_fires(&st, 5000, EV(2000, 2000, 5000), &r, &elapsed));
+    r.builtin.small_amount = D(1);
+    r.builtin.large_amount = D(500);
+    r.builtin.small_window_ms = 60000;
+    ck_assert(!rule_small_then_large_fires(&st, 5000, EV(2000, 2000, 5000), &r.builtin, &elapsed));
     /* Older than the small payment: it did not come after it. */
-    ck_assert(!rule_small_then_large_fires(&st, D(900), EV(1500, 2000, 5000), &r, &elapsed));
+    ck_assert(!rule_small_then_large_fires(&st, D(900), EV(1500, 2000, 5000), &r.builtin, &elapsed));
     ck_assert_int_eq(st.small_at_ms, 2000);
-    ck_assert(rule_small_then_large_fires(&st, D(900), EV(62000, 62000, 5000), &r, &elapsed));
+    ck_assert(rule_small_then_large_fires(&st, D(900), EV(62000, 62000, 5000), &r.builtin, &elapsed));
     ck_assert_int_eq(elapsed, 60000); /* the window's edge, in event time */
     rule_state_free(&st);
 }
@@ -344,9 +344,9 @@ START_TEST(test_evaluate_runs_enabled_rules_and_forgets_disabled_ones) {
     rule_hit_t hits[RULE_HITS_MAX];
     uint64_t dropped = 0;
     r.enabled[RULE_CUMULATIVE_LIMIT] = true;
-    r.cumulative_limit = D(100);
+    r.builtin.cumulative_limit = D(100);
     r.enabled[RULE_VELOCITY] = true;
-    r.velocity_max_count = 1;
+    r.builtin.velocity_max_count = 1;
     ck_assert_int_eq(rules_evaluate(&r, &st, false, 0, D(50), D(50), AT(1000), hits, &dropped), 0);
     int n = rules_evaluate(&r, &st, true, D(50), D(20000), D(20050), AT(1001), hits, &dropped);
     ck_assert_int_eq(n, 3);
@@ -382,25 +382,25 @@ START_TEST(test_control_update_changes_only_its_rule_and_tombstone_reverts) {
     char errstr[256];
     ck_assert_int_eq(accept_update(&ov, cfg, "amount_jump",
                             "{\"threshold\": 5000.5, \"direction\": \"both\"}", &r, errstr), 0);
-    ck_assert_int_eq(r.jump_threshold, D(5000) + 5000);
-    ck_assert_int_eq(r.jump_direction, JUMP_BOTH);
+    ck_assert_int_eq(r.builtin.jump_threshold, D(5000) + 5000);
+    ck_assert_int_eq(r.builtin.jump_direction, JUMP_BOTH);
     ck_assert_int_eq(accept_update(&ov, cfg, NULL,
                             "{\"rule\": \"velocity\", \"enabled\": true, \"max_count\": 3, "
                             "\"window.ms\": 1000}", &r, errstr), 0);
     ck_assert(r.enabled[RULE_VELOCITY]);
-    ck_assert_int_eq(r.velocity_max_count, 3);
-    ck_assert_int_eq(r.velocity_window_ms, 1000);
-    ck_assert_int_eq(r.jump_threshold, D(5000) + 5000); /* the earlier update holds */
+    ck_assert_int_eq(r.builtin.velocity_max_count, 3);
+    ck_assert_int_eq(r.builtin.velocity_window_ms, 1000);
+    ck_assert_int_eq(r.builtin.jump_threshold, D(5000) + 5000); /* the earlier update holds */
     ck_assert_int_eq(accept_update(&ov, cfg, "amount_jump", NULL, &r, errstr), 0); /* tombstone */
-    ck_assert_int_eq(r.jump_threshold, D(10000));
+    ck_assert_int_eq(r.builtin.jump_threshold, D(10000));
     ck_assert(r.enabled[RULE_VELOCITY]);
     /* a new base (SIGHUP) gets the kept updates on top */
     rule_set_t base = cfg->rules, out;
-    base.velocity_window_ms = 5;
-    base.jump_threshold = D(7);
+    base.builtin.velocity_window_ms = 5;
+    base.builtin.jump_threshold = D(7);
     ck_assert_int_eq(rule_overrides_apply(&ov, &base, &out, errstr, sizeof(errstr)), 0);
-    ck_assert_int_eq(out.velocity_window_ms, 1000);
-    ck_assert_int_eq(out.jump_threshold, D(7));
+    ck_assert_int_eq(out.builtin.velocity_window_ms, 1000);
+    ck_assert_int_eq(out.builtin.jump_threshold, D(7));
     rule_overrides_clear(&ov);
     config_destroy(cfg);
 }
