@@ -312,7 +312,7 @@ static int evaluate_instances(const rule_set_t *r, rule_state_t *st, bool has_pr
             continue; /* a window rule: a late payment is in none of its windows */
         instance_state_t *is = instance_state_of(st, inst);
         if (!is) return -1;
-        memset(&hits[n], 0, sizeof(hits[n]));
+        hits[n] = (rule_hit_t){.rule = (rule_id_t)inst->type, .instance = (int)i};
         if (inst->type == RULE_AGGREGATE) {
             aggregate_outcome_t out;
             fires = aggregate_observe(&inst->aggregate, inst->paused, &is->aggregate, amount,
@@ -325,10 +325,7 @@ static int evaluate_instances(const rule_set_t *r, rule_state_t *st, bool has_pr
                                          &hits[n]);
         }
         if (fires < 0) return -1;
-        if (!fires || inst->paused) continue;
-        hits[n].rule = (rule_id_t)inst->type;
-        hits[n].instance = (int)i;
-        n++;
+        if (fires && !inst->paused) n++;
     }
     return n;
 }
@@ -363,19 +360,14 @@ int rules_evaluate(const rule_set_t *r, rule_state_t *st, bool has_previous,
                    rule_hit_t hits[RULE_HITS_MAX], uint64_t *dropped) {
     int n = 0;
     rule_state_prune(st, r);
-    memset(hits, 0, RULE_HITS_MAX * sizeof(*hits));
     for (int type = 0; type < RULE_COUNT; type++) {
         if (!r->enabled[type]) continue;
-        hits[n].instance = -1;
+        hits[n] = (rule_hit_t){.rule = (rule_id_t)type, .instance = -1};
         int fires = evaluate_fixed(type, &r->builtin, st, has_previous, previous, amount, cum,
                                    t, &hits[n]);
         if (fires < 0) return -1;
         /* A paused rule ran, so its state moved on; its hit goes. */
-        if (!fires || r->state[type] == RULE_PAUSED) {
-            memset(&hits[n], 0, sizeof(hits[n]));
-            continue;
-        }
-        hits[n++].rule = (rule_id_t)type;
+        if (fires && r->state[type] == RULE_ACTIVE) n++;
     }
     n = evaluate_instances(r, st, has_previous, previous, amount, cum, t, hits, n, dropped);
     drop_empty_instances(st);

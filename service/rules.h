@@ -186,7 +186,7 @@ typedef struct rule_hit {
  * instances in the set's order, on one payment: previous is the user's last
  * amount (when has_previous), cum the running total with this payment, t
  * its time (a late one skips the window rules). First forgets the state of
- * disabled and deleted rules. Fills hits and returns how many fired, or -1
+ * disabled and deleted rules. Fills hits[0..n) and returns n, how many fired, or -1
  * when out of memory; *dropped grows by the payments that aggregate
  * instances dropped for their max.events. */
 int rules_evaluate(const rule_set_t *rules, rule_state_t *st, bool has_previous,

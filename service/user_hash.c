@@ -301,9 +301,20 @@ static bool instance_has_state(const instance_state_t *is) {
                                       : is->fixed && !rule_state_is_empty(is->fixed);
 }
 
+/* Room for an instance's part at most, so the text is allocated once. */
+static size_t instance_text_max(const instance_state_t *is) {
+    size_t head = RULE_ID_MAX + 2 * DECIMAL_INT_TEXT_MAX + 32;
+    if (is->type == RULE_AGGREGATE)
+        return head + is->aggregate.len * (DECIMAL_INT_TEXT_MAX + DECIMAL_TEXT_MAX + 2);
+    return head + 2 * (DECIMAL_TEXT_MAX + DECIMAL_INT_TEXT_MAX) +
+           (is->fixed ? is->fixed->velocity_len * (DECIMAL_INT_TEXT_MAX + 1) : 0);
+}
+
 static int add_instances(redis_argv_t *b, const rule_state_t *rs) {
     text_t t = {0};
-    int rc = 0;
+    size_t room = 0;
+    for (uint32_t i = 0; i < rs->instance_len; i++) room += instance_text_max(&rs->instances[i]);
+    int rc = text_room(&t, room);
     for (uint32_t i = 0; i < rs->instance_len && rc == 0; i++)
         if (instance_has_state(&rs->instances[i])) rc = put_instance(&t, &rs->instances[i]);
     rc = rc || redis_argv_add(b, t.data ? t.data : "", t.len);
