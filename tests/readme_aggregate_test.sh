@@ -2,8 +2,9 @@
 # Runs README's aggregate-rule lines, verbatim, against a dev broker, a
 # redis-server and fraud-detector following a rules topic: two aggregate
 # instances created, one paused, one deleted, GET /rules after each step,
-# and the alerts they lead to.
-# Usage: tests/readme_aggregate_test.sh BUILD_DIR
+# and the alerts they lead to. KAFKA=real runs it on a real Apache Kafka
+# broker (tests/kafka) instead of the dev broker.
+# Usage: [KAFKA=real] tests/readme_aggregate_test.sh BUILD_DIR
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +16,14 @@ work=$WORK
 readme_block readme-aggregate >"$work/lines"
 [ "$(grep -c fraud-rules "$work/lines")" -ge 4 ] || { echo "README aggregate block not found" >&2; exit 1; }
 
-start_dev_broker payments:3 fraud-alerts:1 payments-dlq:1 fraud-rules:1
+topics=(payments:3 fraud-alerts:1 payments-dlq:1 fraud-rules:1)
+if [ "${KAFKA:-dev}" = real ]; then
+  kafka_dir="$work/kafka"
+  trap '"$root/tests/kafka/kafka.sh" stop "$kafka_dir" >/dev/null 2>&1 || true; fraud_cleanup' EXIT
+  BROKER=$("$root/tests/kafka/kafka.sh" start "$kafka_dir" "${topics[@]}")
+else
+  start_dev_broker "${topics[@]}"
+fi
 export BROKER
 start_redis
 HTTP="127.0.0.1:$(free_port)"
@@ -24,7 +32,7 @@ export HTTP
 "$BUILD/fraud-detector" -X "kafka.bootstrap.servers=$BROKER" -X "http.listen=$HTTP" \
   -X "redis.url=redis://127.0.0.1:$REDIS_PORT" -X rules.topic=fraud-rules >"$work/service.log" 2>&1 &
 fraud_track $!
-for _ in $(seq 100); do grep -q "assigned" "$work/service.log" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "assigned" "$work/service.log" && break; sleep 0.1; done
 
 rule_changes() { grep -c -e " created from fraud-rules" -e " updated from fraud-rules" -e " deleted from fraud-rules" "$work/service.log" || true; }
 
