@@ -296,6 +296,10 @@ static int evaluate_named_fixed(const rule_instance_t *inst, instance_state_t *i
     if (fires >= 0 && own == &scratch && !rule_state_is_empty(&scratch) &&
         !(is->fixed = rule_state_move_to_heap(&scratch)))
         fires = -1;
+    else if (own != &scratch && rule_state_is_empty(own)) { /* it remembers nothing now */
+        rule_state_destroy(own);
+        is->fixed = NULL;
+    }
     rule_state_free(&scratch);
     return fires;
 }
