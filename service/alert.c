@@ -6,7 +6,6 @@
 
 #include <cJSON.h>
 
-#include "rule_instances.h"
 
 size_t alert_id_format(const char *topic, int32_t partition, int64_t offset,
                        const char *rule, char *buf, size_t bufsize) {
@@ -40,6 +39,49 @@ static int add_source(cJSON *root, const char *topic, int32_t partition, int64_t
                    add_int(source, "partition", partition) && add_int(source, "offset", offset)
                ? 0
                : -1;
+}
+
+static int add_aggregate_params(cJSON *params, const aggregate_rule_t *g) {
+    return cJSON_AddStringToObject(params, "function", aggregate_function_name(g->function)) &&
+                   cJSON_AddStringToObject(params, "operator", aggregate_operator_name(g->op)) &&
+                   add_decimal(params, "limit", g->limit) &&
+                   add_int(params, "window_ms", g->window_ms) &&
+                   add_int(params, "max_events", g->max_events) &&
+                   add_int(params, "cooldown_ms", g->cooldown_ms)
+               ? 0
+               : -1;
+}
+
+int alert_add_params(cJSON *obj, int type, const fixed_params_t *r, const aggregate_rule_t *g) {
+    if (type == RULE_AGGREGATE ? !g : !r) return -1; /* no parameters to write */
+    cJSON *params = cJSON_AddObjectToObject(obj, "params");
+    if (!params) return -1;
+    switch (type) {
+    case RULE_AMOUNT_JUMP:
+        return add_decimal(params, "threshold", r->jump_threshold) &&
+                       cJSON_AddStringToObject(params, "direction",
+                                               r->jump_direction == JUMP_BOTH ? "both" : "up")
+                   ? 0
+                   : -1;
+    case RULE_CUMULATIVE_LIMIT:
+        return add_decimal(params, "limit", r->cumulative_limit) ? 0 : -1;
+    case RULE_SMALL_THEN_LARGE:
+        return add_decimal(params, "small", r->small_amount) &&
+                       add_decimal(params, "large", r->large_amount) &&
+                       add_int(params, "window_ms", r->small_window_ms)
+                   ? 0
+                   : -1;
+    case RULE_COUNT_AVERAGE:
+        return add_int(params, "count", r->average_count) ? 0 : -1;
+    case RULE_VELOCITY:
+        return add_int(params, "max_count", r->velocity_max_count) &&
+                       add_int(params, "window_ms", r->velocity_window_ms)
+                   ? 0
+                   : -1;
+    case RULE_AGGREGATE:
+        return add_aggregate_params(params, g);
+    }
+    return -1;
 }
 
 /* What only this rule's alerts carry. */
@@ -85,7 +127,7 @@ char *alert_encode_new(const alert_t *a) {
         !add_int(root, "event_count", a->event_count))
         goto done;
     if ((a->fixed || a->aggregate) && rule_id(a->rule) >= 0 &&
-        rule_params_add(root, rule_id(a->rule), a->fixed, a->aggregate) != 0)
+        alert_add_params(root, rule_id(a->rule), a->fixed, a->aggregate) != 0)
         goto done;
     if (add_source(root, a->source_topic, a->source_partition, a->source_offset) != 0)
         goto done;
@@ -114,7 +156,7 @@ char *average_encode_new(const average_event_t *e) {
         cJSON_AddStringToObject(root, "user_id", e->user_id) &&
         add_int(root, "average", e->average) && add_decimal(root, "sum", e->sum) &&
         add_int(root, "count", e->count) &&
-        (!e->fixed || rule_params_add(root, RULE_COUNT_AVERAGE, e->fixed, NULL) == 0) &&
+        (!e->fixed || alert_add_params(root, RULE_COUNT_AVERAGE, e->fixed, NULL) == 0) &&
         add_source(root, e->source_topic, e->source_partition, e->source_offset) == 0 &&
         add_int(root, "detected_at", e->detected_at_ms))
         text = cJSON_PrintUnformatted(root);

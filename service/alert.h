@@ -48,6 +48,14 @@ typedef struct alert {
     int64_t detected_at_ms;       /* wall clock when the rule fired */
 } alert_t;
 
+struct cJSON;
+
+/* Adds "params" to obj: those of fixed type `type` from fixed, or of an
+ * aggregate instance when type is RULE_AGGREGATE; alerts, averages and
+ * GET /rules all write parameters this way. 0, or -1 when out of memory. */
+int alert_add_params(struct cJSON *obj, int type, const fixed_params_t *fixed,
+                     const aggregate_rule_t *aggregate);
+
 /* Room for any id: a topic name is at most 249 bytes. */
 #define ALERT_ID_MAX 320
 

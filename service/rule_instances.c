@@ -6,6 +6,7 @@
 
 #include <cJSON.h>
 
+#include "alert.h"
 #include "errstr.h"
 
 enum { P_TYPE, P_STATE, P_FUNCTION, P_OPERATOR, P_LIMIT, P_WINDOW, P_MAX_EVENTS, P_COOLDOWN,
@@ -364,61 +365,6 @@ void rule_instances_dump(const rule_set_t *rules, FILE *out) {
     }
 }
 
-/* cJSON keeps numbers as doubles; raw text keeps decimals exact. */
-static cJSON *add_decimal(cJSON *obj, const char *name, decimal_t value) {
-    char text[DECIMAL_TEXT_MAX];
-    decimal_format(value, text, sizeof(text));
-    return cJSON_AddRawToObject(obj, name, text);
-}
-
-static cJSON *add_int(cJSON *obj, const char *name, int64_t value) {
-    char text[DECIMAL_INT_TEXT_MAX];
-    decimal_format_int(value, text);
-    return cJSON_AddRawToObject(obj, name, text);
-}
-
-static int add_aggregate_params(cJSON *params, const aggregate_rule_t *g) {
-    return cJSON_AddStringToObject(params, "function", aggregate_function_name(g->function)) &&
-                   cJSON_AddStringToObject(params, "operator", aggregate_operator_name(g->op)) &&
-                   add_decimal(params, "limit", g->limit) &&
-                   add_int(params, "window_ms", g->window_ms) &&
-                   add_int(params, "max_events", g->max_events) &&
-                   add_int(params, "cooldown_ms", g->cooldown_ms)
-               ? 0
-               : -1;
-}
-
-int rule_params_add(cJSON *obj, int type, const fixed_params_t *r, const aggregate_rule_t *g) {
-    cJSON *params = cJSON_AddObjectToObject(obj, "params");
-    if (!params) return -1;
-    switch (type) {
-    case RULE_AMOUNT_JUMP:
-        return add_decimal(params, "threshold", r->jump_threshold) &&
-                       cJSON_AddStringToObject(params, "direction",
-                                               r->jump_direction == JUMP_BOTH ? "both" : "up")
-                   ? 0
-                   : -1;
-    case RULE_CUMULATIVE_LIMIT:
-        return add_decimal(params, "limit", r->cumulative_limit) ? 0 : -1;
-    case RULE_SMALL_THEN_LARGE:
-        return add_decimal(params, "small", r->small_amount) &&
-                       add_decimal(params, "large", r->large_amount) &&
-                       add_int(params, "window_ms", r->small_window_ms)
-                   ? 0
-                   : -1;
-    case RULE_COUNT_AVERAGE:
-        return add_int(params, "count", r->average_count) ? 0 : -1;
-    case RULE_VELOCITY:
-        return add_int(params, "max_count", r->velocity_max_count) &&
-                       add_int(params, "window_ms", r->velocity_window_ms)
-                   ? 0
-                   : -1;
-    case RULE_AGGREGATE:
-        return g ? add_aggregate_params(params, g) : -1;
-    }
-    return -1;
-}
-
 static int add_instance(cJSON *list, const char *id, int type, const char *state,
                         const fixed_params_t *fixed, const aggregate_rule_t *g,
                         const char *origin) {
@@ -428,7 +374,7 @@ static int add_instance(cJSON *list, const char *id, int type, const char *state
     return cJSON_AddStringToObject(item, "id", id) &&
                    cJSON_AddStringToObject(item, "type", rule_name((rule_id_t)type)) &&
                    cJSON_AddStringToObject(item, "state", state) &&
-                   rule_params_add(item, type, fixed, g) == 0 &&
+                   alert_add_params(item, type, fixed, g) == 0 &&
                    cJSON_AddStringToObject(item, "origin", origin[0] ? origin : "default")
                ? 0
                : -1;

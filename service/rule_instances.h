@@ -4,10 +4,10 @@
  * (rule.velocity.window.ms). Named instances, of any type, have keys of
  * their own id, rule.<id>.<parameter>, which no catalogue can list (a new
  * one starts from the catalogue's defaults, rule_set_t.defaults): this
- * module sets them
- * on a rule set, checks them, maps their environment variables, and writes
- * every instance's parameters as JSON, one form for alerts and for
- * GET /rules. It owns nothing beyond what the caller passes. */
+ * module sets them on a rule set, checks them, maps their environment
+ * variables, and writes the rules in force as GET /rules' JSON (parameters
+ * in alert_add_params()'s form, the one alerts carry). It owns nothing
+ * beyond what the caller passes. */
 #ifndef FRAUD_RULE_INSTANCES_H
 #define FRAUD_RULE_INSTANCES_H
 
@@ -17,8 +17,6 @@
 #include <stdio.h>
 
 #include "rules.h"
-
-struct cJSON;
 
 /* True when key is rule.<id>.<parameter> of a named instance, or of a
  * fixed rule's "type" (which must name itself): the keys that
@@ -46,11 +44,6 @@ void rule_instances_dump(const rule_set_t *rules, FILE *out);
  * instance parameter. */
 int rule_instance_env_key(const char *env_key, char *key, size_t size);
 
-/* Adds "params" to obj: those of fixed type `type` from fixed, or of an
- * aggregate instance when type is RULE_AGGREGATE. 0, or -1 when out of
- * memory. */
-int rule_params_add(struct cJSON *obj, int type, const fixed_params_t *fixed,
-                    const aggregate_rule_t *aggregate);
 
 /* {"rules": [{"id", "type", "state", "params", "origin"}...]}: every
  * instance in force, fixed ones included (state "disabled" when off).

@@ -73,6 +73,23 @@ wait_user_count() { # user want: waits until Redis (REDIS_PORT) counts want paym
   return 1
 }
 
+run_rule_line() { # line counter-function: runs a rules.topic line, waits for the counter to grow
+  local before
+  before=$("$2")
+  bash -c "$1"
+  for _ in $(seq 100); do [ "$("$2")" -gt "$before" ] && return 0; sleep 0.1; done
+  echo "FAIL: rule not taken: $1" >&2
+  return 1
+}
+
+run_payment_line() { # line: runs a payments line, waits until its first user has them all
+  local user want
+  bash -c "$1"
+  user=$(grep -o 'user[0-9]*:' <<<"$1" | head -n 1)
+  want=$(grep -o 'user[0-9]*:' <<<"$1" | wc -l)
+  wait_user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; return 1; }
+}
+
 retry_until() { # count regex file command... : runs command into file until regex matches count lines
   local need=$1 want=$2 out=$3 got=0
   shift 3

@@ -74,15 +74,9 @@ while IFS= read -r line; do
   echo "README line: $line"
   case "$line" in
     *"-t fraud-rules"*)
-      before=$(rule_changes)
-      bash -c "$line"
-      for _ in $(seq 100); do [ "$(rule_changes)" -gt "$before" ] && break; sleep 0.1; done
-      [ "$(rule_changes)" -gt "$before" ] || { echo "FAIL: rule not taken" >&2; tail "$work/service.log" >&2; exit 1; } ;;
+      run_rule_line "$line" rule_changes || { tail "$work/service.log" >&2; exit 1; } ;;
     *"-t payments"*)
-      bash -c "$line"
-      user=$(grep -o 'user[0-9]*:' <<<"$line" | head -n 1)
-      want=$(grep -o 'user[0-9]*:' <<<"$line" | wc -l)
-      wait_user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; exit 1; } ;;
+      run_payment_line "$line" || exit 1 ;;
     *"/rules"*)
       bash -c "$line" >"$work/out.$n"
       check_rules "$work/out.$n" || { echo "FAIL: GET /rules" >&2; cat "$work/out.$n" >&2; exit 1; } ;;
@@ -102,12 +96,8 @@ done <"$work/lines"
 
 # Beyond README's lines: update the paused sum_10m, then resume it, and
 # create a named instance of a fixed type, with GET /rules after each.
-send_rule() { # line
-  local before
-  before=$(rule_changes)
-  echo "$1" | kcat -P -b "$BROKER" -t fraud-rules -K:
-  for _ in $(seq 100); do [ "$(rule_changes)" -gt "$before" ] && break; sleep 0.1; done
-  [ "$(rule_changes)" -gt "$before" ] || { echo "FAIL: rule not taken: $1" >&2; exit 1; }
+send_rule() { # key:json
+  run_rule_line "echo '$1' | kcat -P -b \"\$BROKER\" -t fraud-rules -K:" rule_changes || exit 1
 }
 get_rules() { curl -s "http://$HTTP/rules" >"$work/rules.$1"; check_rules "$work/rules.$1"; }
 send_rule 'sum_10m:{"type": "aggregate", "limit": "7000", "window.ms": 600000, "cooldown.ms": 600000, "state": "paused"}'

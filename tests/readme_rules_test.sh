@@ -34,17 +34,11 @@ while IFS= read -r line; do
   echo "README line: $line"
   case "$line" in
     *"-t fraud-rules"*)
-      before=$(rule_updates)
-      bash -c "$line"
-      for _ in $(seq 100); do [ "$(rule_updates)" -gt "$before" ] && break; sleep 0.1; done
-      [ "$(rule_updates)" -gt "$before" ] || { echo "FAIL: rule not taken" >&2; tail "$work/service.log" >&2; exit 1; } ;;
+      run_rule_line "$line" rule_updates || { tail "$work/service.log" >&2; exit 1; } ;;
     *"-t payments"*)
       # A rule applies from the service's next batch: let these payments be
       # applied before the next line changes a rule.
-      bash -c "$line"
-      user=$(grep -o 'user[0-9]*:' <<<"$line" | head -n 1)
-      want=$(grep -o 'user[0-9]*:' <<<"$line" | wc -l)
-      wait_user_count "${user%:}" "$want" || { echo "FAIL: ${user%:} not applied" >&2; exit 1; } ;;
+      run_payment_line "$line" || exit 1 ;;
     *"-t fraud-alerts"*)
       retry_until 5 '"rule":' "$work/out.$n" "$line"
       for want in '"rule":"amount_jump","rule_id":"amount_jump","user_id":"user5"' \
