@@ -23,7 +23,8 @@ const key_def_t CONFIG_KEYS[] = {
     {"group.id", KEY_STRING, "fraud-detector", 0, 0, NULL, FIELD(group_id),
      "Kafka consumer group shared by all instances."},
     {"redis.url", KEY_STRING, "redis://127.0.0.1:6379", 0, 0, NULL, FIELD(redis_url),
-     "Redis holding the state: redis://[[user]:password@]host[:port][/db]."},
+     "Redis holding the state: redis://[[user]:password@]host[:port][/db], or a Redis Cluster: "
+     "redis-cluster://[[user]:password@]host:port[,host:port...] (seed nodes)."},
     {"redis.key.prefix", KEY_STRING, "fraud:", 0, 0, NULL, FIELD(redis_key_prefix),
      "Prefix of every Redis key the service writes."},
     {"redis.password.file", KEY_STRING, "", 0, 0, NULL, FIELD(redis_password_file),

@@ -12,6 +12,7 @@
 
 struct redis_conn {
     redis_url_t url;
+    redis_addr_t node; /* the one this connection reaches */
     char name[300]; /* host:port */
     struct timeval connect_timeout, command_timeout;
     char *script;
@@ -22,22 +23,50 @@ struct redis_conn {
 
 static int url_invalid(char *errstr, size_t errstr_size) {
     errstr_set(errstr, errstr_size,
-               "redis.url: expected redis://[[user]:password@]host[:port][/db]");
+               "redis.url: expected redis://[[user]:password@]host[:port][/db] or "
+               "redis-cluster://[[user]:password@]host:port[,host:port...]");
     return -1;
 }
 
-int redis_url_parse(const char *url, redis_url_t *out, char *errstr, size_t errstr_size) {
-    const char *p = url, *at = NULL, *slash, *colon, *host_end;
-    memset(out, 0, sizeof(*out));
+/* host[:port] in [p, end). */
+static int parse_addr(const char *p, const char *end, redis_addr_t *out) {
+    const char *colon = memchr(p, ':', (size_t)(end - p));
+    size_t hlen = (size_t)((colon ? colon : end) - p);
+    if (hlen == 0 || hlen >= sizeof(out->host)) return -1;
+    memcpy(out->host, p, hlen);
+    out->host[hlen] = '\0';
     out->port = 6379;
-    if (strncmp(p, "redis://", 8) != 0) return url_invalid(errstr, errstr_size);
-    p += 8;
+    if (colon) {
+        char digits[8];
+        size_t dlen = (size_t)(end - colon - 1);
+        if (dlen == 0 || dlen >= sizeof(digits)) return -1;
+        memcpy(digits, colon + 1, dlen);
+        digits[dlen] = '\0';
+        char *stop;
+        long port = strtol(digits, &stop, 10);
+        if (*stop || port < 1 || port > 65535) return -1;
+        out->port = (int)port;
+    }
+    return 0;
+}
+
+int redis_url_parse(const char *url, redis_url_t *out, char *errstr, size_t errstr_size) {
+    const char *p = url, *at = NULL, *slash, *host_end;
+    memset(out, 0, sizeof(*out));
+    if (strncmp(p, "redis-cluster://", 16) == 0) {
+        out->cluster = 1;
+        p += 16;
+    } else if (strncmp(p, "redis://", 8) == 0) {
+        p += 8;
+    } else {
+        return url_invalid(errstr, errstr_size);
+    }
     slash = strchr(p, '/');
     host_end = slash ? slash : p + strlen(p);
     for (const char *q = p; q < host_end; q++)
         if (*q == '@') at = q; /* the last one: a password may hold '@' */
     if (at) {
-        colon = memchr(p, ':', (size_t)(at - p));
+        const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pass = colon ? colon + 1 : p;
         size_t ulen = colon ? (size_t)(colon - p) : 0, plen = (size_t)(at - pass);
         if (ulen >= sizeof(out->username) || plen >= sizeof(out->password))
@@ -46,21 +75,25 @@ int redis_url_parse(const char *url, redis_url_t *out, char *errstr, size_t errs
         memcpy(out->password, pass, plen);
         p = at + 1;
     }
-    colon = memchr(p, ':', (size_t)(host_end - p));
-    size_t hlen = (size_t)((colon ? colon : host_end) - p);
-    if (hlen == 0 || hlen >= sizeof(out->host)) return url_invalid(errstr, errstr_size);
-    memcpy(out->host, p, hlen);
-    if (colon) {
-        char *end;
-        long port = strtol(colon + 1, &end, 10);
-        if (end != host_end || port < 1 || port > 65535) return url_invalid(errstr, errstr_size);
-        out->port = (int)port;
+    while (p <= host_end) {
+        const char *comma = memchr(p, ',', (size_t)(host_end - p));
+        const char *node_end = comma ? comma : host_end;
+        if (out->node_count == REDIS_URL_NODES_MAX || (comma && !out->cluster) ||
+            parse_addr(p, node_end, &out->nodes[out->node_count]) != 0)
+            return url_invalid(errstr, errstr_size);
+        out->node_count++;
+        p = node_end + 1;
     }
     if (slash && slash[1]) {
         char *end;
         long db = strtol(slash + 1, &end, 10);
         if (*end || db < 0 || db > 100000) return url_invalid(errstr, errstr_size);
         out->db = (int)db;
+    }
+    if (out->cluster && out->db != 0) {
+        errstr_set(errstr, errstr_size,
+                   "redis.url: a Redis Cluster has only database 0; drop the /%d", out->db);
+        return -1;
     }
     return 0;
 }
@@ -122,7 +155,8 @@ redis_conn_t *redis_conn_new(const redis_conn_options_t *opts, char *errstr, siz
         redis_conn_destroy(c);
         return NULL;
     }
-    snprintf(c->name, sizeof(c->name), "%s:%d", c->url.host, c->url.port);
+    c->node = opts->node ? *opts->node : c->url.nodes[0];
+    snprintf(c->name, sizeof(c->name), "%s:%d", c->node.host, c->node.port);
     c->connect_timeout = ms_to_timeval(opts->connect_timeout_ms);
     c->command_timeout = ms_to_timeval(opts->command_timeout_ms);
     return c;
@@ -194,7 +228,7 @@ static int prepare(redis_conn_t *c, char *errstr, size_t errstr_size) {
 
 redisContext *redis_conn_get(redis_conn_t *c, char *errstr, size_t errstr_size) {
     if (c->ctx) return c->ctx;
-    c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, c->connect_timeout);
+    c->ctx = redisConnectWithTimeout(c->node.host, c->node.port, c->connect_timeout);
     if (!c->ctx || c->ctx->err) {
         errstr_set(errstr, errstr_size, "redis %s: cannot connect: %s", c->name,
                    c->ctx ? c->ctx->errstr : "out of memory");

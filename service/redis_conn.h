@@ -14,10 +14,20 @@
 
 struct redisContext;
 
-/* redis://[[user]:password@]host[:port][/db] */
-typedef struct redis_url {
+#define REDIS_URL_NODES_MAX 16
+
+typedef struct redis_addr {
     char host[256];
-    int port; /* 6379 when the URL has none */
+    int port;
+} redis_addr_t;
+
+/* redis://[[user]:password@]host[:port][/db], or
+ * redis-cluster://[[user]:password@]host:port[,host:port...] naming seed
+ * nodes of a Redis Cluster (database 0, the only one a cluster has). */
+typedef struct redis_url {
+    int cluster;
+    redis_addr_t nodes[REDIS_URL_NODES_MAX]; /* port 6379 when the URL has none */
+    size_t node_count;                       /* 1 for redis:// */
     int db;
     char username[128];
     char password[256];
@@ -33,6 +43,7 @@ typedef struct redis_conn redis_conn_t;
 
 typedef struct redis_conn_options {
     const char *url;
+    const redis_addr_t *node;  /* NULL: the URL's first node; else this one */
     const char *password_file; /* NULL or "": none; else overrides the URL's */
     int64_t connect_timeout_ms;
     int64_t command_timeout_ms;

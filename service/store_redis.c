@@ -1,10 +1,11 @@
-/* store_redis: hiredis, blocking, with pipelining.
+/* store_redis: hiredis, blocking, with pipelining, through redis_cluster.
  *
- * A pipeline is appended in full, then every reply is read: a failure in the
- * middle (hiredis sets c->err and the context is dead) fails the whole call.
- * Retrying is safe: a partition step whose first attempt did land is refused
- * by its checkpoint comparison and reported as a conflict whose
- * actual_checkpoint equals its next_offset, which the caller treats as done. */
+ * Each call is one pipeline (per node, on a cluster): its commands are
+ * built on demand by the callbacks below, then its replies are judged in
+ * order. A lost connection fails the whole call. Retrying is safe: a
+ * partition step whose first attempt did land is refused by its checkpoint
+ * comparison and reported as a conflict whose actual_checkpoint equals its
+ * next_offset, which the caller treats as done. */
 #include "store_redis.h"
 
 #include <stdio.h>
@@ -15,7 +16,7 @@
 
 #include "errstr.h"
 #include "redis_argv.h"
-#include "redis_conn.h"
+#include "redis_cluster.h"
 #include "user_hash.h"
 
 /* The atomic partition step. KEYS: checkpoint, outbox, then the users.
@@ -57,10 +58,15 @@ static const char COMMIT_SCRIPT[] =
     "return {1, ARGV[2]}\n";
 
 struct store {
-    redis_conn_t *conn;
+    redis_cluster_t *redis;
     char *key_prefix;
     char *topic;
-    redis_argv_t args;
+    uint16_t *slots; /* per partition: its slot + 1; 0 not computed yet */
+    size_t slots_cap;
+    redisReply **replies;
+    size_t replies_cap;
+    size_t *picked; /* store_outbox_remove: which steps send an HDEL */
+    size_t picked_cap;
 };
 
 static char *put(char *out, const char *bytes, size_t len) {
@@ -94,18 +100,58 @@ size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
     return head + user_len;
 }
 
-static int add_partition_key(store_t *s, int32_t partition, const char *what) {
+static int add_partition_key(store_t *s, redis_argv_t *b, int32_t partition, const char *what) {
     char key[1024];
     size_t len = partition_key(s->key_prefix, s->topic, partition, what, strlen(what), key,
                                sizeof(key));
-    return len ? redis_argv_add(&s->args, key, len) : -1;
+    return len ? redis_argv_add(b, key, len) : -1;
 }
 
-static int add_user_key(store_t *s, int32_t partition, const char *user, size_t user_len) {
+static int add_user_key(store_t *s, redis_argv_t *b, int32_t partition, const char *user,
+                        size_t user_len) {
     char key[1024];
     size_t len = store_user_key(s->key_prefix, s->topic, partition, user, user_len, key,
                                 sizeof(key));
-    return len ? redis_argv_add(&s->args, key, len) : -1;
+    return len ? redis_argv_add(b, key, len) : -1;
+}
+
+/* Every key of a partition shares one slot: the one of its checkpoint key
+ * (the first {...} of a key decides, and the prefix comes before it). */
+static uint16_t partition_slot(store_t *s, int32_t partition) {
+    size_t p = partition >= 0 ? (size_t)partition : 0;
+    if (p < s->slots_cap && s->slots[p]) return (uint16_t)(s->slots[p] - 1);
+    char key[1024];
+    size_t len = partition_key(s->key_prefix, s->topic, partition, "checkpoint", 10, key,
+                               sizeof(key));
+    uint16_t slot = redis_key_slot(key, len);
+    if (p >= s->slots_cap) {
+        size_t cap = p * 2 + 16;
+        uint16_t *grown = realloc(s->slots, cap * sizeof(*grown));
+        if (!grown) return slot; /* computed again next time */
+        memset(grown + s->slots_cap, 0, (cap - s->slots_cap) * sizeof(*grown));
+        s->slots = grown;
+        s->slots_cap = cap;
+    }
+    s->slots[p] = (uint16_t)(slot + 1);
+    return slot;
+}
+
+/* A reply array for `count` commands, kept between calls. */
+static redisReply **replies_for(store_t *s, size_t count, char *errstr, size_t errstr_size) {
+    if (count > s->replies_cap) {
+        redisReply **grown = realloc(s->replies, count * 2 * sizeof(*grown));
+        if (!grown) {
+            errstr_set(errstr, errstr_size, "out of memory");
+            return NULL;
+        }
+        s->replies = grown;
+        s->replies_cap = count * 2;
+    }
+    return s->replies;
+}
+
+static void free_replies(redisReply **replies, size_t count) {
+    for (size_t i = 0; i < count; i++) freeReplyObject(replies[i]);
 }
 
 store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size) {
@@ -119,8 +165,8 @@ store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size
         .connect_timeout_ms = opts->connect_timeout_ms,
         .command_timeout_ms = opts->command_timeout_ms, .script = COMMIT_SCRIPT,
     };
-    s->conn = redis_conn_new(&conn_opts, errstr, errstr_size);
-    if (!s->conn) {
+    s->redis = redis_cluster_new(&conn_opts, errstr, errstr_size);
+    if (!s->redis) {
         store_destroy(s);
         return NULL;
     }
@@ -140,67 +186,57 @@ store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size
 
 void store_destroy(store_t *store) {
     if (!store) return;
-    redis_conn_destroy(store->conn);
+    redis_cluster_destroy(store->redis);
     free(store->key_prefix);
     free(store->topic);
-    redis_argv_free(&store->args);
+    free(store->slots);
+    free(store->replies);
+    free(store->picked);
     free(store);
 }
 
-/* Appends the read of one user hash: HMGET of every field, then PTTL. */
-static int append_user_read(store_t *s, redisContext *ctx, int32_t partition, const char *user,
-                            size_t user_len) {
-    char key[1024];
-    size_t key_len = store_user_key(s->key_prefix, s->topic, partition, user, user_len, key,
-                                    sizeof(key));
-    redis_argv_t *b = &s->args;
-    redis_argv_reset(b);
-    if (!key_len || redis_argv_add(b, "HMGET", 5) || redis_argv_add(b, key, key_len) ||
-        user_hash_add_field_names(b))
-        return -1;
-    if (redis_argv_append(b, ctx) != 0) return -1;
-    redis_argv_reset(b);
-    if (redis_argv_add(b, "PTTL", 4) || redis_argv_add(b, key, key_len) ||
-        redis_argv_append(b, ctx) != 0)
-        return -1;
-    redis_conn_count(s->conn, 2);
-    return 0;
+/* The read of one user hash: HMGET of every field (even commands), then
+ * PTTL (odd ones). */
+static int build_user_read(store_t *s, redis_argv_t *b, int32_t partition, const char *user,
+                           size_t user_len, int pttl) {
+    if (pttl)
+        return redis_argv_add(b, "PTTL", 4) || add_user_key(s, b, partition, user, user_len);
+    return redis_argv_add(b, "HMGET", 5) || add_user_key(s, b, partition, user, user_len) ||
+           user_hash_add_field_names(b);
 }
 
-/* Reads the next HMGET and PTTL replies. -1: the connection failed. */
-static int read_stored_user(redisContext *ctx, stored_user_t *out, int *corrupt) {
-    redisReply *hash = NULL, *pttl = NULL;
-    if (redisGetReply(ctx, (void **)&hash) != REDIS_OK || !hash ||
-        redisGetReply(ctx, (void **)&pttl) != REDIS_OK || !pttl) {
-        if (hash) freeReplyObject(hash);
-        return -1;
-    }
-    *corrupt = user_hash_parse(hash, pttl, out) != 0;
-    freeReplyObject(hash);
-    freeReplyObject(pttl);
-    return 0;
+typedef struct load_job {
+    store_t *store;
+    cache_entry_t *const *entries;
+} load_job_t;
+
+static uint16_t load_slot(void *arg, size_t i) {
+    load_job_t *job = arg;
+    return partition_slot(job->store, job->entries[i / 2]->partition);
+}
+
+static int load_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
+    (void)sha;
+    load_job_t *job = arg;
+    const cache_entry_t *e = job->entries[i / 2];
+    return build_user_read(job->store, b, e->partition, e->user, e->user_len, (int)(i % 2));
 }
 
 int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, int64_t now_ms,
                      char *errstr, size_t errstr_size) {
     if (count == 0) return 0;
-    redisContext *ctx = redis_conn_get(s->conn, errstr, errstr_size);
-    if (!ctx) return -1;
-    for (size_t i = 0; i < count; i++)
-        if (append_user_read(s, ctx, entries[i]->partition, entries[i]->user,
-                             entries[i]->user_len) != 0)
-            return redis_conn_fail(s->conn, "appending HMGET", errstr, errstr_size);
+    redisReply **replies = replies_for(s, 2 * count, errstr, errstr_size);
+    load_job_t job = {s, entries};
+    redis_pipeline_t p = {.count = 2 * count, .arg = &job, .slot_of = load_slot,
+                          .build = load_build, .what = "HMGET"};
+    if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
+        return -1;
     const cache_entry_t *corrupt_entry = NULL;
-    for (size_t i = 0; i < count; i++) {
+    for (size_t i = 0; i < count && !corrupt_entry; i++) {
         cache_entry_t *e = entries[i];
         stored_user_t stored;
-        int corrupt = 0;
-        if (read_stored_user(ctx, &stored, &corrupt) != 0)
-            return redis_conn_fail(s->conn, "HMGET", errstr, errstr_size);
-        /* Read every reply so the connection stays in step. */
-        if (corrupt || corrupt_entry) {
-            if (!corrupt_entry && corrupt) corrupt_entry = e;
-            user_state_reset(&stored.state);
+        if (user_hash_parse(replies[2 * i], replies[2 * i + 1], &stored) != 0) {
+            corrupt_entry = e;
             continue;
         }
         user_state_reset(&e->state);
@@ -210,47 +246,59 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
         if (stored.has_rule_fields) e->flags |= CACHE_ENTRY_RULE_FIELDS;
         e->flags |= CACHE_ENTRY_LOADED;
     }
+    free_replies(replies, 2 * count);
     if (corrupt_entry) {
         errstr_set(errstr, errstr_size, "redis: corrupt state for user %.*s of partition %d",
                    (int)corrupt_entry->user_len, corrupt_entry->user,
                    (int)corrupt_entry->partition);
-        redis_conn_count_error(s->conn);
+        redis_cluster_count_error(s->redis);
         return -1;
     }
     return 0;
 }
 
-static int append_step(store_t *s, redisContext *ctx, const store_step_t *st, int64_t ttl_ms) {
-    redis_argv_t *b = &s->args;
-    redis_argv_reset(b);
-    if (redis_argv_add(b, "EVALSHA", 7) ||
-        redis_argv_add(b, redis_conn_script_sha(s->conn), 40) ||
+typedef struct step_job {
+    store_t *store;
+    const store_step_t *steps;
+    int64_t ttl_ms;
+} step_job_t;
+
+static uint16_t step_slot(void *arg, size_t i) {
+    step_job_t *job = arg;
+    return partition_slot(job->store, job->steps[i].partition);
+}
+
+static int step_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
+    step_job_t *job = arg;
+    store_t *s = job->store;
+    const store_step_t *st = &job->steps[i];
+    if (redis_argv_add(b, "EVALSHA", 7) || redis_argv_add(b, sha, 40) ||
         redis_argv_add_int(b, (int64_t)(2 + st->user_count)) ||
-        add_partition_key(s, st->partition, "checkpoint") ||
-        add_partition_key(s, st->partition, "outbox"))
+        add_partition_key(s, b, st->partition, "checkpoint") ||
+        add_partition_key(s, b, st->partition, "outbox"))
         return -1;
-    for (size_t i = 0; i < st->user_count; i++)
-        if (add_user_key(s, st->partition, st->users[i]->user, st->users[i]->user_len))
+    for (size_t k = 0; k < st->user_count; k++)
+        if (add_user_key(s, b, st->partition, st->users[k]->user, st->users[k]->user_len))
             return -1;
     if ((st->expected_checkpoint >= 0 ? redis_argv_add_int(b, st->expected_checkpoint)
                                       : redis_argv_add(b, "", 0)) ||
-        redis_argv_add_int(b, st->next_offset) || redis_argv_add_int(b, ttl_ms) ||
+        redis_argv_add_int(b, st->next_offset) || redis_argv_add_int(b, job->ttl_ms) ||
         redis_argv_add_int(b, (int64_t)st->user_count))
         return -1;
-    for (size_t i = 0; i < st->user_count; i++) {
-        cache_entry_t *e = st->users[i];
+    for (size_t k = 0; k < st->user_count; k++) {
+        cache_entry_t *e = st->users[k];
         int erased = (e->flags & CACHE_ENTRY_ERASED) != 0;
-        int persist = ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
+        int persist = job->ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
         if (redis_argv_add(b, erased ? "e" : persist ? "p" : "0", 1) != 0) return -1;
         if (erased && e->state.count == 0 ? redis_argv_add_int(b, 0) || redis_argv_add_int(b, 0)
                                           : user_hash_add_fields(b, e) != 0)
             return -1;
     }
-    for (size_t i = 0; i < st->alert_count; i++)
-        if (redis_argv_add(b, st->alerts[i].id, strlen(st->alerts[i].id)) ||
-            redis_argv_add(b, st->alerts[i].json, strlen(st->alerts[i].json)))
+    for (size_t k = 0; k < st->alert_count; k++)
+        if (redis_argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id)) ||
+            redis_argv_add(b, st->alerts[k].json, strlen(st->alerts[k].json)))
             return -1;
-    return redis_argv_append(b, ctx);
+    return 0;
 }
 
 static int parse_checkpoint(const char *text, size_t len, int64_t *out) {
@@ -272,17 +320,15 @@ static int parse_checkpoint(const char *text, size_t len, int64_t *out) {
 int store_commit_steps(store_t *s, store_step_t *steps, size_t count, int64_t ttl_ms,
                        char *errstr, size_t errstr_size) {
     if (count == 0) return 0;
-    redisContext *ctx = redis_conn_get(s->conn, errstr, errstr_size);
-    if (!ctx) return -1;
-    for (size_t i = 0; i < count; i++)
-        if (append_step(s, ctx, &steps[i], ttl_ms) != 0)
-            return redis_conn_fail(s->conn, "building a partition step", errstr, errstr_size);
-    redis_conn_count(s->conn, count);
+    redisReply **replies = replies_for(s, count, errstr, errstr_size);
+    step_job_t job = {s, steps, ttl_ms};
+    redis_pipeline_t p = {.count = count, .arg = &job, .slot_of = step_slot,
+                          .build = step_build, .what = "partition step"};
+    if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
+        return -1;
     int failed = 0;
     for (size_t i = 0; i < count; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(ctx, (void **)&r) != REDIS_OK || !r)
-            return redis_conn_fail(s->conn, "partition step", errstr, errstr_size);
+        const redisReply *r = replies[i];
         store_step_t *st = &steps[i];
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
             r->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -296,48 +342,66 @@ int store_commit_steps(store_t *s, store_step_t *steps, size_t count, int64_t tt
             }
         } else if (!failed) {
             failed = 1;
-            errstr_set(errstr, errstr_size, "redis %s: partition %d step refused: %.200s",
-                       redis_conn_name(s->conn), (int)st->partition,
+            errstr_set(errstr, errstr_size, "redis: partition %d step refused: %.200s",
+                       (int)st->partition,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         }
-        freeReplyObject(r);
     }
-    if (failed) {
-        redis_conn_drop(s->conn); /* reconnecting reloads the script after a Redis restart */
-        return -1;
-    }
-    return 0;
+    free_replies(replies, count);
+    if (failed) redis_cluster_count_error(s->redis);
+    return failed ? -1 : 0;
 }
 
-/* Sends the command built in s->args and returns its reply (the caller
- * frees it), or NULL with errstr after dropping the connection. */
-static redisReply *run_command(store_t *s, const char *what, char *errstr, size_t errstr_size) {
-    redisContext *ctx = redis_conn_get(s->conn, errstr, errstr_size);
-    if (!ctx) return NULL;
-    redis_conn_count(s->conn, 1);
+/* One command on one key of a partition: the partition's own key `what`,
+ * or a user's key; with an integer argument when has_arg. */
+typedef struct key_command {
+    store_t *store;
+    const char *verb;
+    int32_t partition;
+    const char *what;
+    const char *user;
+    size_t user_len;
+    int has_arg;
+    int64_t arg;
+} key_command_t;
+
+static uint16_t key_command_slot(void *arg, size_t i) {
+    (void)i;
+    key_command_t *kc = arg;
+    return partition_slot(kc->store, kc->partition);
+}
+
+static int key_command_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
+    (void)i, (void)sha;
+    key_command_t *kc = arg;
+    if (redis_argv_add(b, kc->verb, strlen(kc->verb)) ||
+        (kc->user ? add_user_key(kc->store, b, kc->partition, kc->user, kc->user_len)
+                  : add_partition_key(kc->store, b, kc->partition, kc->what)))
+        return -1;
+    return kc->has_arg ? redis_argv_add_int(b, kc->arg) : 0;
+}
+
+/* Its reply (the caller frees it), or NULL with errstr. */
+static redisReply *run_key_command(store_t *s, key_command_t *kc, char *errstr,
+                                   size_t errstr_size) {
     redisReply *r = NULL;
-    if (redis_argv_append(&s->args, ctx) != 0 || redisGetReply(ctx, (void **)&r) != REDIS_OK ||
-        !r) {
-        if (r) freeReplyObject(r);
-        redis_conn_fail(s->conn, what, errstr, errstr_size);
-        return NULL;
-    }
-    return r;
+    redis_pipeline_t p = {.count = 1, .arg = kc, .slot_of = key_command_slot,
+                          .build = key_command_build, .what = kc->verb};
+    return redis_cluster_run(s->redis, &p, &r, errstr, errstr_size) == 0 ? r : NULL;
 }
 
 int store_get_checkpoint(store_t *s, int32_t partition, int64_t *offset, char *errstr,
                          size_t errstr_size) {
-    redis_argv_reset(&s->args);
-    if (redis_argv_add(&s->args, "GET", 3) || add_partition_key(s, partition, "checkpoint"))
-        return redis_conn_fail(s->conn, "out of memory", errstr, errstr_size);
-    redisReply *r = run_command(s, "GET checkpoint", errstr, errstr_size);
+    key_command_t kc = {.store = s, .verb = "GET", .partition = partition,
+                        .what = "checkpoint"};
+    redisReply *r = run_key_command(s, &kc, errstr, errstr_size);
     if (!r) return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_NIL) *offset = -1;
     else if (r->type != REDIS_REPLY_STRING || parse_checkpoint(r->str, r->len, offset) != 0) {
         errstr_set(errstr, errstr_size, "redis: corrupt checkpoint of partition %d",
                    (int)partition);
-        redis_conn_count_error(s->conn);
+        redis_cluster_count_error(s->redis);
         rc = -1;
     }
     freeReplyObject(r);
@@ -347,16 +411,15 @@ int store_get_checkpoint(store_t *s, int32_t partition, int64_t *offset, char *e
 int store_outbox_load(store_t *s, int32_t partition, store_outbox_t *out, char *errstr,
                       size_t errstr_size) {
     memset(out, 0, sizeof(*out));
-    redis_argv_reset(&s->args);
-    if (redis_argv_add(&s->args, "HGETALL", 7) || add_partition_key(s, partition, "outbox"))
-        return redis_conn_fail(s->conn, "out of memory", errstr, errstr_size);
-    redisReply *r = run_command(s, "HGETALL outbox", errstr, errstr_size);
+    key_command_t kc = {.store = s, .verb = "HGETALL", .partition = partition,
+                        .what = "outbox"};
+    redisReply *r = run_key_command(s, &kc, errstr, errstr_size);
     if (!r) return -1;
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2) {
         freeReplyObject(r);
         errstr_set(errstr, errstr_size, "redis: unexpected outbox of partition %d",
                    (int)partition);
-        redis_conn_count_error(s->conn);
+        redis_cluster_count_error(s->redis);
         return -1;
     }
     out->count = r->elements / 2;
@@ -380,55 +443,96 @@ void store_outbox_free(store_outbox_t *outbox) {
     memset(outbox, 0, sizeof(*outbox));
 }
 
+typedef struct remove_job {
+    store_t *store;
+    const store_step_t *steps;
+    const size_t *picked;
+} remove_job_t;
+
+static uint16_t remove_slot(void *arg, size_t i) {
+    remove_job_t *job = arg;
+    return partition_slot(job->store, job->steps[job->picked[i]].partition);
+}
+
+static int remove_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
+    (void)sha;
+    remove_job_t *job = arg;
+    const store_step_t *st = &job->steps[job->picked[i]];
+    if (redis_argv_add(b, "HDEL", 4) || add_partition_key(job->store, b, st->partition, "outbox"))
+        return -1;
+    for (size_t k = 0; k < st->alert_count; k++)
+        if (redis_argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id))) return -1;
+    return 0;
+}
+
 int store_outbox_remove(store_t *s, const store_step_t *steps, size_t count, char *errstr,
                         size_t errstr_size) {
-    redis_argv_t *b = &s->args;
+    if (count > s->picked_cap) {
+        size_t *grown = realloc(s->picked, count * 2 * sizeof(*grown));
+        if (!grown) {
+            errstr_set(errstr, errstr_size, "out of memory");
+            return -1;
+        }
+        s->picked = grown;
+        s->picked_cap = count * 2;
+    }
     size_t sent = 0;
-    redisContext *ctx = redis_conn_get(s->conn, errstr, errstr_size);
-    if (!ctx) return -1;
-    for (size_t i = 0; i < count; i++) {
-        const store_step_t *st = &steps[i];
-        if (st->alert_count == 0 || st->conflict) continue;
-        redis_argv_reset(b);
-        if (redis_argv_add(b, "HDEL", 4) || add_partition_key(s, st->partition, "outbox"))
-            return redis_conn_fail(s->conn, "out of memory", errstr, errstr_size);
-        for (size_t k = 0; k < st->alert_count; k++)
-            if (redis_argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id)))
-                return redis_conn_fail(s->conn, "out of memory", errstr, errstr_size);
-        if (redis_argv_append(b, ctx) != 0)
-            return redis_conn_fail(s->conn, "appending HDEL", errstr, errstr_size);
-        sent++;
+    for (size_t i = 0; i < count; i++)
+        if (steps[i].alert_count > 0 && !steps[i].conflict) s->picked[sent++] = i;
+    if (sent == 0) return 0;
+    redisReply **replies = replies_for(s, sent, errstr, errstr_size);
+    remove_job_t job = {s, steps, s->picked};
+    redis_pipeline_t p = {.count = sent, .arg = &job, .slot_of = remove_slot,
+                          .build = remove_build, .what = "HDEL outbox"};
+    if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
+        return -1;
+    int bad = 0;
+    for (size_t i = 0; i < sent; i++) bad |= replies[i]->type == REDIS_REPLY_ERROR;
+    if (bad) {
+        errstr_set(errstr, errstr_size, "redis: HDEL outbox refused");
+        redis_cluster_count_error(s->redis);
     }
-    redis_conn_count(s->conn, sent);
-    for (size_t i = 0; i < sent; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(ctx, (void **)&r) != REDIS_OK || !r)
-            return redis_conn_fail(s->conn, "HDEL outbox", errstr, errstr_size);
-        int bad = r->type == REDIS_REPLY_ERROR;
-        freeReplyObject(r);
-        if (bad) return redis_conn_fail(s->conn, "HDEL outbox refused", errstr, errstr_size);
-    }
-    return 0;
+    free_replies(replies, sent);
+    return bad ? -1 : 0;
+}
+
+typedef struct find_job {
+    store_t *store;
+    const char *user;
+    size_t user_len;
+} find_job_t;
+
+static uint16_t find_slot(void *arg, size_t i) {
+    find_job_t *job = arg;
+    return partition_slot(job->store, (int32_t)(i / 2));
+}
+
+static int find_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
+    (void)sha;
+    find_job_t *job = arg;
+    return build_user_read(job->store, b, (int32_t)(i / 2), job->user, job->user_len,
+                           (int)(i % 2));
 }
 
 int store_find_user(store_t *s, const char *user, size_t user_len, int32_t partition_count,
                     store_user_view_t *out, char *errstr, size_t errstr_size) {
     memset(out, 0, sizeof(*out));
-    redisContext *ctx = redis_conn_get(s->conn, errstr, errstr_size);
-    if (!ctx) return -1;
-    for (int32_t part = 0; part < partition_count; part++)
-        if (append_user_read(s, ctx, part, user, user_len) != 0)
-            return redis_conn_fail(s->conn, "appending HMGET", errstr, errstr_size);
+    if (partition_count <= 0) return 0;
+    size_t count = 2 * (size_t)partition_count;
+    redisReply **replies = replies_for(s, count, errstr, errstr_size);
+    find_job_t job = {s, user, user_len};
+    redis_pipeline_t p = {.count = count, .arg = &job, .slot_of = find_slot,
+                          .build = find_build, .what = "user lookup"};
+    if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
+        return -1;
     int rc = 0;
     for (int32_t part = 0; part < partition_count; part++) {
         stored_user_t stored;
-        int corrupt = 0;
-        if (read_stored_user(ctx, &stored, &corrupt) != 0)
-            return redis_conn_fail(s->conn, "user lookup", errstr, errstr_size);
+        int corrupt = user_hash_parse(replies[2 * part], replies[2 * part + 1], &stored) != 0;
         if (corrupt && rc == 0) {
             errstr_set(errstr, errstr_size, "redis: corrupt state for user %.*s of partition %d",
                        (int)user_len, user, (int)part);
-            redis_conn_count_error(s->conn);
+            redis_cluster_count_error(s->redis);
             rc = -1;
         } else if (!corrupt && !out->found && stored.state.count > 0) {
             out->found = 1;
@@ -438,31 +542,30 @@ int store_find_user(store_t *s, const char *user, size_t user_len, int32_t parti
             out->state.count = stored.state.count;
             out->ttl_ms = stored.ttl_left_ms;
         }
-        user_state_reset(&stored.state);
+        if (!corrupt) user_state_reset(&stored.state);
     }
+    free_replies(replies, count);
     return rc;
 }
 
 int store_touch_user(store_t *s, int32_t partition, const char *user, size_t user_len,
                      int64_t ttl_ms, char *errstr, size_t errstr_size) {
-    redis_argv_reset(&s->args);
-    if (redis_argv_add(&s->args, "PEXPIRE", 7) || add_user_key(s, partition, user, user_len) ||
-        redis_argv_add_int(&s->args, ttl_ms)) {
-        errstr_set(errstr, errstr_size, "user key too long");
-        return -1;
-    }
-    redisReply *r = run_command(s, "PEXPIRE", errstr, errstr_size);
+    key_command_t kc = {.store = s, .verb = "PEXPIRE", .partition = partition, .user = user,
+                        .user_len = user_len, .has_arg = 1, .arg = ttl_ms};
+    redisReply *r = run_key_command(s, &kc, errstr, errstr_size);
     if (!r) return -1;
     freeReplyObject(r);
     return 0;
 }
 
 int store_ping(store_t *s, char *errstr, size_t errstr_size) {
-    return redis_conn_ping(s->conn, errstr, errstr_size);
+    return redis_cluster_ping(s->redis, errstr, errstr_size);
 }
 
 uint64_t store_commands_total(const store_t *store) {
-    return redis_conn_commands_total(store->conn);
+    return redis_cluster_commands_total(store->redis);
 }
 
-uint64_t store_errors_total(const store_t *store) { return redis_conn_errors_total(store->conn); }
+uint64_t store_errors_total(const store_t *store) {
+    return redis_cluster_errors_total(store->redis);
+}

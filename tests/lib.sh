@@ -58,6 +58,31 @@ start_redis() { # -> sets REDIS_PORT
   return 1
 }
 
+start_redis_cluster() { # masters -> sets CLUSTER_PORTS (array) and CLUSTER_URL
+  local i port dir nodes=()
+  CLUSTER_PORTS=()
+  for ((i = 0; i < $1; i++)); do
+    port=$(free_port) # below 32000, so the bus port (+10000) is in range too
+    dir="$WORK/cluster-$i"; mkdir -p "$dir"
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+      --cluster-enabled yes --cluster-node-timeout 2000 >"$dir/redis.log" 2>&1 &
+    fraud_track $!
+    CLUSTER_PORTS+=("$port"); nodes+=("127.0.0.1:$port")
+  done
+  for port in "${CLUSTER_PORTS[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes \
+    >"$WORK/cluster-create.log" 2>&1 || { echo "redis-cli --cluster create failed" >&2; return 1; }
+  for port in "${CLUSTER_PORTS[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "$port" cluster info | grep -q 'cluster_state:ok' && break
+      sleep 0.1
+    done
+  done
+  CLUSTER_URL="redis-cluster://$(IFS=,; echo "${nodes[*]}")"
+}
+
 readme_block() { # marker -> the shell lines of README's block, without fences and comments
   sed -n "/<!-- $1:begin -->/,/<!-- $1:end -->/p" "$root/README.md" \
     | grep -v '^<!--' | grep -v '^```' | grep -v '^#' | grep -v '^[[:space:]]*$'

@@ -254,6 +254,15 @@ int main(int argc, char **argv) {
     if (!cfg || config_load_sources(cfg, file, environ, settings, setting_count, errstr,
                                     sizeof(errstr)) != 0)
         goto fail;
+    redis_url_t url;
+    if (redis_url_parse(cfg->redis_url, &url, errstr, sizeof(errstr)) != 0) goto fail;
+    memset(url.password, 0, sizeof(url.password));
+    if (url.cluster) {
+        snprintf(errstr, sizeof(errstr),
+                 "works on one Redis, not on a Redis Cluster (redis.url is redis-cluster://); "
+                 "see README, \"Changing the partition count\"");
+        goto fail;
+    }
     redis_conn_options_t opts = {.url = cfg->redis_url,
                                  .password_file = cfg->redis_password_file,
                                  .connect_timeout_ms = cfg->redis_connect_timeout_ms,

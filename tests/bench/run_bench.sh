@@ -9,7 +9,8 @@
 #                offered load (1k, 10k, 50% and 80% of the capacity), with the
 #                service pinned to one core and the broker, Redis and load
 #                generator to the other (taskset) when there are 2 cores
-#   scaling      2 instances in one group; throughput at 10^3..10^6 users
+#   scaling      1, 2 and 3 instances in one group, and 1 instance on a
+#                Redis Cluster of 3 masters; throughput at 10^3..10^6 users
 #   failover     SIGKILL of one of 2 instances under live load -> the first
 #                alert from a partition it owned, without and with static
 #                membership (tests/bench/failover.sh; about 2 x 50 s)
@@ -84,10 +85,12 @@ metric() { # port series -> value, 0 while the service is not answering yet
   v=$(curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s {print $2; exit}')
   echo "${v:-0}"
 }
-checkpoint_sum() { # topic
-  local sum=0 v
-  for key in $(redis --scan --pattern "fraud:{$1/*}:checkpoint"); do
-    v=$(redis get "$key"); sum=$((sum + v))
+checkpoint_sum() { # topic; over every master when CLUSTER_PORTS is set
+  local sum=0 v port key
+  for port in ${CHECKPOINT_PORTS:-$RP}; do
+    for key in $(redis-cli -p "$port" --scan --pattern "fraud:{$1/*}:checkpoint"); do
+      v=$(redis-cli -p "$port" get "$key"); sum=$((sum + v))
+    done
   done
   echo "$sum"
 }
@@ -260,15 +263,28 @@ SERVICE_CPUS=""
 pin_servers "0-$(( $(nproc) - 1 ))"
 
 # --- scaling ---------------------------------------------------------------------
-echo "== scaling: 2 instances in one group"
-redis flushall >/dev/null
-group="bench-two-$RANDOM"
-p1=$(free_port); p2=$(free_port)
-start_service two-a "$p1" -X "group.id=$group"; pid1=$SERVICE_PID
-start_service two-b "$p2" -X "group.id=$group"; pid2=$SERVICE_PID
-two=$(measure redis payments "$EVENTS" "$p1" "$p2")
-stop_service "$pid1"; stop_service "$pid2"
-echo "   2 instances: $two events/s"
+echo "== scaling: 1, 2 and 3 instances in one group; 1 instance on a 3-master Redis Cluster"
+scale_run() { # instances name extra-args... -> events/s
+  local n=$1 name=$2 i ports=() pids=() v group="bench-$2-$RANDOM"; shift 2
+  for ((i = 0; i < n; i++)); do
+    ports+=("$(free_port)")
+    start_service "$name-$i" "${ports[i]}" -X "group.id=$group" "$@"; pids+=("$SERVICE_PID")
+  done
+  v=$(measure redis payments "$EVENTS" "${ports[@]}")
+  for i in "${pids[@]}"; do stop_service "$i"; done
+  echo "$v"
+}
+instances_eps=()
+for n in 1 2 3; do
+  redis flushall >/dev/null
+  instances_eps+=("$(scale_run "$n" "inst$n")")
+  echo "   $n instance(s): ${instances_eps[n-1]} events/s"
+done
+start_redis_cluster 3
+CHECKPOINT_PORTS="${CLUSTER_PORTS[*]}"
+cluster_eps=$(scale_run 1 cluster -X "redis.url=$CLUSTER_URL")
+CHECKPOINT_PORTS=""
+echo "   1 instance, Redis Cluster of 3 masters: $cluster_eps events/s"
 
 users_points=()
 for u in 1000 100000 1000000; do
@@ -313,7 +329,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"window_rules_eps\": {\"event_time\": {\"median\": $ce_med, \"min\": $ce_min, \"max\": $ce_max}, \"processing_time\": {\"median\": $cp_med, \"min\": $cp_min, \"max\": $cp_max}},"
   echo "  \"two_aggregate_rules_eps\": {\"median\": $ag_med, \"min\": $ag_min, \"max\": $ag_max},"
   echo "  \"latency_curve\": {\"pinned\": \"$pinned\", \"capacity_eps\": $capacity, \"points\": [$(printf '%s\n' "${lat_points[@]}" | awk '{printf "%s{\"offered_eps\": %s, \"p50_ms\": %s, \"p99_ms\": %s, \"p999_ms\": %s}", (NR > 1 ? ", " : ""), $1, $2, $3, $4}')]},"
-  echo "  \"two_instances_eps\": $two,"
+  echo "  \"instances_eps\": {\"1\": ${instances_eps[0]}, \"2\": ${instances_eps[1]}, \"3\": ${instances_eps[2]}, \"1_on_redis_cluster_3_masters\": $cluster_eps},"
   echo "  \"failover_seconds\": {\"dynamic\": $(json_number "$failover_dynamic"), \"static\": $(json_number "$failover_static")},"
   echo "  \"eps_by_users\": [$(printf '%s\n' "${users_points[@]}" | sort -n | awk '{printf "%s{\"users\": %s, \"eps\": %s}", (NR > 1 ? ", " : ""), $1, $2}')],"
   echo "  \"peak_rss_kb\": {\"redis\": $redis_rss, \"memory\": $memory_rss},"
@@ -334,7 +350,8 @@ cat <<TABLE
 | window rules on, event time, events/s | $ce_med | $ce_min-$ce_max |
 | window rules on, processing time, events/s | $cp_med | $cp_min-$cp_max |
 | default rules + two aggregate instances, events/s | $ag_med | $ag_min-$ag_max |
-| 2 instances, redis, events/s | $two | (1 run) |
+| 1 / 2 / 3 instances, redis, events/s | ${instances_eps[0]} / ${instances_eps[1]} / ${instances_eps[2]} | (1 run each) |
+| 1 instance, Redis Cluster of 3 masters, events/s | $cluster_eps | (1 run) |
 | failover after SIGKILL, without / with static membership | $failover_dynamic / $failover_static s | (1 run) |
 | peak RSS, redis / memory run ($USERS users) | $redis_rss / $memory_rss kB | |
 | cache bytes per user at 10^6 users, without the id | $per_user | |

@@ -7,9 +7,20 @@
 #include <check.h>
 
 redis_server_t redis_srv;
+redis_test_cluster_t redis_cluster;
 kafka_cluster_t kafka;
 redisContext *redis;
 static int input_partitions;
+static bool clustered;
+
+/* A directory for the instances' logs, and the cluster's URL. */
+static void start_cluster(void) {
+    redis_test_cluster_start(&redis_cluster);
+    snprintf(redis_srv.dir, sizeof(redis_srv.dir), "/tmp/fraud-test-cluster-XXXXXX");
+    if (!mkdtemp(redis_srv.dir)) ck_abort_msg("mkdtemp failed");
+    redis_srv.port = redis_cluster.nodes[0].port;
+    snprintf(redis_srv.url, sizeof(redis_srv.url), "%s", redis_cluster.url);
+}
 
 void fixture_start(const fixture_options_t *opts) {
     static const fixture_options_t defaults = {0};
@@ -19,7 +30,9 @@ void fixture_start(const fixture_options_t *opts) {
     memset(&redis_srv, 0, sizeof(redis_srv));
     if (opts->redis_password)
         snprintf(redis_srv.password, sizeof(redis_srv.password), "%s", opts->redis_password);
-    redis_server_start(&redis_srv, opts->persistent_redis);
+    clustered = opts->redis_cluster;
+    if (clustered) start_cluster();
+    else redis_server_start(&redis_srv, opts->persistent_redis);
     kafka_cluster_start(&kafka, input_partitions);
     for (size_t i = 0; opts->topics && opts->topics[i]; i++) {
         char name[256];
@@ -30,16 +43,35 @@ void fixture_start(const fixture_options_t *opts) {
         if (colon) partitions = atoi(colon + 1);
         kafka_create_topic(&kafka, name, partitions);
     }
-    redis = redis_server_connect(&redis_srv);
+    redis = clustered ? redis_test_cluster_node(&redis_cluster, 0) : redis_server_connect(&redis_srv);
+}
+
+redisContext *fixture_redis_for_key(const char *key) {
+    if (!clustered) return redis;
+    int node = redis_test_cluster_master_of(&redis_cluster,
+                                            redis_test_cluster_slot(&redis_cluster, key));
+    redisContext *ctx = node >= 0 ? redis_test_cluster_node(&redis_cluster, node) : NULL;
+    ck_assert_msg(ctx != NULL, "no live master serves %s", key);
+    return ctx;
+}
+
+size_t fixture_redis_masters(redisContext **out, size_t max) {
+    if (!clustered) {
+        out[0] = redis;
+        return 1;
+    }
+    return redis_test_cluster_masters(&redis_cluster, out, max);
 }
 
 void fixture_stop(void) {
     for (size_t i = 0; i < service_started_count(); i++) service_kill(service_started_at(i));
     service_forget_all();
-    if (redis) redisFree(redis);
+    if (redis && !clustered) redisFree(redis);
     redis = NULL;
     kafka_cluster_stop(&kafka);
-    redis_server_stop(&redis_srv);
+    redis_server_stop(&redis_srv); /* with a cluster: only the log directory */
+    if (clustered) redis_test_cluster_stop(&redis_cluster);
+    clustered = false;
 }
 
 void fixture_setup(void) { fixture_start(NULL); }
@@ -58,7 +90,9 @@ void fixture_dump_logs(int lines) {
 long long fixture_applied_payments(void) {
     long long sum = 0;
     for (int part = 0; part < input_partitions; part++) {
-        redisReply *r = redisCommand(redis, "GET fraud:{payments/%d}:checkpoint", part);
+        char key[64];
+        snprintf(key, sizeof(key), "fraud:{payments/%d}:checkpoint", part);
+        redisReply *r = redisCommand(fixture_redis_for_key(key), "GET %s", key);
         ck_assert_ptr_nonnull(r);
         if (r->type == REDIS_REPLY_STRING) sum += atoll(r->str);
         freeReplyObject(r);

@@ -14,15 +14,25 @@ typedef struct fixture_options {
     bool persistent_redis;     /* AOF with fsync always */
     const char *redis_password; /* NULL: none */
     const char *const *topics; /* NULL-terminated "name:partitions" to create too */
+    bool redis_cluster;        /* six nodes instead of one redis-server */
 } fixture_options_t;
 
-/* The servers of the running test. */
+/* The servers of the running test. With redis_cluster, redis_srv names the
+ * cluster (its url) and a directory for the instances' logs, and `redis`
+ * is a connection to one master: read through fixture_redis_for_key(). */
 extern redis_server_t redis_srv;
+extern redis_test_cluster_t redis_cluster;
 extern kafka_cluster_t kafka;
 extern redisContext *redis;
 
 /* Starts Redis and Kafka with the service's topics (NULL: defaults). */
 void fixture_start(const fixture_options_t *opts);
+
+/* The connection that serves key: `redis`, or the master of its slot. */
+redisContext *fixture_redis_for_key(const char *key);
+
+/* Connections to every master (one without a cluster); their number. */
+size_t fixture_redis_masters(redisContext **out, size_t max);
 
 /* SIGKILLs every service instance still running, then stops the servers. */
 void fixture_stop(void);

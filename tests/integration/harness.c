@@ -40,6 +40,23 @@ int harness_free_port(void) {
     return ntohs(addr.sin_port);
 }
 
+static bool port_free(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+int harness_free_port_pair(int offset) {
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        int port = harness_free_port();
+        if (port + offset <= 65535 && port_free(port + offset)) return port;
+    }
+    DIE("no free port p with p+%d free too", offset);
+}
+
 pid_t harness_spawn(const char *const *argv, const char *log_path) {
     pid_t parent = getpid();
     pid_t pid = fork();

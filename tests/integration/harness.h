@@ -16,6 +16,8 @@
 
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int harness_free_port(void);
+/* A free port p whose p+offset is free too (a cluster node's bus port). */
+int harness_free_port_pair(int offset);
 
 void sleep_ms(int ms);
 int64_t mono_ms(void);

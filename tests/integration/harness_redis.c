@@ -27,11 +27,17 @@ static void launch_redis(redis_server_t *srv) {
     char port[16], log_path[300];
     snprintf(port, sizeof(port), "%d", srv->port);
     snprintf(log_path, sizeof(log_path), "%s/redis.log", srv->dir);
-    const char *argv[20] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+    const char *argv[24] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
                             "--dir", srv->dir, "--save", "",
                             "--appendonly", srv->persistent ? "yes" : "no",
                             "--appendfsync", "always"};
     int n = 13;
+    if (srv->cluster) {
+        argv[n++] = "--cluster-enabled";
+        argv[n++] = "yes";
+        argv[n++] = "--cluster-node-timeout";
+        argv[n++] = "2000"; /* a killed master's replica takes over within seconds */
+    }
     if (srv->password[0]) {
         argv[n++] = "--requirepass";
         argv[n++] = srv->password;
@@ -56,7 +62,7 @@ static void launch_redis(redis_server_t *srv) {
 void redis_server_start(redis_server_t *srv, bool persistent) {
     snprintf(srv->dir, sizeof(srv->dir), "/tmp/fraud-test-redis-XXXXXX");
     if (!mkdtemp(srv->dir)) DIE("mkdtemp: %s", strerror(errno));
-    srv->port = harness_free_port();
+    srv->port = srv->cluster ? harness_free_port_pair(10000) : harness_free_port();
     srv->persistent = persistent;
     launch_redis(srv);
 }

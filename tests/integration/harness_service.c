@@ -50,7 +50,8 @@ void service_start_with_file(service_proc_t *svc, const kafka_cluster_t *kc,
     snprintf(args[a], sizeof(args[a]), "kafka.bootstrap.servers=%s", kc->bootstrap);
     argv[n++] = "-X";
     argv[n++] = args[a++];
-    snprintf(args[a], sizeof(args[a]), "redis.url=redis://127.0.0.1:%d", rs->port);
+    if (rs->url[0]) snprintf(args[a], sizeof(args[a]), "redis.url=%s", rs->url);
+    else snprintf(args[a], sizeof(args[a]), "redis.url=redis://127.0.0.1:%d", rs->port);
     argv[n++] = "-X";
     argv[n++] = args[a++];
     /* Fast rejoin in tests; production keeps librdkafka's defaults. */

@@ -62,51 +62,66 @@ void stream_free(stream_t *s) {
     free(s->alerts);
 }
 
-bool stream_totals_match(const stream_t *s, redisContext *redis, int timeout_ms) {
+/* Checks every user key on one node; counts mismatches into *bad (the
+ * first described in mismatch) and users seen into *users. */
+static void check_node_totals(const stream_t *s, redisContext *node, char *seen, size_t *users,
+                              size_t *bad, char *mismatch, size_t mismatch_size) {
+    redisReply *keys = redisCommand(node, "KEYS fraud:{*}:user:s*");
+    if (!keys || keys->type != REDIS_REPLY_ARRAY) {
+        if (!*bad)
+            snprintf(mismatch, mismatch_size, "KEYS failed: %s",
+                     keys && keys->type == REDIS_REPLY_ERROR ? keys->str : node->errstr);
+        (*bad)++;
+        if (keys) freeReplyObject(keys);
+        return;
+    }
+    for (size_t k = 0; k < keys->elements; k++)
+        redisAppendCommand(node, "HMGET %s cum count", keys->element[k]->str);
+    for (size_t k = 0; k < keys->elements; k++) {
+        redisReply *r = NULL;
+        if (redisGetReply(node, (void **)&r) != REDIS_OK || !r) {
+            fprintf(stderr, "redis: %s\n", node->errstr);
+            abort();
+        }
+        size_t u = strtoul(strstr(keys->element[k]->str, ":user:s") + 7, NULL, 10);
+        char want_cum[DECIMAL_TEXT_MAX] = "?", want_count[24] = "?";
+        if (u < s->users) {
+            decimal_format(s->cum[u], want_cum, sizeof(want_cum));
+            snprintf(want_count, sizeof(want_count), "%lld", (long long)s->count[u]);
+        }
+        const char *cum = r->type == REDIS_REPLY_ARRAY ? r->element[0]->str : NULL;
+        const char *count = r->type == REDIS_REPLY_ARRAY ? r->element[1]->str : NULL;
+        if (u >= s->users || seen[u]++ || !cum || !count || strcmp(cum, want_cum) ||
+            strcmp(count, want_count)) {
+            if (!*bad)
+                snprintf(mismatch, mismatch_size, "%s: cum %s count %s, want %s %s",
+                         keys->element[k]->str, cum ? cum : "-", count ? count : "-",
+                         want_cum, want_count);
+            (*bad)++;
+        }
+        freeReplyObject(r);
+    }
+    *users += keys->elements;
+    freeReplyObject(keys);
+}
+
+bool stream_totals_match(const stream_t *s, int timeout_ms) {
     int64_t deadline = mono_ms() + timeout_ms;
     char mismatch[300] = "";
     char *seen = calloc(s->users, 1);
     bool ok = false;
     do {
-        size_t bad = 0;
+        size_t bad = 0, users = 0;
+        redisContext *nodes[8];
+        size_t node_count = fixture_redis_masters(nodes, 8);
         memset(seen, 0, s->users);
-        redisReply *keys = redisCommand(redis, "KEYS fraud:{*}:user:s*");
-        if (!keys || keys->type != REDIS_REPLY_ARRAY) {
-            snprintf(mismatch, sizeof(mismatch), "KEYS failed: %s", redis->errstr);
-            if (keys) freeReplyObject(keys);
-            break;
-        }
-        for (size_t k = 0; k < keys->elements; k++)
-            redisAppendCommand(redis, "HMGET %s cum count", keys->element[k]->str);
-        for (size_t k = 0; k < keys->elements; k++) {
-            redisReply *r = NULL;
-            if (redisGetReply(redis, (void **)&r) != REDIS_OK || !r) {
-                fprintf(stderr, "redis: %s\n", redis->errstr);
-                abort();
-            }
-            size_t u = strtoul(strstr(keys->element[k]->str, ":user:s") + 7, NULL, 10);
-            char want_cum[DECIMAL_TEXT_MAX] = "?", want_count[24] = "?";
-            if (u < s->users) {
-                decimal_format(s->cum[u], want_cum, sizeof(want_cum));
-                snprintf(want_count, sizeof(want_count), "%lld", (long long)s->count[u]);
-            }
-            const char *cum = r->element[0]->str, *count = r->element[1]->str;
-            if (u >= s->users || seen[u]++ || !cum || !count || strcmp(cum, want_cum) ||
-                strcmp(count, want_count)) {
-                if (!bad)
-                    snprintf(mismatch, sizeof(mismatch), "%s: cum %s count %s, want %s %s",
-                             keys->element[k]->str, cum ? cum : "-", count ? count : "-",
-                             want_cum, want_count);
-                bad++;
-            }
-            freeReplyObject(r);
-        }
-        if (!bad && keys->elements != s->users) {
-            snprintf(mismatch, sizeof(mismatch), "%zu users in Redis, want %zu",
-                     keys->elements, s->users);
+        for (size_t n = 0; n < node_count; n++)
+            check_node_totals(s, nodes[n], seen, &users, &bad, mismatch, sizeof(mismatch));
+        if (!bad && users != s->users) {
+            snprintf(mismatch, sizeof(mismatch), "%zu users in Redis, want %zu", users,
+                     s->users);
             bad++;
         }
-        freeReplyObject(keys);
         if (!bad) {
             ok = true;
             break;
@@ -189,7 +204,7 @@ bool stream_alerts_match(const stream_t *s, const kafka_cluster_t *kc, int timeo
 }
 
 void stream_assert_outcome(const stream_t *s, int totals_timeout_ms, size_t *duplicates) {
-    bool totals = stream_totals_match(s, redis, totals_timeout_ms);
+    bool totals = stream_totals_match(s, totals_timeout_ms);
     bool alerts = totals && stream_alerts_match(s, &kafka, 60000, duplicates);
     if (!totals || !alerts) fixture_dump_logs(25);
     ck_assert_msg(totals, "a user's cum or count differs from the reference");

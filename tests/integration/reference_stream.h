@@ -27,10 +27,11 @@ typedef struct stream {
 void stream_make(stream_t *s, size_t events, size_t users, unsigned jump_every, uint64_t seed);
 void stream_free(stream_t *s);
 
-/* Reads every user key in Redis with one pipelined HMGET and compares with
- * the reference (each user once, exact cum and count), until they match or
- * timeout_ms passes. Prints the first difference on failure. */
-bool stream_totals_match(const stream_t *s, redisContext *redis, int timeout_ms);
+/* Reads every user key in the fixture's Redis (on every master of a
+ * cluster) with pipelined HMGETs and compares with the reference (each user
+ * once, exact cum and count), until they match or timeout_ms passes. Prints
+ * the first difference on failure. */
+bool stream_totals_match(const stream_t *s, int timeout_ms);
 
 /* Reads the alert topic: every alert_id must always carry the same JSON,
  * and the distinct alerts must be exactly the expected ones. Prints what

@@ -56,7 +56,7 @@ START_TEST(test_large_stream_with_tiny_cache_has_exact_totals) {
     const char *extra[] = {"state.cache.max.entries=1000", NULL};
     service_start(&svc, &kafka, &redis_srv, extra);
     kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
-    bool ok = stream_totals_match(&s, redis, 240000);
+    bool ok = stream_totals_match(&s, 240000);
     if (!ok) fixture_dump_logs(30);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);
@@ -209,7 +209,7 @@ START_TEST(test_two_instances_with_moving_partitions_keep_totals_exact) {
     ck_assert_int_eq(service_stop(&svc), 0); /* gives them all to svc2 */
     kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
                   s.events - 2 * third);
-    bool ok = stream_totals_match(&s, redis, 120000);
+    bool ok = stream_totals_match(&s, 120000);
     if (!ok) {
         fixture_dump_logs(30);
     }
@@ -233,7 +233,7 @@ START_TEST(test_redis_stop_and_start_mid_stream_loses_nothing) {
     ck_assert_int_eq(kill(svc.pid, 0), 0);
     redis_server_resume(&redis_srv);
     redis = redis_server_connect(&redis_srv);
-    bool ok = stream_totals_match(&s, redis, 120000);
+    bool ok = stream_totals_match(&s, 120000);
     if (!ok) fixture_dump_logs(30);
     ck_assert(ok);
     ck_assert_int_eq(service_stop(&svc), 0);

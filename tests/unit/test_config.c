@@ -83,14 +83,30 @@ START_TEST(test_redis_url_is_parsed_in_full_at_validation) {
     ck_assert_int_eq(redis_url_parse("redis://app:p@ss@redis:6380/2", &url, err, sizeof(err)), 0);
     ck_assert_str_eq(url.username, "app");
     ck_assert_str_eq(url.password, "p@ss");
-    ck_assert_str_eq(url.host, "redis");
-    ck_assert_int_eq(url.port, 6380);
+    ck_assert_int_eq(url.cluster, 0);
+    ck_assert_int_eq(url.node_count, 1);
+    ck_assert_str_eq(url.nodes[0].host, "redis");
+    ck_assert_int_eq(url.nodes[0].port, 6380);
     ck_assert_int_eq(url.db, 2);
     ck_assert_int_eq(redis_url_parse("redis://secret@h", &url, err, sizeof(err)), 0);
     ck_assert_str_eq(url.username, "");
     ck_assert_str_eq(url.password, "secret");
-    ck_assert_int_eq(url.port, 6379);
-    const char *bad[] = {"http://h:1", "redis://", "redis://h:0", "redis://h:1x", "redis://h/db"};
+    ck_assert_int_eq(url.nodes[0].port, 6379);
+    ck_assert_int_eq(redis_url_parse("redis-cluster://u:p,w@a:7000,b:7001,c", &url, err,
+                                     sizeof(err)), 0);
+    ck_assert_int_eq(url.cluster, 1);
+    ck_assert_str_eq(url.username, "u");
+    ck_assert_str_eq(url.password, "p,w");
+    ck_assert_int_eq(url.node_count, 3);
+    ck_assert_str_eq(url.nodes[1].host, "b");
+    ck_assert_int_eq(url.nodes[1].port, 7001);
+    ck_assert_int_eq(url.nodes[2].port, 6379);
+    ck_assert_int_eq(redis_url_parse("redis-cluster://h:1/2", &url, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "only database 0"));
+    const char *bad[] = {"http://h:1", "redis://", "redis://h:0", "redis://h:1x", "redis://h/db",
+                         "redis://a:1,b:2", "redis-cluster://", "redis-cluster://a:1,",
+                         "redis-cluster://a:1,,b:2", "redis-cluster://a:99999",
+                         "redis-cluster://1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         config_t *cfg = config_new();
         ck_assert_int_eq(config_set(cfg, "redis.url", bad[i], err, sizeof(err)), 0);
