@@ -114,11 +114,16 @@ int partitions_assign(partitions_t *ps, store_t *store, const redis_retry_t *ret
                       kafka_assigned_t *a) {
     checkpoint_read_t r = {.store = store, .partition = a->partition, .checkpoint = -1};
     if (redis_retry_run(retry, read_checkpoint, &r, "reading a checkpoint") != 0) return -1;
+    /* Redis, not the group, says what is applied: a checkpoint behind the
+     * committed offset means Redis lost its last steps (a replica promoted
+     * before it had them, a restored snapshot), and the payments since are
+     * read again. Only without a checkpoint does the group's offset count. */
     if (a->committed >= 0 && r.checkpoint >= 0 && a->committed > r.checkpoint)
         log_warn("state", "%s [%d]: committed offset %lld is past the Redis checkpoint "
-                 "%lld: Redis state looks older than the group's progress", ps->topic,
-                 (int)a->partition, (long long)a->committed, (long long)r.checkpoint);
-    a->start = a->committed > r.checkpoint ? a->committed : r.checkpoint;
+                 "%lld: Redis state is older than the group's progress; reading again from the "
+                 "checkpoint", ps->topic, (int)a->partition, (long long)a->committed,
+                 (long long)r.checkpoint);
+    a->start = r.checkpoint >= 0 ? r.checkpoint : a->committed;
     log_info("state", "%s [%d]: checkpoint %lld, committed %lld, resuming at %lld", ps->topic,
              (int)a->partition, (long long)r.checkpoint, (long long)a->committed,
              (long long)a->start);
@@ -199,8 +204,9 @@ static int grow_step_arrays(partitions_t *ps, size_t users, size_t records) {
     return 0;
 }
 
-/* Another owner moved the partition on (we lost it, or a zombie wrote):
- * forget our view of it and read again from its checkpoint. */
+/* Another owner moved the partition on (we lost it, or a zombie wrote), or
+ * Redis lost its last steps (a failover): forget our view of it and read
+ * again from its checkpoint. */
 static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, state_cache_t *cache,
                    outbox_t *outbox, kafka_io_t *io) {
     bp->refused = true;
@@ -208,8 +214,9 @@ static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, stat
     outbox_drop_queued(outbox, bp->partition);
     partitions_own(ps, bp->partition, actual);
     log_warn("state", "%s [%d]: checkpoint in Redis is %lld, not what this instance saw: "
-             "another owner wrote it; discarding this batch's work for the partition and "
-             "reading again from there", ps->topic, (int)bp->partition, (long long)actual);
+             "another owner wrote it, or Redis lost its last steps; discarding this batch's "
+             "work for the partition and reading again from there", ps->topic,
+             (int)bp->partition, (long long)actual);
     if (actual >= 0) kafka_io_seek(io, ps->topic, bp->partition, actual);
 }
 

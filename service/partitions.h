@@ -46,8 +46,8 @@ size_t partitions_owned_count(const partitions_t *ps);
 int32_t partitions_owned_at(const partitions_t *ps, size_t i);
 
 /* On assignment: reads the partition's checkpoint from Redis (retrying)
- * and owns it. The start offset is the later of the checkpoint and the
- * group's committed offset (-1: none, the reset policy decides). */
+ * and owns it. The start offset is the checkpoint, or without one the
+ * group's committed offset (-1: none either, the reset policy decides). */
 int partitions_assign(partitions_t *ps, store_t *store, const redis_retry_t *retry,
                       kafka_assigned_t *assigned);
 

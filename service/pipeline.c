@@ -155,8 +155,8 @@ static int redeliver_step(void *arg, char *errstr, size_t errstr_size) {
     return outbox_redeliver(r->outbox, r->partition, errstr, errstr_size);
 }
 
-/* Each partition resumes from the later of its Redis checkpoint and the
- * group's committed offset, once what its outbox held is delivered. */
+/* Each partition resumes from its Redis checkpoint (the group's committed
+ * offset only without one), once what its outbox held is delivered. */
 static void on_assign(void *ctx, kafka_assigned_t *parts, size_t count) {
     pipeline_t *p = ctx;
     pthread_mutex_lock(&p->lock);

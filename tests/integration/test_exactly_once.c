@@ -155,6 +155,39 @@ START_TEST(test_replayed_batch_below_the_checkpoint_changes_nothing) {
 }
 END_TEST
 
+/* Redis comes back older than the group's progress: a replica promoted
+ * before it had the last steps, or a restored snapshot. The checkpoint went
+ * back with the state, so the payments after it are read again from Kafka,
+ * although the group's committed offset is past them. */
+START_TEST(test_redis_older_than_the_group_replays_from_its_checkpoint) {
+    stream_t s;
+    stream_make(&s, 20000, 400, 20, 15);
+    s.redecided_ok = true; /* the second half's alerts are decided twice */
+    size_t half = s.events / 2;
+    service_start(&svc[0], &kafka, &redis_srv, NULL);
+    kafka_produce(&kafka, "payments", s.keys, s.values, half);
+    ck_assert(fixture_wait_applied((long long)half, 60000));
+    redisReply *r = redisCommand(redis, "SAVE"); /* the snapshot Redis will come back with */
+    ck_assert(r && r->type == REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    kafka_produce(&kafka, "payments", s.keys + half, s.values + half, s.events - half);
+    ck_assert(fixture_wait_applied((long long)s.events, 60000));
+    ck_assert_int_eq(service_stop(&svc[0]), 0); /* commits every offset */
+    redisFree(redis);
+    redis_server_halt(&redis_srv); /* no save at shutdown: dump.rdb is the snapshot */
+    redis_server_resume(&redis_srv);
+    redis = redis_server_connect(&redis_srv);
+    ck_assert_int_eq(fixture_applied_payments(), (long long)half);
+    service_start(&svc[1], &kafka, &redis_srv, NULL);
+    ck_assert(service_wait_log(&svc[1], "past the Redis checkpoint", 60000));
+    size_t duplicates = 0;
+    stream_assert_outcome(&s, 120000, &duplicates);
+    fprintf(stderr, "older redis: %zu alerts decided again\n", duplicates);
+    ck_assert_int_eq(service_stop(&svc[1]), 0);
+    stream_free(&s);
+}
+END_TEST
+
 START_TEST(test_outbox_left_by_a_crash_is_delivered_on_assignment) {
     /* What a crash between the atomic step and the alert's delivery leaves. */
     const char *json = "{\"alert_id\":\"payments/3/41/amount_jump\",\"rule\":\"amount_jump\","
@@ -216,6 +249,7 @@ int main(void) {
     tcase_add_test(tc, test_outbox_left_by_a_crash_is_delivered_on_assignment);
     tcase_add_test(tc, test_outbox_record_with_trace_context_keeps_its_headers_when_redelivered);
     tcase_add_test(tc, test_replayed_batch_below_the_checkpoint_changes_nothing);
+    tcase_add_test(tc, test_redis_older_than_the_group_replays_from_its_checkpoint);
     tcase_add_test(tc, test_three_instances_joining_and_leaving_keep_totals_exact);
     tcase_add_test(tc, test_broker_faults_lose_no_alert_and_count_nothing_twice);
     tcase_add_test(tc, test_sigkill_at_random_points_changes_each_user_exactly_once);
