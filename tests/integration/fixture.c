@@ -6,6 +6,14 @@
 
 #include <check.h>
 
+const char *const SEED_KEYS[SEED_COUNT] = {"user1", "user2", "user1", "user2",
+                                           "user1", "user2", "user2"};
+const char *const SEED_VALUES[SEED_COUNT] = {
+    "{\"user_id\":\"user1\",\"amount\":5000}",   "{\"user_id\":\"user2\",\"amount\":2000}",
+    "{\"user_id\":\"user1\",\"amount\":7000}",   "{\"user_id\":\"user2\",\"amount\":8000}",
+    "{\"user_id\":\"user1\",\"amount\":110000}", "{\"user_id\":\"user2\",\"amount\":3000}",
+    "{\"user_id\":\"user2\",\"amount\":120000}"};
+
 redis_server_t redis_srv;
 redis_test_cluster_t redis_cluster;
 kafka_cluster_t kafka;

@@ -17,6 +17,12 @@ typedef struct fixture_options {
     bool redis_cluster;        /* six nodes instead of one redis-server */
 } fixture_options_t;
 
+/* The seed (README): 7 payments of user1 and user2, two alerts, totals
+ * 122000 (3 payments) and 133000 (4). */
+#define SEED_COUNT 7
+extern const char *const SEED_KEYS[SEED_COUNT];
+extern const char *const SEED_VALUES[SEED_COUNT];
+
 /* The servers of the running test. With redis_cluster, redis_srv names the
  * cluster (its url) and a directory for the instances' logs, and `redis`
  * is a connection to one master: read through fixture_redis_for_key(). */

@@ -51,6 +51,8 @@ int redis_test_cluster_slot(redis_test_cluster_t *c, const char *key);
  * (-1 when none). */
 int redis_test_cluster_master_of(redis_test_cluster_t *c, int slot);
 int redis_test_cluster_replica_of(redis_test_cluster_t *c, int master);
+/* CLUSTER MYID of node i. */
+void redis_test_cluster_node_id(redis_test_cluster_t *c, int i, char *out, size_t size);
 /* Connections to every master, in out[]; their number. */
 size_t redis_test_cluster_masters(redis_test_cluster_t *c, redisContext **out, size_t max);
 /* Waits until every live node says cluster_state:ok and they agree on the

@@ -179,7 +179,7 @@ bool redis_test_cluster_wait_ok(redis_test_cluster_t *c, int timeout_ms) {
     return false;
 }
 
-static void node_id(redis_test_cluster_t *c, int i, char *out, size_t size) {
+void redis_test_cluster_node_id(redis_test_cluster_t *c, int i, char *out, size_t size) {
     redisReply *r = redisCommand(redis_test_cluster_node(c, i), "CLUSTER MYID");
     if (!r || r->type != REDIS_REPLY_STRING) DIE("CLUSTER MYID of node %d", i);
     snprintf(out, size, "%s", r->str);
@@ -206,8 +206,8 @@ int redis_test_cluster_reshard(redis_test_cluster_t *c, int slot, int to) {
     if (from < 0 || from == to) DIE("reshard: slot %d is served by %d", slot, from);
     long long moving = redis_test_cluster_reshard_cost(c, slot);
     char from_id[64], to_id[64], cmd[1024];
-    node_id(c, from, from_id, sizeof(from_id));
-    node_id(c, to, to_id, sizeof(to_id));
+    redis_test_cluster_node_id(c, from, from_id, sizeof(from_id));
+    redis_test_cluster_node_id(c, to, to_id, sizeof(to_id));
     snprintf(cmd, sizeof(cmd),
              "redis-cli --cluster reshard 127.0.0.1:%d --cluster-from %s --cluster-to %s "
              "--cluster-slots %lld --cluster-yes > '%s/reshard.log' 2>&1",

@@ -45,16 +45,10 @@ static const char *json_text(const cJSON *obj, const char *name) {
 
 /* ---- the seed ---------------------------------------------------------- */
 
-static const char *SEED_KEYS[] = {"user1", "user2", "user1", "user2", "user1", "user2", "user2"};
-static const char *SEED_VALUES[] = {
-    "{\"user_id\":\"user1\",\"amount\":5000}",   "{\"user_id\":\"user2\",\"amount\":2000}",
-    "{\"user_id\":\"user1\",\"amount\":7000}",   "{\"user_id\":\"user2\",\"amount\":8000}",
-    "{\"user_id\":\"user1\",\"amount\":110000}", "{\"user_id\":\"user2\",\"amount\":3000}",
-    "{\"user_id\":\"user2\",\"amount\":120000}"};
 
 START_TEST(test_seed_payments_raise_exactly_two_alerts_and_exact_totals) {
     service_start(&svc, &kafka, &redis_srv, NULL);
-    kafka_produce(&kafka, "payments", SEED_KEYS, SEED_VALUES, 7);
+    kafka_produce(&kafka, "payments", SEED_KEYS, SEED_VALUES, SEED_COUNT);
     assert_user_state("user1", "110000", "122000", "3");
     assert_user_state("user2", "120000", "133000", "4");
 

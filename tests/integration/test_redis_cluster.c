@@ -16,6 +16,8 @@
 #include "fixture.h"
 #include "redis_cluster.h"
 #include "reference_stream.h"
+#include "state_cache.h"
+#include "store_redis.h"
 
 #define PARTITIONS 6
 
@@ -85,12 +87,6 @@ START_TEST(test_slot_function_agrees_with_redis) {
 }
 END_TEST
 
-static const char *SEED_KEYS[] = {"user1", "user2", "user1", "user2", "user1", "user2", "user2"};
-static const char *SEED_VALUES[] = {
-    "{\"user_id\":\"user1\",\"amount\":5000}",   "{\"user_id\":\"user2\",\"amount\":2000}",
-    "{\"user_id\":\"user1\",\"amount\":7000}",   "{\"user_id\":\"user2\",\"amount\":8000}",
-    "{\"user_id\":\"user1\",\"amount\":110000}", "{\"user_id\":\"user2\",\"amount\":3000}",
-    "{\"user_id\":\"user2\",\"amount\":120000}"};
 
 static void start_with_http(void) {
     const char *extra[] = {listen_setting, NULL};
@@ -100,11 +96,117 @@ static void start_with_http(void) {
         sleep_ms(50);
 }
 
+/* ---- the store through a slot migration done by hand --------------------- */
+
+typedef struct step_thread {
+    store_t *store;
+    store_step_t step;
+    int rc;
+    char err[512];
+} step_thread_t;
+
+static void *commit_in_thread(void *arg) {
+    step_thread_t *t = arg;
+    t->rc = store_commit_steps(t->store, &t->step, 1, 0, t->err, sizeof(t->err));
+    return NULL;
+}
+
+static void node_command(int node, const char *cmd) {
+    redisReply *r = redisCommand(redis_test_cluster_node(&redis_cluster, node), cmd);
+    ck_assert_msg(r && r->type != REDIS_REPLY_ERROR, "node %d: %s: %s", node, cmd,
+                  r ? r->str : "no reply");
+    freeReplyObject(r);
+}
+
+/* A slot migrated step by step (CLUSTER SETSLOT, MIGRATE), so that each
+ * redirection happens for certain: ASK for a key that already moved,
+ * TRYAGAIN for a step whose keys the migration splits (it waits), MOVED
+ * once the slot is the target's. */
+START_TEST(test_store_follows_ask_tryagain_and_moved) {
+    char err[512], cmd[512], src_id[64], dst_id[64];
+    store_options_t opts = {.url = redis_cluster.url, .key_prefix = "fraud:",
+                            .topic = "payments", .connect_timeout_ms = 2000,
+                            .command_timeout_ms = 10000};
+    store_t *store = store_new(&opts, err, sizeof(err));
+    ck_assert_msg(store != NULL, "%s", err);
+    state_cache_t *cache = state_cache_new(16);
+    cache_entry_t *users[2] = {state_cache_put(cache, "ann", 3, 0),
+                               state_cache_put(cache, "bob", 3, 0)};
+    for (int i = 0; i < 2; i++) users[i]->state.cum = users[i]->state.count = 1;
+    store_step_t step = {.partition = 0, .expected_checkpoint = -1, .next_offset = 10,
+                         .users = users, .user_count = 2};
+    ck_assert_int_eq(store_commit_steps(store, &step, 1, 0, err, sizeof(err)), 0);
+    ck_assert(!step.conflict);
+
+    int slot = partition_slot(0), src = redis_test_cluster_master_of(&redis_cluster, slot), dst;
+    for (dst = 0; dst < TEST_CLUSTER_NODES; dst++)
+        if (dst != src && redis_test_cluster_replica_of(&redis_cluster, dst) >= 0) break;
+    redis_test_cluster_node_id(&redis_cluster, src, src_id, sizeof(src_id));
+    redis_test_cluster_node_id(&redis_cluster, dst, dst_id, sizeof(dst_id));
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %d IMPORTING %s", slot, src_id);
+    node_command(dst, cmd);
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %d MIGRATING %s", slot, dst_id);
+    node_command(src, cmd);
+    snprintf(cmd, sizeof(cmd), "MIGRATE 127.0.0.1 %d fraud:{payments/0}:user:ann 0 5000",
+             redis_cluster.nodes[dst].port);
+    node_command(src, cmd);
+
+    /* ASK: ann is on the target now, bob still on the source. */
+    state_cache_t *fresh = state_cache_new(16);
+    cache_entry_t *loads[2] = {state_cache_put(fresh, "ann", 3, 0),
+                               state_cache_put(fresh, "bob", 3, 0)};
+    ck_assert_int_eq(store_load_users(store, loads, 2, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(loads[0]->state.count, 1);
+    ck_assert_int_eq(loads[1]->state.count, 1);
+
+    /* TRYAGAIN: the step's keys are on both sides until the rest moves. */
+    for (int i = 0; i < 2; i++) users[i]->state.count = 2;
+    step_thread_t t = {.store = store,
+                       .step = {.partition = 0, .expected_checkpoint = 10, .next_offset = 20,
+                                .users = users, .user_count = 2}};
+    pthread_t thread;
+    int64_t started = mono_ms();
+    ck_assert_int_eq(pthread_create(&thread, NULL, commit_in_thread, &t), 0);
+    sleep_ms(500);
+    redisReply *keys = redisCommand(redis_test_cluster_node(&redis_cluster, src),
+                                    "CLUSTER GETKEYSINSLOT %d 100", slot);
+    ck_assert(keys && keys->type == REDIS_REPLY_ARRAY);
+    for (size_t k = 0; k < keys->elements; k++) {
+        snprintf(cmd, sizeof(cmd), "MIGRATE 127.0.0.1 %d %s 0 5000",
+                 redis_cluster.nodes[dst].port, keys->element[k]->str);
+        node_command(src, cmd);
+    }
+    freeReplyObject(keys);
+    /* MOVED: the slot is the target's. */
+    snprintf(cmd, sizeof(cmd), "CLUSTER SETSLOT %d NODE %s", slot, dst_id);
+    node_command(dst, cmd);
+    node_command(src, cmd);
+    pthread_join(thread, NULL);
+    ck_assert_msg(t.rc == 0, "%s", t.err);
+    ck_assert(!t.step.conflict);
+    ck_assert_int_ge(mono_ms() - started, 500); /* it waited for the migration */
+    ck_assert_int_eq(redis_test_cluster_master_of(&redis_cluster, slot), dst);
+    redisContext *target = redis_test_cluster_node(&redis_cluster, dst);
+    redisReply *r = redisCommand(target, "HGET fraud:{payments/0}:user:ann count");
+    ck_assert_str_eq(r->str, "2");
+    freeReplyObject(r);
+    r = redisCommand(target, "GET fraud:{payments/0}:checkpoint");
+    ck_assert_str_eq(r->str, "20");
+    freeReplyObject(r);
+    int64_t checkpoint = -1;
+    ck_assert_int_eq(store_get_checkpoint(store, 0, &checkpoint, err, sizeof(err)), 0);
+    ck_assert_int_eq(checkpoint, 20);
+    state_cache_destroy(fresh);
+    state_cache_destroy(cache);
+    store_destroy(store);
+}
+END_TEST
+
 START_TEST(test_seed_and_user_queries_through_the_cluster) {
     ck_assert_int_ge(masters_in_use(), 2); /* the partitions really spread */
     start_with_http();
     ck_assert(service_wait_log(&svc, "assigned", 60000));
-    kafka_produce(&kafka, "payments", SEED_KEYS, SEED_VALUES, 7);
+    kafka_produce(&kafka, "payments", SEED_KEYS, SEED_VALUES, SEED_COUNT);
     record_list_t alerts = kafka_read_topic(&kafka, "fraud-alerts", 2, 30000);
     ck_assert_int_eq(alerts.count, 2);
     ck_assert_ptr_nonnull(strstr(alerts.items[0].value, "\"amount\":1"));
@@ -341,8 +443,14 @@ int main(void) {
     tcase_add_test(tc, test_manual_failover_mid_stream_loses_and_doubles_nothing);
     tcase_add_test(tc, test_killed_master_loses_nothing_the_totals_show);
     suite_add_tcase(s, tc);
-    /* CK_RUN_CASE=scale, on the real broker: ctest real_kafka_cluster_scale. */
+    TCase *store = tcase_create("store");
+    tcase_set_timeout(store, 120);
+    tcase_add_checked_fixture(store, setup, fixture_teardown);
+    tcase_add_test(store, test_store_follows_ask_tryagain_and_moved);
+    suite_add_tcase(s, store);
+    /* Tagged: only ctest real_kafka_cluster_scale runs it, on the real broker. */
     TCase *scale = tcase_create("scale");
+    tcase_set_tags(scale, "scale");
     tcase_set_timeout(scale, 1200);
     tcase_add_checked_fixture(scale, scale_setup, fixture_teardown);
     tcase_add_test(scale, test_three_instances_join_and_leave_on_a_cluster);
