@@ -210,6 +210,14 @@ char *metrics_render_new(const metrics_t *m) {
     append(&t, "fraud_redis_commands_total %llu\n", (unsigned long long)load(&m->redis_commands));
     counter_header(&t, "fraud_redis_errors_total", "Failed Redis round trips (each is retried).");
     append(&t, "fraud_redis_errors_total %llu\n", (unsigned long long)load(&m->redis_errors));
+    counter_header(&t, "fraud_redis_redirects_total",
+                   "Redis Cluster redirections followed (MOVED, ASK).");
+    append(&t, "fraud_redis_redirects_total %llu\n",
+           (unsigned long long)load(&m->redis_redirects));
+    counter_header(&t, "fraud_redis_slot_map_reads_total",
+                   "Redis Cluster slot map reads (at start, then after a change).");
+    append(&t, "fraud_redis_slot_map_reads_total %llu\n",
+           (unsigned long long)load(&m->redis_map_reads));
     counter_header(&t, "fraud_cache_requests_total", "State cache lookups, by result.");
     append(&t, "fraud_cache_requests_total{result=\"hit\"} %llu\n",
            (unsigned long long)load(&m->cache_hits));

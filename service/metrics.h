@@ -49,6 +49,7 @@ typedef struct metrics {
     atomic_int rules_active[RULE_TYPE_COUNT]; /* instances in force and not paused */
     atomic_uint_least64_t aggregate_payments_dropped; /* past an instance's max.events */
     atomic_uint_least64_t redis_commands, redis_errors;
+    atomic_uint_least64_t redis_redirects, redis_map_reads; /* Redis Cluster only */
     atomic_uint_least64_t cache_hits, cache_misses, cache_evictions, cache_expirations;
     atomic_int_least64_t cached_users;
     atomic_int_least64_t assigned_partitions;

@@ -86,6 +86,8 @@ static void publish_state_metrics(pipeline_t *p) {
     if (p->store) {
         atomic_store(&p->metrics->redis_commands, store_commands_total(p->store));
         atomic_store(&p->metrics->redis_errors, store_errors_total(p->store));
+        atomic_store(&p->metrics->redis_redirects, store_redirects_total(p->store));
+        atomic_store(&p->metrics->redis_map_reads, store_map_reads_total(p->store));
     }
 }
 

@@ -17,6 +17,7 @@
 #include "errstr.h"
 #include "redis_argv.h"
 #include "redis_cluster.h"
+#include "store_keys.h"
 #include "user_hash.h"
 
 /* The atomic partition step. KEYS: checkpoint, outbox, then the users.
@@ -69,41 +70,10 @@ struct store {
     size_t picked_cap;
 };
 
-static char *put(char *out, const char *bytes, size_t len) {
-    memcpy(out, bytes, len);
-    return out + len;
-}
-
-/* "<prefix>{<topic>/<partition>}:<what>" into buf (bufsize >= 1); its
- * length, or 0 when it does not fit. One per user per batch: no printf. */
-static size_t partition_key(const char *prefix, const char *topic, int32_t partition,
-                            const char *what, size_t what_len, char *buf, size_t bufsize) {
-    char number[DECIMAL_INT_TEXT_MAX];
-    size_t number_len = decimal_format_int(partition, number);
-    size_t prefix_len = strlen(prefix), topic_len = strlen(topic);
-    size_t len = prefix_len + 1 + topic_len + 1 + number_len + 2 + what_len;
-    if (len >= bufsize) return 0;
-    char *p = put(buf, prefix, prefix_len);
-    p = put(put(p, "{", 1), topic, topic_len);
-    p = put(put(p, "/", 1), number, number_len);
-    put(put(p, "}:", 2), what, what_len);
-    buf[len] = '\0';
-    return len;
-}
-
-size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
-                      const char *user, size_t user_len, char *buf, size_t bufsize) {
-    size_t head = partition_key(prefix, topic, partition, "user:", 5, buf, bufsize);
-    if (!head || head + user_len >= bufsize) return 0;
-    memcpy(buf + head, user, user_len);
-    buf[head + user_len] = '\0';
-    return head + user_len;
-}
-
 static int add_partition_key(store_t *s, redis_argv_t *b, int32_t partition, const char *what) {
     char key[1024];
-    size_t len = partition_key(s->key_prefix, s->topic, partition, what, strlen(what), key,
-                               sizeof(key));
+    size_t len = store_partition_key(s->key_prefix, s->topic, partition, what, strlen(what),
+                                     key, sizeof(key));
     return len ? redis_argv_add(b, key, len) : -1;
 }
 
@@ -115,15 +85,11 @@ static int add_user_key(store_t *s, redis_argv_t *b, int32_t partition, const ch
     return len ? redis_argv_add(b, key, len) : -1;
 }
 
-/* Every key of a partition shares one slot: the one of its checkpoint key
- * (the first {...} of a key decides, and the prefix comes before it). */
+/* A partition's slot, computed once. */
 static uint16_t partition_slot(store_t *s, int32_t partition) {
     size_t p = partition >= 0 ? (size_t)partition : 0;
     if (p < s->slots_cap && s->slots[p]) return (uint16_t)(s->slots[p] - 1);
-    char key[1024];
-    size_t len = partition_key(s->key_prefix, s->topic, partition, "checkpoint", 10, key,
-                               sizeof(key));
-    uint16_t slot = redis_key_slot(key, len);
+    uint16_t slot = store_partition_slot(s->key_prefix, s->topic, partition);
     if (p >= s->slots_cap) {
         size_t cap = p * 2 + 16;
         uint16_t *grown = realloc(s->slots, cap * sizeof(*grown));
@@ -568,4 +534,12 @@ uint64_t store_commands_total(const store_t *store) {
 
 uint64_t store_errors_total(const store_t *store) {
     return redis_cluster_errors_total(store->redis);
+}
+
+uint64_t store_redirects_total(const store_t *store) {
+    return redis_cluster_redirects(store->redis);
+}
+
+uint64_t store_map_reads_total(const store_t *store) {
+    return redis_cluster_map_reads(store->redis);
 }

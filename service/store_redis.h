@@ -18,8 +18,9 @@
  * pipelined round trip, as do the loads of a batch's cache misses.
  *
  * After any failure the connection is dropped; the next call reconnects, so
- * callers simply retry. The store owns its redis_conn (the connection) and
- * leaves the hash's fields to user_hash. */
+ * callers simply retry. The store owns its redis_cluster (the connections
+ * and the slot map) and leaves the key names to store_keys and the hash's
+ * fields to user_hash. */
 #ifndef FRAUD_STORE_REDIS_H
 #define FRAUD_STORE_REDIS_H
 
@@ -97,10 +98,6 @@ void store_outbox_free(store_outbox_t *outbox);
 int store_outbox_remove(store_t *store, const store_step_t *steps, size_t count,
                         char *errstr, size_t errstr_size);
 
-/* Builds the user's key into buf; returns its length (0 if it does not fit). */
-size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
-                      const char *user, size_t user_len, char *buf, size_t bufsize);
-
 /* A user's state as Redis holds it, for the state query. */
 typedef struct store_user_view {
     int found;
@@ -121,8 +118,10 @@ int store_touch_user(store_t *store, int32_t partition, const char *user, size_t
 /* Round trip to check reachability. */
 int store_ping(store_t *store, char *errstr, size_t errstr_size);
 
-/* Counters since start. */
+/* Counters since start; the last two stay 0 with one Redis. */
 uint64_t store_commands_total(const store_t *store);
 uint64_t store_errors_total(const store_t *store);
+uint64_t store_redirects_total(const store_t *store);
+uint64_t store_map_reads_total(const store_t *store);
 
 #endif

@@ -24,7 +24,7 @@
 #include "config.h"
 #include "kafka_io.h"
 #include "redis_conn.h"
-#include "store_redis.h"
+#include "store_keys.h"
 
 #define MAX_X_FLAGS 64
 

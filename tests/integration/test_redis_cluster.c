@@ -196,6 +196,8 @@ START_TEST(test_store_follows_ask_tryagain_and_moved) {
     int64_t checkpoint = -1;
     ck_assert_int_eq(store_get_checkpoint(store, 0, &checkpoint, err, sizeof(err)), 0);
     ck_assert_int_eq(checkpoint, 20);
+    ck_assert_uint_ge(store_redirects_total(store), 2); /* ASK, then MOVED at least */
+    ck_assert_uint_ge(store_map_reads_total(store), 2);
     state_cache_destroy(fresh);
     state_cache_destroy(cache);
     store_destroy(store);
@@ -223,6 +225,17 @@ START_TEST(test_seed_and_user_queries_through_the_cluster) {
     ck_assert_ptr_nonnull(strstr(body, "\"cumulative_amount\":133000,"));
     ck_assert_ptr_nonnull(strstr(body, "\"event_count\":4,"));
     ck_assert_int_eq(http_get(http_port, "/users/nobody", body, sizeof(body)), 404);
+    /* The consumer's store read the map at start; /metrics shows it once
+     * the partitions are assigned. */
+    const char *reads = NULL;
+    int64_t until = mono_ms() + 30000;
+    do {
+        ck_assert_int_eq(http_get(http_port, "/metrics", body, sizeof(body)), 200);
+        reads = strstr(body, "\nfraud_redis_slot_map_reads_total ");
+        if (reads && atoll(reads + 34) >= 1) break;
+        sleep_ms(100);
+    } while (mono_ms() < until);
+    ck_assert_msg(reads && atoll(reads + 34) >= 1, "no slot map read in /metrics");
     int64_t deadline = mono_ms() + 30000;
     while (http_get(http_port, "/readyz", body, sizeof(body)) != 200 && mono_ms() < deadline)
         sleep_ms(100);

@@ -9,6 +9,7 @@
 
 #include "harness.h"
 #include "state_cache.h"
+#include "store_keys.h"
 #include "store_redis.h"
 
 static redis_server_t redis_srv;
