@@ -165,6 +165,10 @@ START_TEST(test_password_only_url_is_masked) {
     ck_assert_str_eq(out, "redis://***@host:1");
     redis_url_mask("redis://host:1", out, sizeof(out));
     ck_assert_str_eq(out, "redis://host:1");
+    redis_url_mask("redis-cluster://app:p@ss,w@a:1,b:2", out, sizeof(out));
+    ck_assert_str_eq(out, "redis-cluster://app:***@a:1,b:2");
+    redis_url_mask("redis-cluster://hunter2@a:1,b:2", out, sizeof(out));
+    ck_assert_str_eq(out, "redis-cluster://***@a:1,b:2");
 }
 END_TEST
 
