@@ -1,7 +1,9 @@
-/* redis_conn: one hiredis connection to Redis, kept alive.
+/* redis_conn: one hiredis connection to one Redis node, kept alive.
  *
- * Owns the redis:// URL (parsed and masked here only), the password, the
- * timeouts and the hiredis context. It connects lazily, then sends AUTH,
+ * Owns the redis:// and redis-cluster:// URLs (parsed and masked here
+ * only), the password, the timeouts and the hiredis context; a cluster's
+ * node is named by the caller (redis_cluster), the URL's first node
+ * otherwise. It connects lazily, then sends AUTH,
  * SELECT and SCRIPT LOAD of the caller's script on every connect, since a
  * restarted Redis has forgotten the script. After a failure the caller
  * drops the connection with redis_conn_fail(); the next redis_conn_get()
