@@ -26,7 +26,7 @@ typedef struct node {
 enum { REDO_NONE, REDO_MOVED, REDO_ASK, REDO_WAIT, REDO_RELOAD };
 
 struct redis_cluster {
-    redis_conn_options_t opts; /* url owned; script borrowed */
+    redis_conn_options_t opts; /* url and password_file owned; script borrowed */
     redis_url_t url;
     int cluster;
     node_t nodes[NODES_MAX];

@@ -25,7 +25,7 @@ extern const char *const SEED_VALUES[SEED_COUNT];
 
 /* The servers of the running test. With redis_cluster, redis_srv names the
  * cluster (its url) and a directory for the instances' logs, and `redis`
- * is a connection to one master: read through fixture_redis_for_key(). */
+ * is NULL: read through fixture_redis_for_key() and fixture_redis_masters(). */
 extern redis_server_t redis_srv;
 extern redis_test_cluster_t redis_cluster;
 extern kafka_cluster_t kafka;
