@@ -85,8 +85,8 @@ void batch_release(batch_t *b) {
     b->count = 0;
 }
 
-void batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t count) {
-    size_t kept = 0;
+size_t batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t count) {
+    size_t kept = 0, before = b->count;
     for (size_t i = 0; i < b->count; i++) {
         int lost = 0;
         for (size_t k = 0; k < count && !lost; k++) lost = b->items[i].msg.partition == partitions[k];
@@ -94,6 +94,7 @@ void batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t coun
         else b->items[kept++] = b->items[i];
     }
     b->count = kept;
+    return before - kept;
 }
 
 /* In event time, a payment whose time cannot be believed is not applied. */

@@ -60,8 +60,9 @@ size_t batch_count(const batch_t *b);
  * failure that must stop the service. */
 long batch_apply(batch_t *b, const batch_env_t *env, const rule_set_t *rules);
 
-/* Drops, unprocessed, the messages of partitions that were lost. */
-void batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t count);
+/* Drops the messages of partitions that were lost, or whose step was
+ * refused; returns how many. */
+size_t batch_discard_partitions(batch_t *b, const int32_t *partitions, size_t count);
 
 /* Releases every message. */
 void batch_release(batch_t *b);

@@ -41,6 +41,7 @@ typedef struct config {
     int64_t state_cache_max_entries;
     int64_t batch_max_messages;
     int64_t batch_max_bytes;
+    bool batch_overlap; /* apply the next batch while a step is in flight */
     int64_t input_max_message_bytes;
     int64_t input_max_user_id_bytes;
     int64_t input_max_json_depth;

@@ -60,6 +60,9 @@ const key_def_t CONFIG_KEYS[] = {
     {"batch.max.bytes", KEY_INT, "16777216", 1024, 1073741824, NULL, FIELD(batch_max_bytes),
      "Most message bytes held in one batch: with batch.max.messages it bounds the memory of a "
      "batch."},
+    {"batch.overlap", KEY_BOOL, "true", 0, 0, NULL, FIELD(batch_overlap),
+     "Fetch, decode and apply the next batch while this one's Redis step is in flight (its "
+     "own connection and thread); false waits for each step before the next batch."},
     {"input.max.message.bytes", KEY_INT, "65536", 16, 16777216, NULL,
      FIELD(input_max_message_bytes),
      "Larger messages are dead-lettered (message_too_large) without being parsed."},

@@ -44,8 +44,10 @@ struct outbox {
     store_t *store;       /* NULL: memory backend */
     ack_watermark_t *acks; /* memory backend only */
     metrics_t *metrics;
-    output_record_t *queued;
+    output_record_t *queued; /* decided in the batch being applied */
     size_t queued_count, queued_cap;
+    output_record_t *sealed; /* in the Redis step in flight */
+    size_t sealed_count, sealed_cap;
     inflight_t **acked;
     size_t acked_count, acked_cap;
     store_alert_t *ids; /* scratch for removals */
@@ -82,9 +84,9 @@ static void free_record(output_record_t *r) {
     free(r->trace);
 }
 
-void outbox_clear_queued(outbox_t *ob) {
-    for (size_t i = 0; i < ob->queued_count; i++) free_record(&ob->queued[i]);
-    ob->queued_count = 0;
+static void free_records(output_record_t *records, size_t *count) {
+    for (size_t i = 0; i < *count; i++) free_record(&records[i]);
+    *count = 0;
 }
 
 static void free_acked(outbox_t *ob) {
@@ -94,9 +96,11 @@ static void free_acked(outbox_t *ob) {
 
 void outbox_destroy(outbox_t *ob) {
     if (!ob) return;
-    outbox_clear_queued(ob);
+    free_records(ob->queued, &ob->queued_count);
+    free_records(ob->sealed, &ob->sealed_count);
     free_acked(ob);
     free(ob->queued);
+    free(ob->sealed);
     free(ob->acked);
     free(ob->ids);
     free(ob->steps);
@@ -161,13 +165,30 @@ const output_record_t *outbox_queued(const outbox_t *ob, size_t *count) {
     return ob->queued;
 }
 
-void outbox_drop_queued(outbox_t *ob, int32_t partition) {
+static void drop_records_of(output_record_t *records, size_t *count, int32_t partition) {
     size_t kept = 0;
-    for (size_t i = 0; i < ob->queued_count; i++) {
-        if (ob->queued[i].partition == partition) free_record(&ob->queued[i]);
-        else ob->queued[kept++] = ob->queued[i];
+    for (size_t i = 0; i < *count; i++) {
+        if (records[i].partition == partition) free_record(&records[i]);
+        else records[kept++] = records[i];
     }
-    ob->queued_count = kept;
+    *count = kept;
+}
+
+void outbox_drop_partition(outbox_t *ob, int32_t partition) {
+    drop_records_of(ob->queued, &ob->queued_count, partition);
+    drop_records_of(ob->sealed, &ob->sealed_count, partition);
+}
+
+void outbox_seal_queued(outbox_t *ob) {
+    free_records(ob->sealed, &ob->sealed_count); /* produced already, or refused */
+    output_record_t *list = ob->sealed;
+    size_t cap = ob->sealed_cap;
+    ob->sealed = ob->queued;
+    ob->sealed_cap = ob->queued_cap;
+    ob->sealed_count = ob->queued_count;
+    ob->queued = list;
+    ob->queued_cap = cap;
+    ob->queued_count = 0;
 }
 
 /* What a record is to a CloudEvents reader: fraud.alert.<rule>,
@@ -240,10 +261,10 @@ void *outbox_dead_letter_ticket(outbox_t *ob, int32_t partition) {
     return a;
 }
 
-int outbox_produce_queued(outbox_t *ob) {
+static int produce_records(outbox_t *ob, output_record_t *records, size_t *count) {
     int rc = 0;
-    for (size_t i = 0; i < ob->queued_count && rc == 0; i++) {
-        const output_record_t *r = &ob->queued[i];
+    for (size_t i = 0; i < *count && rc == 0; i++) {
+        const output_record_t *r = &records[i];
         inflight_t *a = inflight_new(ob, r->kind, r->rule, r->partition, r->event_time_ms, r->id);
         if (!a) {
             log_error("alert", "out of memory producing an output record");
@@ -256,8 +277,16 @@ int outbox_produce_queued(outbox_t *ob) {
             rc = -1;
         }
     }
-    outbox_clear_queued(ob);
+    free_records(records, count);
     return rc;
+}
+
+int outbox_produce_queued(outbox_t *ob) {
+    return produce_records(ob, ob->queued, &ob->queued_count);
+}
+
+int outbox_produce_sealed(outbox_t *ob) {
+    return produce_records(ob, ob->sealed, &ob->sealed_count);
 }
 
 void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {

@@ -1,10 +1,10 @@
 /* outbox: output records from decision to removal.
  *
  * An output record (an alert, a count_average event, a running total or a
- * late payment) is
- * decided while a batch is applied and queued here. Its partition's atomic
- * Redis step writes it into that partition's outbox together with the state
- * that raised it; only then is it produced. Acknowledged records are removed
+ * late payment) is decided while a batch is applied and queued here. Its
+ * partition's atomic Redis step writes it into that partition's outbox
+ * together with the state that raised it; it waits sealed while that step
+ * is in flight, and only once the step landed is it produced. Acknowledged records are removed
  * from the Redis outbox in bulk, after later batches; whatever a crash
  * leaves there is produced again, in offset order, by the partition's next
  * owner before anything new (outbox_redeliver). The record's kind, never its
@@ -81,11 +81,17 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id
 /* The records queued in this batch, for the atomic step. */
 const output_record_t *outbox_queued(const outbox_t *ob, size_t *count);
 
-/* Forgets a partition's queued records: its step was refused. */
-void outbox_drop_queued(outbox_t *ob, int32_t partition);
+/* The queued records' step was launched: they wait, sealed, for it to
+ * land, while the next batch queues its own. */
+void outbox_seal_queued(outbox_t *ob);
 
-/* Counts the queued alerts as raised and produces every queued record,
- * without waiting, then forgets them. */
+/* Forgets a partition's queued and sealed records: its step was refused. */
+void outbox_drop_partition(outbox_t *ob, int32_t partition);
+
+/* Count the alerts as raised and produce every sealed (Redis backend: the
+ * step landed) or queued (memory backend: no step) record, without
+ * waiting, then forget them. */
+int outbox_produce_sealed(outbox_t *ob);
 int outbox_produce_queued(outbox_t *ob);
 
 /* Memory backend: the opaque for a dead letter of an input partition's
@@ -94,9 +100,6 @@ int outbox_produce_queued(outbox_t *ob);
  * outbox_ticket_cancel(). */
 void *outbox_dead_letter_ticket(outbox_t *ob, int32_t partition);
 void outbox_ticket_cancel(void *ticket);
-
-/* Forgets every queued record without producing it. */
-void outbox_clear_queued(outbox_t *ob);
 
 /* The delivery report of a record produced by outbox_produce_queued(), or
  * of a dead letter's ticket. Takes over opaque. */

@@ -23,8 +23,12 @@ struct partitions {
     const char *topic;
     owned_partition_t *owned;
     size_t owned_count, owned_cap;
-    batch_partition_t *batch;
+    batch_partition_t *batch; /* the batch being applied */
     size_t batch_count, batch_cap;
+    batch_partition_t *flying; /* the batch whose step was launched last */
+    size_t flying_count;
+    int32_t *refused; /* partitions the last landing refused */
+    size_t refused_count;
     store_step_t *steps;        /* one per batch partition */
     cache_entry_t **step_users; /* dirty users grouped by partition */
     size_t step_users_cap;
@@ -38,8 +42,10 @@ partitions_t *partitions_new(const char *topic, size_t max_batch_partitions) {
     ps->topic = topic;
     ps->batch_cap = max_batch_partitions;
     ps->batch = calloc(max_batch_partitions, sizeof(*ps->batch));
+    ps->flying = calloc(max_batch_partitions, sizeof(*ps->flying));
+    ps->refused = calloc(max_batch_partitions, sizeof(*ps->refused));
     ps->steps = calloc(max_batch_partitions, sizeof(*ps->steps));
-    if (!ps->batch || !ps->steps) {
+    if (!ps->batch || !ps->flying || !ps->refused || !ps->steps) {
         partitions_destroy(ps);
         return NULL;
     }
@@ -50,6 +56,8 @@ void partitions_destroy(partitions_t *ps) {
     if (!ps) return;
     free(ps->owned);
     free(ps->batch);
+    free(ps->flying);
+    free(ps->refused);
     free(ps->steps);
     free(ps->step_users);
     free(ps->step_records);
@@ -146,21 +154,12 @@ void partitions_batch_note(partitions_t *ps, int32_t partition, int64_t offset) 
     if (offset + 1 > bp->next_offset) bp->next_offset = offset + 1;
 }
 
-typedef struct commit_args {
-    partitions_t *ps;
-    store_t *store;
-    state_cache_t *cache;
-    const output_record_t *records;
-    size_t record_count;
-    int64_t ttl_ms;
-} commit_args_t;
-
 /* One step per partition of the batch, with its dirty users and queued
  * records next to each other in the step arrays. */
-static void build_steps(commit_args_t *c) {
-    partitions_t *ps = c->ps;
+static void build_steps(partitions_t *ps, state_cache_t *cache, const output_record_t *records,
+                        size_t record_count) {
     size_t dirty_count, users_used = 0, records_used = 0;
-    cache_entry_t **dirty = state_cache_dirty(c->cache, &dirty_count);
+    cache_entry_t **dirty = state_cache_dirty(cache, &dirty_count);
     for (size_t i = 0; i < ps->batch_count; i++) {
         const batch_partition_t *bp = &ps->batch[i];
         const owned_partition_t *o = find_owned(ps, bp->partition);
@@ -173,19 +172,12 @@ static void build_steps(commit_args_t *c) {
             if (dirty[k]->partition == bp->partition) ps->step_users[users_used++] = dirty[k];
         st->user_count = (size_t)(&ps->step_users[users_used] - st->users);
         st->alerts = &ps->step_records[records_used];
-        for (size_t k = 0; k < c->record_count; k++)
-            if (c->records[k].partition == bp->partition)
+        for (size_t k = 0; k < record_count; k++)
+            if (records[k].partition == bp->partition)
                 ps->step_records[records_used++] =
-                    (store_alert_t){.id = c->records[k].id, .json = c->records[k].stored};
+                    (store_alert_t){.id = records[k].id, .json = records[k].stored};
         st->alert_count = (size_t)(&ps->step_records[records_used] - st->alerts);
     }
-}
-
-static int commit_step(void *arg, char *errstr, size_t errstr_size) {
-    commit_args_t *c = arg;
-    build_steps(c);
-    return store_commit_steps(c->store, c->ps->steps, c->ps->batch_count, c->ttl_ms, errstr,
-                              errstr_size);
 }
 
 static int grow_step_arrays(partitions_t *ps, size_t users, size_t records) {
@@ -204,14 +196,46 @@ static int grow_step_arrays(partitions_t *ps, size_t users, size_t records) {
     return 0;
 }
 
+int partitions_launch_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,
+                            outbox_t *outbox, int64_t ttl_ms) {
+    char errstr[256];
+    size_t dirty_count, record_count;
+    state_cache_dirty(cache, &dirty_count);
+    const output_record_t *records = outbox_queued(outbox, &record_count);
+    if (grow_step_arrays(ps, dirty_count, record_count) != 0) {
+        log_error("state", "out of memory preparing the Redis step");
+        return -1;
+    }
+    build_steps(ps, cache, records, record_count);
+    if (step_flight_launch(flight, ps->steps, ps->batch_count, ttl_ms, errstr,
+                           sizeof(errstr)) != 0) {
+        log_error("state", "cannot launch the Redis step: %s", errstr);
+        return -1;
+    }
+    state_cache_launch_dirty(cache);
+    outbox_seal_queued(outbox);
+    batch_partition_t *table = ps->flying;
+    ps->flying = ps->batch;
+    ps->flying_count = ps->batch_count;
+    ps->batch = table;
+    ps->batch_count = 0;
+    return 0;
+}
+
 /* Another owner moved the partition on (we lost it, or a zombie wrote), or
- * Redis lost its last steps (a failover): forget our view of it and read
- * again from its checkpoint. */
+ * Redis lost its last steps (a failover): forget our view of it, with what
+ * the batch applied since, and read again from its checkpoint. */
 static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, state_cache_t *cache,
                    outbox_t *outbox, kafka_io_t *io) {
     bp->refused = true;
     state_cache_drop_partition(cache, bp->partition);
-    outbox_drop_queued(outbox, bp->partition);
+    outbox_drop_partition(outbox, bp->partition);
+    for (size_t i = 0; i < ps->batch_count; i++)
+        if (ps->batch[i].partition == bp->partition) {
+            ps->batch[i] = ps->batch[--ps->batch_count];
+            break;
+        }
+    ps->refused[ps->refused_count++] = bp->partition;
     partitions_own(ps, bp->partition, actual);
     log_warn("state", "%s [%d]: checkpoint in Redis is %lld, not what this instance saw: "
              "another owner wrote it, or Redis lost its last steps; discarding this batch's "
@@ -220,49 +244,45 @@ static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, stat
     if (actual >= 0) kafka_io_seek(io, ps->topic, bp->partition, actual);
 }
 
-int partitions_commit_batch(partitions_t *ps, store_t *store, state_cache_t *cache,
-                            outbox_t *outbox, int64_t ttl_ms, const redis_retry_t *retry,
-                            kafka_io_t *io) {
-    if (!store) {
-        state_cache_mark_all_clean(cache);
-        return 0;
-    }
-    commit_args_t c = {.ps = ps, .store = store, .cache = cache, .ttl_ms = ttl_ms};
-    size_t dirty_count;
-    state_cache_dirty(cache, &dirty_count);
-    c.records = outbox_queued(outbox, &c.record_count);
-    if (grow_step_arrays(ps, dirty_count, c.record_count) != 0) {
-        log_error("state", "out of memory preparing the Redis step");
-        return -1;
-    }
-    if (redis_retry_run(retry, commit_step, &c, "writing user state") != 0) return -1;
-    state_cache_mark_all_clean(cache);
-    for (size_t i = 0; i < ps->batch_count; i++) {
-        const store_step_t *st = &ps->steps[i];
+int partitions_land_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,
+                          outbox_t *outbox, const redis_retry_t *retry, kafka_io_t *io) {
+    ps->refused_count = 0;
+    if (step_flight_land(flight, retry) != 0) return -1;
+    state_cache_landed(cache);
+    size_t count;
+    const store_step_t *outcome = step_flight_outcome(flight, &count);
+    for (size_t i = 0; i < count && i < ps->flying_count; i++) {
+        const store_step_t *st = &outcome[i];
         /* An earlier attempt that landed before its reply was lost shows
          * up as a "conflict" already at our own next offset: done. */
         if (st->conflict && st->actual_checkpoint != st->next_offset)
-            refuse(ps, &ps->batch[i], st->actual_checkpoint, cache, outbox, io);
+            refuse(ps, &ps->flying[i], st->actual_checkpoint, cache, outbox, io);
         else
             partitions_own(ps, st->partition, st->next_offset);
     }
     return 0;
 }
 
-void partitions_store_offsets(const partitions_t *ps, kafka_io_t *io) {
+const int32_t *partitions_refused(const partitions_t *ps, size_t *count) {
+    *count = ps->refused_count;
+    return ps->refused;
+}
+
+void partitions_store_offsets(partitions_t *ps, kafka_io_t *io) {
     int32_t parts[64];
     int64_t next[64];
     size_t n = 0;
-    for (size_t i = 0; i < ps->batch_count; i++) {
-        if (ps->batch[i].refused) continue;
-        parts[n] = ps->batch[i].partition;
-        next[n++] = ps->batch[i].next_offset;
+    for (size_t i = 0; i < ps->flying_count; i++) {
+        if (ps->flying[i].refused) continue;
+        parts[n] = ps->flying[i].partition;
+        next[n++] = ps->flying[i].next_offset;
         if (n == 64) {
             kafka_io_store_offsets(io, ps->topic, parts, next, n);
             n = 0;
         }
     }
     kafka_io_store_offsets(io, ps->topic, parts, next, n);
+    ps->flying_count = 0;
 }
 
 bool partitions_batch_landed(const partitions_t *ps, size_t i, int32_t *partition,

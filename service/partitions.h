@@ -6,7 +6,9 @@
  * atomic step was refused.
  *
  * The checkpoint is the fence. A payment below it was applied already and
- * is skipped, so a replay changes nothing. Each partition's atomic step
+ * is skipped, so a replay changes nothing. The batch being applied and the
+ * batch whose step is in flight each have their own view, so the next
+ * batch is applied while the last one's step is in Redis. Each partition's atomic step
  * (its users, its new checkpoint and its output records, all or nothing)
  * only lands if Redis still holds the checkpoint this instance last saw;
  * otherwise another owner moved on, and the partition's cached state and
@@ -27,6 +29,7 @@
 #include "outbox.h"
 #include "redis_retry.h"
 #include "state_cache.h"
+#include "step_flight.h"
 #include "store_redis.h"
 
 typedef struct partitions partitions_t;
@@ -60,20 +63,34 @@ void partitions_batch_begin(partitions_t *ps);
 /* The batch holds a message of partition at offset. */
 void partitions_batch_note(partitions_t *ps, int32_t partition, int64_t offset);
 
-/* Writes every partition's dirty users, new checkpoint and queued output
- * records atomically, retrying while Redis is away (store NULL: the memory
- * backend, nothing to write). A refused partition's cached users and
- * queued records are dropped and the consumer seeks to Redis's checkpoint.
- * Returns -1 only when a stop was requested or memory ran out. */
-int partitions_commit_batch(partitions_t *ps, store_t *store, state_cache_t *cache,
-                            outbox_t *outbox, int64_t ttl_ms, const redis_retry_t *retry,
-                            kafka_io_t *io);
+/* Builds one step per partition of the batch (its dirty users, new
+ * checkpoint and queued output records) and launches them on the flight;
+ * the dirty users go in flight, the queued records are sealed, and the
+ * batch's partitions become the flight's. Only with nothing in flight,
+ * since each step is conditioned on the checkpoint the one before wrote.
+ * -1 when the steps cannot be built (out of memory). */
+int partitions_launch_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,
+                            outbox_t *outbox, int64_t ttl_ms);
 
-/* Stores next offsets of the batch's partitions whose step landed. */
-void partitions_store_offsets(const partitions_t *ps, kafka_io_t *io);
+/* Waits for the flight, retrying while Redis is away, and settles each
+ * partition: landed, it owns the new checkpoint; refused, its cached users,
+ * sealed and queued records and its part of the batch being applied are
+ * forgotten (see partitions_refused()) and the consumer seeks to Redis's
+ * checkpoint. Returns -1 only when a stop was requested first. */
+int partitions_land_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,
+                          outbox_t *outbox, const redis_retry_t *retry, kafka_io_t *io);
 
-/* The i-th partition of the batch whose step landed, and the next offset
- * the batch reached on it; false past the last. */
+/* The partitions the last landing refused: the caller discards their
+ * messages from the batch being applied. */
+const int32_t *partitions_refused(const partitions_t *ps, size_t *count);
+
+/* Stores the next offsets of the landed batch's partitions that were not
+ * refused, once. */
+void partitions_store_offsets(partitions_t *ps, kafka_io_t *io);
+
+/* Memory backend, which launches nothing: the i-th partition of the batch
+ * being applied and the next offset it reached there; false past the
+ * last. */
 bool partitions_batch_landed(const partitions_t *ps, size_t i, int32_t *partition,
                              int64_t *next_offset);
 

@@ -5,7 +5,8 @@
  * batch's atomic Redis step; the step writes each partition's users, its
  * new checkpoint and its output records (to an outbox) all or nothing;
  * records are produced from it afterwards and removed once acknowledged;
- * offsets are stored last. With the memory backend there is no step: the
+ * offsets are stored last. The step runs on step_flight's thread while the
+ * next batch is applied, and lands before that batch's step is launched. With the memory backend there is no step: the
  * batch's offsets are sealed in the acknowledgement watermark and stored
  * as its records' delivery reports come in, so the loop never waits for
  * them. See ARCHITECTURE.md.
@@ -35,6 +36,7 @@
 #include "redis_retry.h"
 #include "state_cache.h"
 #include "state_ttl.h"
+#include "step_flight.h"
 #include "store_redis.h"
 
 #define POLL_TIMEOUT_MS 100
@@ -47,6 +49,7 @@ struct pipeline {
     state_cache_t *cache;
     store_t *store;       /* NULL: memory backend */
     store_t *query_store; /* the HTTP thread's own connection */
+    step_flight_t *flight; /* the atomic step's thread and connection; NULL: memory */
     ack_watermark_t *acks; /* memory backend only */
     kafka_io_t *io;
     dead_letter_t *dead_letters;
@@ -84,10 +87,14 @@ static void publish_state_metrics(pipeline_t *p) {
     atomic_store(&p->metrics->assigned_partitions,
                  (int64_t)partitions_owned_count(p->partitions));
     if (p->store) {
-        atomic_store(&p->metrics->redis_commands, store_commands_total(p->store));
-        atomic_store(&p->metrics->redis_errors, store_errors_total(p->store));
-        atomic_store(&p->metrics->redis_redirects, store_redirects_total(p->store));
-        atomic_store(&p->metrics->redis_map_reads, store_map_reads_total(p->store));
+        atomic_store(&p->metrics->redis_commands, store_commands_total(p->store) +
+                                                      step_flight_commands_total(p->flight));
+        atomic_store(&p->metrics->redis_errors,
+                     store_errors_total(p->store) + step_flight_errors_total(p->flight));
+        atomic_store(&p->metrics->redis_redirects, store_redirects_total(p->store) +
+                                                       step_flight_redirects_total(p->flight));
+        atomic_store(&p->metrics->redis_map_reads, store_map_reads_total(p->store) +
+                                                       step_flight_map_reads_total(p->flight));
     }
 }
 
@@ -117,32 +124,76 @@ static int seal_batch_offsets(pipeline_t *p) {
     return 0;
 }
 
-/* The protocol, in order. On failure the pipeline is marked fatal and
- * nothing of the batch is committed. */
-static int process_batch(pipeline_t *p) {
-    if (p->fatal) return -1;
-    if (batch_count(p->batch) == 0) return 0;
-    int64_t started = clock_monotonic_ms();
-    uint64_t failures_before = kafka_io_delivery_failures(p->io);
-    long dead_letters = batch_apply(p->batch, &p->env, rule_control_rules(p->rules));
-    /* The checkpoint passes the dead letters: they must be in Kafka first. */
-    if (dead_letters < 0 ||
-        (dead_letters > 0 && p->store &&
-         kafka_io_await_deliveries(p->io, failures_before) != 0) ||
-        partitions_commit_batch(p->partitions, p->store, p->cache, p->outbox, p->ttl.ttl_ms,
-                                &p->retry, p->io) != 0 ||
-        outbox_produce_queued(p->outbox) != 0)
+/* Lands the step in flight, if any: settles its partitions (a refused one
+ * also takes back its messages from the batch being applied), produces the
+ * records it wrote and stores its offsets. */
+static int land_step(pipeline_t *p) {
+    if (!p->flight || !step_flight_busy(p->flight)) return 0;
+    if (partitions_land_batch(p->partitions, p->flight, p->cache, p->outbox, &p->retry,
+                              p->io) != 0)
         return fail(p);
-    if (p->store) partitions_store_offsets(p->partitions, p->io);
-    else if (seal_batch_offsets(p) != 0) return fail(p);
+    size_t refused_count;
+    const int32_t *refused = partitions_refused(p->partitions, &refused_count);
+    size_t discarded = refused_count ? batch_discard_partitions(p->batch, refused,
+                                                                refused_count)
+                                     : 0;
+    if (discarded)
+        log_warn("state", "discarded %zu message(s) of the batch applied after the refused "
+                 "step; they are read again from Redis's checkpoint", discarded);
+    if (outbox_produce_sealed(p->outbox) != 0) return fail(p);
+    partitions_store_offsets(p->partitions, p->io);
+    return 0;
+}
+
+/* Memory backend: nothing to write, and nothing to wait for. */
+static int finish_in_memory(pipeline_t *p) {
+    state_cache_mark_all_clean(p->cache);
+    if (outbox_produce_queued(p->outbox) != 0 || seal_batch_offsets(p) != 0) return fail(p);
     batch_release(p->batch);
     state_cache_evict(p->cache);
     if (outbox_complete_deliveries(p->outbox, &p->retry) != 0) return fail(p);
     store_acknowledged_offsets(p);
+    return 0;
+}
+
+/* The protocol, in order. The batch is applied while the last batch's step
+ * may still be in flight; that step lands before this one's is launched,
+ * as this one is conditioned on the checkpoints it writes. On failure the
+ * pipeline is marked fatal and nothing more is committed. */
+static int process_batch(pipeline_t *p) {
+    if (p->fatal) return -1;
+    if (batch_count(p->batch) == 0) return land_step(p);
+    int64_t started = clock_monotonic_ms();
+    uint64_t failures_before = kafka_io_delivery_failures(p->io);
+    long dead_letters = batch_apply(p->batch, &p->env, rule_control_rules(p->rules));
+    if (dead_letters < 0) return fail(p);
+    if (!p->flight) {
+        if (finish_in_memory(p) != 0) return -1;
+    } else {
+        /* The checkpoint passes the dead letters: they must be in Kafka
+         * first. Acknowledged records leave the Redis outbox before the
+         * step goes, not behind it. */
+        if (land_step(p) != 0 ||
+            (dead_letters > 0 && kafka_io_await_deliveries(p->io, failures_before) != 0) ||
+            outbox_complete_deliveries(p->outbox, &p->retry) != 0 ||
+            partitions_launch_batch(p->partitions, p->flight, p->cache, p->outbox,
+                                    p->ttl.ttl_ms) != 0)
+            return fail(p);
+        batch_release(p->batch);
+        state_cache_evict(p->cache);
+        if (!p->cfg->batch_overlap && land_step(p) != 0) return -1;
+    }
     metrics_observe(&p->metrics->batch_seconds,
                     (double)(clock_monotonic_ms() - started) / 1000.0);
     publish_state_metrics(p);
     return 0;
+}
+
+/* Everything gathered is processed, its step landed and its records
+ * acknowledged: 1, or 0 when something failed. */
+static int finish_everything(pipeline_t *p) {
+    return process_batch(p) == 0 && land_step(p) == 0 &&
+           outbox_drain(p->outbox, &p->retry) == 0 && !outbox_failed(p->outbox);
 }
 
 /* ---- rebalance (inside a poll of the consumer thread) -------------------- */
@@ -184,8 +235,7 @@ static int on_revoke(void *ctx, const int32_t *partitions, size_t count, int los
     pipeline_t *p = ctx;
     pthread_mutex_lock(&p->lock);
     if (lost) batch_discard_partitions(p->batch, partitions, count);
-    int done = process_batch(p) == 0 && outbox_drain(p->outbox, &p->retry) == 0 &&
-               !outbox_failed(p->outbox);
+    int done = finish_everything(p);
     if (done) store_acknowledged_offsets(p);
     size_t dropped = 0;
     for (size_t i = 0; i < count; i++) {
@@ -250,20 +300,23 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
             fail(p);
             break;
         }
-        batch_gather(p->batch, p->io, POLL_TIMEOUT_MS);
+        /* With a step in flight, take only what is fetched already: when
+         * nothing is, landing the step comes first. */
+        bool flying = p->flight && step_flight_busy(p->flight);
+        batch_gather(p->batch, p->io, flying ? 0 : POLL_TIMEOUT_MS);
         kafka_io_serve_deliveries(p->io); /* stray delivery reports */
         pthread_mutex_lock(&p->lock);
         int rc = process_batch(p);
-        if (rc == 0) rc = outbox_complete_deliveries(p->outbox, &p->retry);
+        /* Idle: removing what was acknowledged waits behind no step. */
+        if (rc == 0 && !(p->flight && step_flight_busy(p->flight)))
+            rc = outbox_complete_deliveries(p->outbox, &p->retry);
         if (rc == 0) store_acknowledged_offsets(p);
         clean_up_expired_users(p);
         pthread_mutex_unlock(&p->lock);
         if (rc != 0) fail(p);
     }
     pthread_mutex_lock(&p->lock);
-    if (process_batch(p) == 0 && outbox_drain(p->outbox, &p->retry) == 0 &&
-        !outbox_failed(p->outbox))
-        store_acknowledged_offsets(p);
+    if (finish_everything(p)) store_acknowledged_offsets(p);
     pthread_mutex_unlock(&p->lock);
     log_summary(p);
     return p->fatal ? 1 : 0;
@@ -295,7 +348,8 @@ static int connect_redis(pipeline_t *p, char *errstr, size_t errstr_size) {
     };
     p->store = store_new(&opts, errstr, errstr_size);
     if (p->store) p->query_store = store_new(&opts, errstr, errstr_size);
-    return p->store && p->query_store ? 0 : -1;
+    if (p->query_store) p->flight = step_flight_new(&opts, errstr, errstr_size);
+    return p->flight ? 0 : -1;
 }
 
 /* The modules below the conductor, each given only what it needs. */
@@ -387,6 +441,7 @@ void pipeline_destroy(pipeline_t *p) {
     outbox_destroy(p->outbox);
     ack_watermark_destroy(p->acks);
     dead_letter_destroy(p->dead_letters);
+    step_flight_destroy(p->flight);
     store_destroy(p->store);
     store_destroy(p->query_store);
     state_cache_destroy(p->cache);

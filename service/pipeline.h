@@ -5,7 +5,8 @@
  * from Redis in one pipelined round trip; payments are applied in offset
  * order (skipping any below their partition's checkpoint: already
  * applied); dead letters are produced and acknowledged; each partition's
- * users, new checkpoint and output records go to Redis in one atomic step;
+ * users, new checkpoint and output records go to Redis in one atomic step,
+ * sent on its own thread while the next batch is applied (step_flight);
  * the records are then produced from that outbox and removed once
  * acknowledged; offsets are stored for commit last. State therefore changes
  * exactly once per payment whatever crashes; alerts are delivered at least
@@ -17,7 +18,7 @@
  * reads fresh state from Redis.
  *
  * The pipeline owns every module it wires: the Kafka clients, the Redis
- * connections, the cache, the batch, the partitions, the outbox, the dead
+ * connections and the step's thread, the cache, the batch, the partitions, the outbox, the dead
  * letters, the rules in force and the operations endpoints' answers. The
  * config is borrowed and must outlive it. */
 #ifndef FRAUD_PIPELINE_H

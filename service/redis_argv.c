@@ -52,6 +52,12 @@ int redis_argv_add_int(redis_argv_t *b, int64_t value) {
     return redis_argv_add(b, text, len);
 }
 
+int redis_argv_add_from(redis_argv_t *b, const redis_argv_t *src, size_t from) {
+    for (size_t i = from; i < src->count; i++)
+        if (redis_argv_add(b, src->arena + src->offsets[i], src->lens[i]) != 0) return -1;
+    return 0;
+}
+
 /* "<mark><n>\r\n" at out; returns its length. */
 static size_t put_header(char *out, char mark, size_t n) {
     out[0] = mark;

@@ -36,6 +36,9 @@ int redis_argv_add(redis_argv_t *b, const char *data, size_t len);
 int redis_argv_add_decimal(redis_argv_t *b, decimal_t value);
 int redis_argv_add_int(redis_argv_t *b, int64_t value);
 
+/* Adds a copy of src's arguments from index `from` on. */
+int redis_argv_add_from(redis_argv_t *b, const redis_argv_t *src, size_t from);
+
 /* Appends the command to ctx's output buffer (sent with the next reply
  * read). 0, or -1 when out of memory or hiredis refuses it. */
 int redis_argv_append(redis_argv_t *b, redisContext *ctx);

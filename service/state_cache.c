@@ -16,6 +16,8 @@ struct state_cache {
     cache_entry_t *lru_head, *lru_tail; /* head = most recently used */
     cache_entry_t **dirty;
     size_t dirty_count, dirty_cap;
+    cache_entry_t **flying; /* launched, not landed; swapped with dirty */
+    size_t flying_count, flying_cap;
     state_cache_stats_t stats;
 };
 
@@ -59,6 +61,7 @@ void state_cache_clear(state_cache_t *cache) {
     cache->lru_head = cache->lru_tail = NULL;
     cache->count = 0;
     cache->dirty_count = 0;
+    cache->flying_count = 0;
 }
 
 void state_cache_destroy(state_cache_t *cache) {
@@ -66,6 +69,7 @@ void state_cache_destroy(state_cache_t *cache) {
     state_cache_clear(cache);
     free(cache->buckets);
     free(cache->dirty);
+    free(cache->flying);
     free(cache);
 }
 
@@ -180,6 +184,29 @@ void state_cache_mark_all_clean(state_cache_t *cache) {
     cache->dirty_count = 0;
 }
 
+void state_cache_launch_dirty(state_cache_t *cache) {
+    state_cache_landed(cache); /* one write in flight at a time */
+    for (size_t i = 0; i < cache->dirty_count; i++) {
+        cache->dirty[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
+        cache->dirty[i]->flags |= CACHE_ENTRY_IN_FLIGHT;
+    }
+    /* Swapping the lists keeps both allocations. */
+    cache_entry_t **list = cache->flying;
+    size_t cap = cache->flying_cap;
+    cache->flying = cache->dirty;
+    cache->flying_cap = cache->dirty_cap;
+    cache->flying_count = cache->dirty_count;
+    cache->dirty = list;
+    cache->dirty_cap = cap;
+    cache->dirty_count = 0;
+}
+
+void state_cache_landed(state_cache_t *cache) {
+    for (size_t i = 0; i < cache->flying_count; i++)
+        cache->flying[i]->flags &= (uint8_t)~CACHE_ENTRY_IN_FLIGHT;
+    cache->flying_count = 0;
+}
+
 static void remove_entry(state_cache_t *cache, cache_entry_t *e) {
     cache_entry_t **link = &cache->buckets[e->hash & (cache->bucket_count - 1)];
     while (*link != e) link = &(*link)->bucket_next;
@@ -195,7 +222,7 @@ size_t state_cache_evict(state_cache_t *cache) {
     cache_entry_t *e = cache->lru_tail;
     while (e && cache->count > cache->max_entries) {
         cache_entry_t *more_recent = e->lru_prev;
-        if (!(e->flags & CACHE_ENTRY_DIRTY)) {
+        if (!(e->flags & (CACHE_ENTRY_DIRTY | CACHE_ENTRY_IN_FLIGHT))) {
             remove_entry(cache, e);
             evicted++;
         }
@@ -205,11 +232,18 @@ size_t state_cache_evict(state_cache_t *cache) {
     return evicted;
 }
 
+/* Keeps the entries of a list that are not of `partition`. */
+static size_t keep_other_partitions(cache_entry_t **list, size_t count, int32_t partition) {
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++)
+        if (list[i]->partition != partition) list[kept++] = list[i];
+    return kept;
+}
+
 size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition) {
-    size_t dropped = 0, kept = 0;
-    for (size_t i = 0; i < cache->dirty_count; i++)
-        if (cache->dirty[i]->partition != partition) cache->dirty[kept++] = cache->dirty[i];
-    cache->dirty_count = kept;
+    size_t dropped = 0;
+    cache->dirty_count = keep_other_partitions(cache->dirty, cache->dirty_count, partition);
+    cache->flying_count = keep_other_partitions(cache->flying, cache->flying_count, partition);
     cache_entry_t *e = cache->lru_head;
     while (e) {
         cache_entry_t *next = e->lru_next;
@@ -227,7 +261,8 @@ size_t state_cache_drop_expired(state_cache_t *cache, int64_t now_ms, size_t max
     cache_entry_t *e = cache->lru_tail;
     while (e && scanned++ < max_scan) {
         cache_entry_t *more_recent = e->lru_prev;
-        if (!(e->flags & CACHE_ENTRY_DIRTY) && e->expires_at_ms > 0 && now_ms >= e->expires_at_ms) {
+        if (!(e->flags & (CACHE_ENTRY_DIRTY | CACHE_ENTRY_IN_FLIGHT)) && e->expires_at_ms > 0 &&
+            now_ms >= e->expires_at_ms) {
             remove_entry(cache, e);
             dropped++;
         }

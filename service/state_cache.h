@@ -5,7 +5,8 @@
  * max_entries; state_cache_evict() drops the least recently used clean
  * entries, and is called between batches, so an entry pointer taken during a
  * batch stays valid until the batch is persisted. Dirty entries are never
- * evicted. A user's state belongs to the input partition it arrives on (as
+ * evicted, nor are entries whose write is still in flight (launched, not yet
+ * landed): reading such a user back from Redis would miss that write. A user's state belongs to the input partition it arrives on (as
  * its Redis key does), so the partition is part of the key.
  *
  * The cache owns its entries. Pointers it returns are borrowed and valid
@@ -39,6 +40,7 @@ enum {
     CACHE_ENTRY_TOTALS_QUEUED = 1 << 3, /* during a batch: running total queued */
     CACHE_ENTRY_REDIS_TTL = 1 << 4, /* its Redis hash may carry a TTL (store_redis) */
     CACHE_ENTRY_ERASED = 1 << 5, /* erased since last persisted: its Redis hash goes first */
+    CACHE_ENTRY_IN_FLIGHT = 1 << 6, /* written by the Redis step in flight */
 };
 
 typedef struct cache_entry {
@@ -85,6 +87,15 @@ cache_entry_t **state_cache_dirty(state_cache_t *cache, size_t *count);
 
 /* Call once the dirty entries are persisted: clears every dirty flag. */
 void state_cache_mark_all_clean(state_cache_t *cache);
+
+/* Call once the dirty entries' write is built and on its way: clears
+ * their dirty flags (a later change makes them dirty again) and holds them
+ * in the cache, unevictable, until state_cache_landed(). */
+void state_cache_launch_dirty(state_cache_t *cache);
+
+/* The write launched last is in Redis (or its partitions were dropped):
+ * its entries may be evicted again. */
+void state_cache_landed(state_cache_t *cache);
 
 /* Evicts least recently used clean entries until at most max_entries
  * remain. Returns how many were evicted. */

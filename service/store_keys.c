@@ -1,5 +1,6 @@
 #include "store_keys.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "decimal.h"
@@ -39,4 +40,20 @@ uint16_t store_partition_slot(const char *prefix, const char *topic, int32_t par
     size_t len = store_partition_key(prefix, topic, partition, "checkpoint", 10, key,
                                      sizeof(key));
     return redis_key_slot(key, len);
+}
+
+int store_checkpoint_parse(const char *text, size_t len, int64_t *out) {
+    char buf[32];
+    char *end;
+    if (len == 0) {
+        *out = -1;
+        return 0;
+    }
+    if (len >= sizeof(buf)) return -1;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    long long v = strtoll(buf, &end, 10);
+    if (*end || v < 0) return -1;
+    *out = v;
+    return 0;
 }

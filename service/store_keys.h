@@ -23,6 +23,10 @@ size_t store_partition_key(const char *prefix, const char *topic, int32_t partit
 size_t store_user_key(const char *prefix, const char *topic, int32_t partition,
                       const char *user, size_t user_len, char *buf, size_t bufsize);
 
+/* A checkpoint as Redis holds it: decimal digits, or empty for none (-1).
+ * 0, or -1 when it is not one. */
+int store_checkpoint_parse(const char *text, size_t len, int64_t *out);
+
 /* The slot that every key of the partition hashes to. */
 uint16_t store_partition_slot(const char *prefix, const char *topic, int32_t partition);
 

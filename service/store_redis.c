@@ -18,45 +18,8 @@
 #include "redis_argv.h"
 #include "redis_cluster.h"
 #include "store_keys.h"
+#include "store_step.h"
 #include "user_hash.h"
-
-/* The atomic partition step. KEYS: checkpoint, outbox, then the users.
- * ARGV: expected checkpoint ("" for none), next offset, ttl ms, user count,
- * then per user: a mode ("e": the user was erased, so its key goes first;
- * "p": its key may carry a TTL that must go, with ttl 0; else "0"), how
- * many field/value pairs to set, the pairs, how many fields to delete, the
- * fields; then alert id/json pairs. With the TTL off, a PERSIST per user
- * cost about a third of the step's time at 100,000 users, so it is sent
- * only for keys loaded with a TTL. An erased user with no payment after
- * the erasure sets nothing: its key is simply gone. */
-static const char COMMIT_SCRIPT[] =
-    "local current = redis.call('GET', KEYS[1])\n"
-    "if (current or '') ~= ARGV[1] then return {0, current or ''} end\n"
-    "local n = tonumber(ARGV[4])\n"
-    "local ttl = tonumber(ARGV[3])\n"
-    "local a = 5\n"
-    "for i = 1, n do\n"
-    "  local k = KEYS[2 + i]\n"
-    "  local mode = ARGV[a]\n"
-    "  if mode == 'e' then redis.call('DEL', k) end\n"
-    "  local sets = tonumber(ARGV[a + 1])\n"
-    "  a = a + 2\n"
-    "  if sets > 0 then redis.call('HSET', k, unpack(ARGV, a, a + 2 * sets - 1)) end\n"
-    "  a = a + 2 * sets\n"
-    "  local dels = tonumber(ARGV[a])\n"
-    "  if dels > 0 then redis.call('HDEL', k, unpack(ARGV, a + 1, a + dels)) end\n"
-    "  a = a + 1 + dels\n"
-    "  if sets > 0 then\n"
-    "    if ttl > 0 then redis.call('PEXPIRE', k, ttl)\n"
-    "    elseif mode == 'p' then redis.call('PERSIST', k) end\n"
-    "  end\n"
-    "end\n"
-    "while a < #ARGV do\n"
-    "  redis.call('HSET', KEYS[2], ARGV[a], ARGV[a + 1])\n"
-    "  a = a + 2\n"
-    "end\n"
-    "redis.call('SET', KEYS[1], ARGV[2])\n"
-    "return {1, ARGV[2]}\n";
 
 struct store {
     redis_cluster_t *redis;
@@ -68,6 +31,7 @@ struct store {
     size_t replies_cap;
     size_t *picked; /* store_outbox_remove: which steps send an HDEL */
     size_t picked_cap;
+    store_steps_t *own_steps; /* store_commit_steps() */
 };
 
 static int add_partition_key(store_t *s, redis_argv_t *b, int32_t partition, const char *what) {
@@ -129,7 +93,7 @@ store_t *store_new(const store_options_t *opts, char *errstr, size_t errstr_size
     redis_conn_options_t conn_opts = {
         .url = opts->url, .password_file = opts->password_file,
         .connect_timeout_ms = opts->connect_timeout_ms,
-        .command_timeout_ms = opts->command_timeout_ms, .script = COMMIT_SCRIPT,
+        .command_timeout_ms = opts->command_timeout_ms, .script = STORE_STEP_SCRIPT,
     };
     s->redis = redis_cluster_new(&conn_opts, errstr, errstr_size);
     if (!s->redis) {
@@ -158,6 +122,7 @@ void store_destroy(store_t *store) {
     free(store->slots);
     free(store->replies);
     free(store->picked);
+    store_steps_destroy(store->own_steps);
     free(store);
 }
 
@@ -223,99 +188,30 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
     return 0;
 }
 
-typedef struct step_job {
-    store_t *store;
-    const store_step_t *steps;
-    int64_t ttl_ms;
-} step_job_t;
-
-static uint16_t step_slot(void *arg, size_t i) {
-    step_job_t *job = arg;
-    return partition_slot(job->store, job->steps[i].partition);
+int store_run_pipeline(store_t *s, const redis_pipeline_t *pipeline, redisReply **replies,
+                       char *errstr, size_t errstr_size) {
+    return redis_cluster_run(s->redis, pipeline, replies, errstr, errstr_size);
 }
 
-static int step_build(void *arg, size_t i, redis_argv_t *b, const char *sha) {
-    step_job_t *job = arg;
-    store_t *s = job->store;
-    const store_step_t *st = &job->steps[i];
-    if (redis_argv_add(b, "EVALSHA", 7) || redis_argv_add(b, sha, 40) ||
-        redis_argv_add_int(b, (int64_t)(2 + st->user_count)) ||
-        add_partition_key(s, b, st->partition, "checkpoint") ||
-        add_partition_key(s, b, st->partition, "outbox"))
-        return -1;
-    for (size_t k = 0; k < st->user_count; k++)
-        if (add_user_key(s, b, st->partition, st->users[k]->user, st->users[k]->user_len))
-            return -1;
-    if ((st->expected_checkpoint >= 0 ? redis_argv_add_int(b, st->expected_checkpoint)
-                                      : redis_argv_add(b, "", 0)) ||
-        redis_argv_add_int(b, st->next_offset) || redis_argv_add_int(b, job->ttl_ms) ||
-        redis_argv_add_int(b, (int64_t)st->user_count))
-        return -1;
-    for (size_t k = 0; k < st->user_count; k++) {
-        cache_entry_t *e = st->users[k];
-        int erased = (e->flags & CACHE_ENTRY_ERASED) != 0;
-        int persist = job->ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
-        if (redis_argv_add(b, erased ? "e" : persist ? "p" : "0", 1) != 0) return -1;
-        if (erased && e->state.count == 0 ? redis_argv_add_int(b, 0) || redis_argv_add_int(b, 0)
-                                          : user_hash_add_fields(b, e) != 0)
-            return -1;
-    }
-    for (size_t k = 0; k < st->alert_count; k++)
-        if (redis_argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id)) ||
-            redis_argv_add(b, st->alerts[k].json, strlen(st->alerts[k].json)))
-            return -1;
-    return 0;
-}
-
-static int parse_checkpoint(const char *text, size_t len, int64_t *out) {
-    char buf[32];
-    char *end;
-    if (len == 0) {
-        *out = -1;
-        return 0;
-    }
-    if (len >= sizeof(buf)) return -1;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    long long v = strtoll(buf, &end, 10);
-    if (*end || v < 0) return -1;
-    *out = v;
-    return 0;
-}
+void store_count_error(store_t *s) { redis_cluster_count_error(s->redis); }
 
 int store_commit_steps(store_t *s, store_step_t *steps, size_t count, int64_t ttl_ms,
                        char *errstr, size_t errstr_size) {
     if (count == 0) return 0;
-    redisReply **replies = replies_for(s, count, errstr, errstr_size);
-    step_job_t job = {s, steps, ttl_ms};
-    redis_pipeline_t p = {.count = count, .arg = &job, .slot_of = step_slot,
-                          .build = step_build, .what = "partition step"};
-    if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
+    if (!s->own_steps && !(s->own_steps = store_steps_new(s->key_prefix, s->topic))) {
+        errstr_set(errstr, errstr_size, "out of memory");
         return -1;
-    int failed = 0;
-    for (size_t i = 0; i < count; i++) {
-        const redisReply *r = replies[i];
-        store_step_t *st = &steps[i];
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[0]->type == REDIS_REPLY_INTEGER &&
-            r->element[1]->type == REDIS_REPLY_STRING &&
-            parse_checkpoint(r->element[1]->str, r->element[1]->len, &st->actual_checkpoint) ==
-                0) {
-            st->conflict = r->element[0]->integer == 0;
-            for (size_t k = 0; k < st->user_count && !st->conflict; k++) {
-                if (ttl_ms > 0) st->users[k]->flags |= CACHE_ENTRY_REDIS_TTL;
-                else st->users[k]->flags &= (uint8_t)~CACHE_ENTRY_REDIS_TTL;
-            }
-        } else if (!failed) {
-            failed = 1;
-            errstr_set(errstr, errstr_size, "redis: partition %d step refused: %.200s",
-                       (int)st->partition,
-                       r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        }
     }
-    free_replies(replies, count);
-    if (failed) redis_cluster_count_error(s->redis);
-    return failed ? -1 : 0;
+    if (store_steps_build(s->own_steps, steps, count, ttl_ms, errstr, errstr_size) != 0 ||
+        store_steps_run(s->own_steps, s, errstr, errstr_size) != 0)
+        return -1;
+    size_t ran;
+    const store_step_t *outcome = store_steps_outcome(s->own_steps, &ran);
+    for (size_t i = 0; i < ran; i++) {
+        steps[i].conflict = outcome[i].conflict;
+        steps[i].actual_checkpoint = outcome[i].actual_checkpoint;
+    }
+    return 0;
 }
 
 /* One command on one key of a partition: the partition's own key `what`,
@@ -364,7 +260,7 @@ int store_get_checkpoint(store_t *s, int32_t partition, int64_t *offset, char *e
     if (!r) return -1;
     int rc = 0;
     if (r->type == REDIS_REPLY_NIL) *offset = -1;
-    else if (r->type != REDIS_REPLY_STRING || parse_checkpoint(r->str, r->len, offset) != 0) {
+    else if (r->type != REDIS_REPLY_STRING || store_checkpoint_parse(r->str, r->len, offset) != 0) {
         errstr_set(errstr, errstr_size, "redis: corrupt checkpoint of partition %d",
                    (int)partition);
         redis_cluster_count_error(s->redis);

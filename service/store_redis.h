@@ -19,14 +19,16 @@
  *
  * After any failure the connection is dropped; the next call reconnects, so
  * callers simply retry. The store owns its redis_cluster (the connections
- * and the slot map) and leaves the key names to store_keys and the hash's
- * fields to user_hash. */
+ * and the slot map) and leaves the key names to store_keys, the hash's
+ * fields to user_hash, and the step's script and commands to store_step.
+ * A store is used by one thread at a time. */
 #ifndef FRAUD_STORE_REDIS_H
 #define FRAUD_STORE_REDIS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "redis_cluster.h"
 #include "state_cache.h"
 
 typedef struct store store_t;
@@ -74,7 +76,8 @@ typedef struct store_step {
 
 /* Runs every step in one pipelined round trip, each atomically, with
  * ttl_ms for the user keys (0: no expiry). Returns 0 when Redis answered
- * every step (conflicts are answers), -1 with errstr otherwise. */
+ * every step (conflicts are answers), -1 with errstr otherwise. Builds and
+ * runs at once; store_step.h builds ahead for a run elsewhere. */
 int store_commit_steps(store_t *store, store_step_t *steps, size_t count, int64_t ttl_ms,
                        char *errstr, size_t errstr_size);
 
@@ -117,6 +120,13 @@ int store_touch_user(store_t *store, int32_t partition, const char *user, size_t
 
 /* Round trip to check reachability. */
 int store_ping(store_t *store, char *errstr, size_t errstr_size);
+
+/* Runs a pipeline over the store's connections (store_step's steps). */
+int store_run_pipeline(store_t *store, const redis_pipeline_t *pipeline,
+                       struct redisReply **replies, char *errstr, size_t errstr_size);
+
+/* Counts an error that keeps the connections. */
+void store_count_error(store_t *store);
 
 /* Counters since start; the last two stay 0 with one Redis. */
 uint64_t store_commands_total(const store_t *store);

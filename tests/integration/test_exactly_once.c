@@ -82,6 +82,42 @@ START_TEST(test_three_instances_joining_and_leaving_keep_totals_exact) {
 }
 END_TEST
 
+/* A zombie: an instance paused mid-stream (SIGSTOP) past its session
+ * timeout, whose partitions another instance took over and moved on, then
+ * resumed with a batch applied and a step in flight or about to go. Its
+ * steps meet the newer checkpoints and are refused, with the batch applied
+ * after them; nothing it did while it was a zombie counts. */
+START_TEST(test_a_resumed_zombie_is_refused_and_changes_nothing) {
+    stream_t s;
+    stream_make(&s, 150000, 3000, 20, 16);
+    s.redecided_ok = true; /* the zombie's last records may go out before its fence */
+    service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
+    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
+    kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
+    ck_assert(fixture_wait_applied(15000, 60000));
+    ck_assert_int_eq(kill(svc[0].pid, SIGSTOP), 0);
+    long long applied = fixture_applied_payments();
+    fprintf(stderr, "zombie: paused with %lld of %zu payments applied\n", applied, s.events);
+    ck_assert_int_lt(applied, (long long)s.events);
+    service_start(&svc[1], &kafka, &redis_srv, FAST_GROUP);
+    ck_assert(service_wait_log(&svc[1], "assigned", 60000)); /* after svc[0]'s session ended */
+    ck_assert(stream_totals_match(&s, 120000));
+    ck_assert_int_eq(kill(svc[0].pid, SIGCONT), 0);
+    ck_assert(service_wait_log(&svc[0], "not what this instance saw", 30000));
+    sleep_ms(2000); /* whatever the zombie does next, it must not count */
+    fprintf(stderr, "zombie: %s\n",
+            service_log_has(&svc[0], "applied after the refused step", NULL)
+                ? "a batch applied while the refused step was in flight was discarded"
+                : "nothing was applied while the refused step was in flight");
+    size_t duplicates = 0;
+    stream_assert_outcome(&s, 120000, &duplicates);
+    fprintf(stderr, "zombie: %zu alerts decided again\n", duplicates);
+    ck_assert_int_eq(service_stop(&svc[1]), 0);
+    service_kill(&svc[0]);
+    stream_free(&s);
+}
+END_TEST
+
 /* librdkafka's Kafka protocol ApiKeys (rdkafka_protocol.h is private). */
 #define API_PRODUCE 0
 #define API_FETCH 1
@@ -251,6 +287,7 @@ int main(void) {
     tcase_add_test(tc, test_replayed_batch_below_the_checkpoint_changes_nothing);
     tcase_add_test(tc, test_redis_older_than_the_group_replays_from_its_checkpoint);
     tcase_add_test(tc, test_three_instances_joining_and_leaving_keep_totals_exact);
+    tcase_add_test(tc, test_a_resumed_zombie_is_refused_and_changes_nothing);
     tcase_add_test(tc, test_broker_faults_lose_no_alert_and_count_nothing_twice);
     tcase_add_test(tc, test_sigkill_at_random_points_changes_each_user_exactly_once);
     suite_add_tcase(s, tc);

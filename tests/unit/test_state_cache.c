@@ -58,6 +58,52 @@ START_TEST(test_dirty_entries_are_never_evicted) {
 }
 END_TEST
 
+/* A user whose write is in flight, read back from Redis, would miss it:
+ * it stays cached until the write lands, expired or not. */
+START_TEST(test_entries_in_flight_stay_until_their_write_lands) {
+    state_cache_t *c = state_cache_new(1);
+    cache_entry_t *a = put(c, "a", 0);
+    a->expires_at_ms = 5;
+    state_cache_mark_dirty(c, a);
+    state_cache_mark_dirty(c, put(c, "b", 0));
+    state_cache_launch_dirty(c);
+    size_t n;
+    state_cache_dirty(c, &n);
+    ck_assert_int_eq(n, 0);
+    ck_assert(a->flags & CACHE_ENTRY_IN_FLIGHT);
+    ck_assert(!(a->flags & CACHE_ENTRY_DIRTY));
+    ck_assert_int_eq(state_cache_evict(c), 0);
+    ck_assert_int_eq(state_cache_drop_expired(c, 10, 100), 0);
+    /* Changed again while in flight: dirty for the next write as well. */
+    state_cache_mark_dirty(c, a);
+    cache_entry_t **dirty = state_cache_dirty(c, &n);
+    ck_assert_int_eq(n, 1);
+    ck_assert_ptr_eq(dirty[0], a);
+    state_cache_landed(c);
+    ck_assert(!(a->flags & CACHE_ENTRY_IN_FLIGHT));
+    ck_assert_int_eq(state_cache_evict(c), 1); /* b; a is still dirty */
+    ck_assert_ptr_null(get(c, "b"));
+    ck_assert_ptr_eq(get(c, "a"), a);
+    state_cache_destroy(c);
+}
+END_TEST
+
+/* A refused partition's entries go, from the write in flight too, so
+ * landing it touches nothing freed (ASan would say). */
+START_TEST(test_drop_partition_forgets_entries_in_flight) {
+    state_cache_t *c = state_cache_new(100);
+    state_cache_mark_dirty(c, put(c, "p0a", 0));
+    state_cache_mark_dirty(c, put(c, "p1a", 1));
+    state_cache_launch_dirty(c);
+    ck_assert_int_eq(state_cache_drop_partition(c, 0), 1);
+    state_cache_landed(c);
+    cache_entry_t *kept = state_cache_get(c, 1, "p1a", 3);
+    ck_assert_ptr_nonnull(kept);
+    ck_assert(!(kept->flags & CACHE_ENTRY_IN_FLIGHT));
+    state_cache_destroy(c);
+}
+END_TEST
+
 START_TEST(test_drop_partition_forgets_only_that_partition_dirty_included) {
     state_cache_t *c = state_cache_new(100);
     put(c, "p0a", 0);
@@ -109,6 +155,8 @@ int main(void) {
     tcase_add_test(tc, test_eviction_drops_least_recently_used_clean_entries);
     tcase_add_test(tc, test_dirty_entries_are_never_evicted);
     tcase_add_test(tc, test_drop_partition_forgets_only_that_partition_dirty_included);
+    tcase_add_test(tc, test_entries_in_flight_stay_until_their_write_lands);
+    tcase_add_test(tc, test_drop_partition_forgets_entries_in_flight);
     tcase_add_test(tc, test_same_user_in_two_partitions_is_two_states);
     tcase_add_test(tc, test_many_users_survive_table_growth);
     suite_add_tcase(s, tc);
