@@ -13,6 +13,7 @@
 
 #include <cJSON.h>
 
+#include "json_arena.h"
 #include "utf8.h"
 
 static const char *const REASON_CODES[DECODE_REASON_COUNT] = {
@@ -267,6 +268,10 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
  * In accepted JSON a backslash only ever opens an escape inside a string,
  * and a bare token that starts with '-' or a digit is a number; nothing
  * more is needed to find them. */
+static bool is_number_char(char c) {
+    return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E';
+}
+
 static decode_reason_t check_json_text(const char *text, size_t len, char *errstr,
                                        size_t errstr_size) {
     bool in_string = false;
@@ -290,7 +295,7 @@ static decode_reason_t check_json_text(const char *text, size_t len, char *errst
             in_string = true;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t start = i;
-            while (i + 1 < len && strchr("0123456789+-.eE", text[i + 1]) && text[i + 1]) i++;
+            while (i + 1 < len && is_number_char(text[i + 1])) i++;
             if (!is_json_number(text + start, i + 1 - start))
                 return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
                               "the number at byte %zu is not JSON (RFC 8259: no leading zeros, "
@@ -356,10 +361,13 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
                                       errstr, errstr_size);
 
     const char *parse_end = NULL;
+    json_arena_begin(); /* the tree lives only until cJSON_Delete below */
     cJSON *root = cJSON_ParseWithLengthOpts(value, value_len, &parse_end, 0);
-    if (!root)
+    if (!root) {
+        json_arena_end();
         return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
                       "malformed or truncated JSON");
+    }
     size_t consumed = parse_end ? (size_t)(parse_end - value) : value_len;
     while (consumed < value_len && is_space(value[consumed])) consumed++;
     decode_reason_t r;
@@ -376,5 +384,6 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
     else if ((r = check_json_text(value, consumed, errstr, errstr_size)) == DECODE_OK)
         r = decode_object(key, key_len, root, limits, out, errstr, errstr_size);
     cJSON_Delete(root);
+    json_arena_end();
     return r;
 }

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "http_server.h"
+#include "json_arena.h"
 #include "kafka_io.h"
 #include "log.h"
 #include "pipeline.h"
@@ -147,6 +148,7 @@ static void log_startup(const config_t *cfg) {
 
 int main(int argc, char **argv) {
     char errstr[1024];
+    json_arena_install(); /* before any thread exists */
     config_t *cfg = config_new();
     if (!cfg) {
         fprintf(stderr, "fraud-detector: out of memory\n");
@@ -203,6 +205,7 @@ int main(int argc, char **argv) {
      * serving before any of them is freed, then leave the group. */
     http_server_stop(http);
     pipeline_destroy(pipeline);
+    json_arena_release();
     log_info("main", "exiting with status %d", rc);
     config_destroy(cfg);
     return rc;

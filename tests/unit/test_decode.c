@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "json_arena.h"
 
 static payment_t pay;
 static char err[256];
@@ -283,10 +284,37 @@ START_TEST(test_limits_refuse_large_deep_and_long_input) {
 }
 END_TEST
 
+/* Every test here decodes through json_arena (main installs it). A tree
+ * larger than the arena's block spills into malloc; the next decode starts
+ * from an empty block again. ASan, in the hardening pass, checks the frees. */
+START_TEST(test_a_tree_larger_than_the_arena_spills_into_malloc) {
+    size_t fields = 6000, size = fields * 16 + 64, len = 0;
+    char *big = malloc(size);
+    ck_assert_ptr_nonnull(big);
+    len += (size_t)snprintf(big + len, size - len, "{\"user_id\":\"big\",\"amount\":7");
+    for (size_t i = 0; i < fields; i++)
+        len += (size_t)snprintf(big + len, size - len, ",\"f%zu\":\"v\"", i);
+    len += (size_t)snprintf(big + len, size - len, "}");
+    decode_limits_t limits = DECODE_DEFAULT_LIMITS;
+    limits.max_message_bytes = size;
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(decode_payment(NULL, 0, big, len, &limits, &pay, err, sizeof(err)),
+                         DECODE_OK);
+        ck_assert_str_eq(pay.user_id, "big");
+        ck_assert_int_eq(pay.amount, 70000);
+        ACCEPTS(NULL, "{\"user_id\":\"small\",\"amount\":1}", "small", 10000);
+    }
+    free(big);
+    json_arena_release();
+}
+END_TEST
+
 int main(void) {
+    json_arena_install();
     Suite *s = suite_create("decode");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_json_object_with_user_and_number_amount);
+    tcase_add_test(tc, test_a_tree_larger_than_the_arena_spills_into_malloc);
     tcase_add_test(tc, test_json_amount_as_numeric_string_is_exact);
     tcase_add_test(tc, test_json_without_user_takes_the_key);
     tcase_add_test(tc, test_optional_event_id_and_timestamp);

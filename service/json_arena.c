@@ -1,0 +1,65 @@
+/* json_arena: a thread-local bump allocator behind cJSON's hooks. */
+#include "json_arena.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cJSON.h>
+
+/* A payment's tree takes a few hundred bytes; the largest accepted message
+ * (input.max.message.bytes, 64 KiB by default) may overflow into malloc. */
+#define ARENA_BYTES (64 * 1024)
+#define ARENA_ALIGN 16
+
+typedef struct arena {
+    char *block;
+    size_t used;
+    bool active;
+} arena_t;
+
+static _Thread_local arena_t arena;
+
+static void *arena_malloc(size_t size) {
+    if (arena.active && arena.block) {
+        size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+        if (need >= size && need <= ARENA_BYTES - arena.used) {
+            void *p = arena.block + arena.used;
+            arena.used += need;
+            return p;
+        }
+    }
+    return malloc(size);
+}
+
+static void arena_free(void *p) {
+    /* The block's own pointers are never freed one by one. Comparing
+     * addresses as integers: the pointer may belong to no block at all. */
+    uintptr_t at = (uintptr_t)p, start = (uintptr_t)arena.block;
+    if (arena.block && at >= start && at < start + ARENA_BYTES) return;
+    free(p);
+}
+
+void json_arena_install(void) {
+    cJSON_Hooks hooks = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+    cJSON_InitHooks(&hooks);
+}
+
+void json_arena_begin(void) {
+    if (!arena.block) arena.block = malloc(ARENA_BYTES); /* NULL: malloc serves all */
+    arena.used = 0;
+    arena.active = true;
+}
+
+void json_arena_end(void) {
+    arena.active = false;
+    arena.used = 0;
+}
+
+void json_arena_release(void) {
+    free(arena.block);
+    arena.block = NULL;
+    arena.used = 0;
+    arena.active = false;
+}
