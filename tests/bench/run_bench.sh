@@ -4,7 +4,8 @@
 # then measures, 3 repetitions each where it says so (median and min-max):
 #   ceiling      a bare consumer with the service's consumer settings
 #   redis/memory the service, first fetched payment to all state in Redis,
-#                and its CPU time per payment (user + system, whole run)
+#                and its CPU time per payment (user + system, whole run);
+#                the redis backend again with batch.overlap=false
 #   latency      payment produce -> alert record's timestamp, as a curve over
 #                offered load (1k, 10k, 50% and 80% of the capacity), with the
 #                service pinned to one core and the broker, Redis and load
@@ -159,21 +160,21 @@ for rep in $(seq "$REPS"); do
 done
 
 # --- service, both backends ----------------------------------------------------
-run_service_reps() { # backend -> values in $results
-  local backend=$1 port pid v
+run_service_reps() { # backend [extra-args...] -> values in $results, $cpu_us appended
+  local backend=$1 port pid v; shift
   results=()
   for rep in $(seq "$REPS"); do
     redis flushall >/dev/null
     port=$(free_port)
     start_service "$backend-$rep" "$port" -X "group.id=bench-$backend-$rep-$RANDOM" \
-      -X "state.backend=$backend"
+      -X "state.backend=$backend" "$@"
     pid=$SERVICE_PID
     v=$(measure "$backend" payments "$EVENTS" "$port")
     rss=$(peak_rss_kb "$pid")
     us=$(awk -v c="$(cpu_seconds "$pid")" -v n="$EVENTS" 'BEGIN{printf "%.2f", c * 1e6 / n}')
     stop_service "$pid"
     results+=("$v"); cpu_us+=("$us")
-    echo "   $backend rep $rep: $v events/s, $us us CPU per payment, peak RSS ${rss} kB"
+    echo "   $backend $* rep $rep: $v events/s, $us us CPU per payment, peak RSS ${rss} kB"
   done
   last_rss=$rss
 }
@@ -184,6 +185,9 @@ cpu_us=(); run_service_reps redis;  redis_tp=("${results[@]}"); redis_rss=$last_
 redis_cpu=$(fsummary "${cpu_us[@]}")
 cpu_us=(); run_service_reps memory; memory_tp=("${results[@]}"); memory_rss=$last_rss
 memory_cpu=$(fsummary "${cpu_us[@]}")
+# The engine's overlap against waiting for each step (batch.overlap=false).
+cpu_us=(); run_service_reps redis -X batch.overlap=false; sequential_tp=("${results[@]}")
+sequential_cpu=$(fsummary "${cpu_us[@]}")
 
 # --- the clock of the window rules ----------------------------------------------------
 # small_then_large and velocity on, in event time (the default) and in
@@ -223,6 +227,7 @@ read -r ag_med ag_min ag_max <<<"$(summary "${aggregate_tp[@]}")"
 read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
 read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
 read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
+read -r q_med q_min q_max <<<"$(summary "${sequential_tp[@]}")"
 
 # --- latency against offered load --------------------------------------------------
 # Capacity here is the pinned service's own (redis backend), so 50% and 80%
@@ -325,6 +330,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"ceiling_eps\": {\"median\": $c_med, \"min\": $c_min, \"max\": $c_max},"
   echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"
   echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
+  echo "  \"redis_without_overlap_eps\": {\"median\": $q_med, \"min\": $q_min, \"max\": $q_max, \"cpu_us_per_payment\": $sequential_cpu},"
   echo "  \"cpu_us_per_payment\": {\"redis\": $redis_cpu, \"memory\": $memory_cpu},"
   echo "  \"window_rules_eps\": {\"event_time\": {\"median\": $ce_med, \"min\": $ce_min, \"max\": $ce_max}, \"processing_time\": {\"median\": $cp_med, \"min\": $cp_min, \"max\": $cp_max}},"
   echo "  \"two_aggregate_rules_eps\": {\"median\": $ag_med, \"min\": $ag_min, \"max\": $ag_max},"
@@ -344,6 +350,7 @@ cat <<TABLE
 | ceiling: bare consumer, events/s | $c_med | $c_min-$c_max |
 | service, redis backend, events/s | $r_med | $r_min-$r_max |
 | service, memory backend, events/s | $m_med | $m_min-$m_max |
+| service, redis backend, batch.overlap=false, events/s | $q_med | $q_min-$q_max |
 | **ratio redis / ceiling** | **$ratio_r** | |
 | **ratio memory / ceiling** | **$ratio_m** | |
 | service CPU per payment, redis / memory | $redis_cpu / $memory_cpu us | |
