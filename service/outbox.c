@@ -38,16 +38,19 @@ typedef struct inflight {
     char id[];
 } inflight_t;
 
+typedef struct record_list {
+    output_record_t *items;
+    size_t count, cap;
+} record_list_t;
+
 struct outbox {
     const config_t *cfg;
     kafka_io_t *io;
     store_t *store;       /* NULL: memory backend */
     ack_watermark_t *acks; /* memory backend only */
     metrics_t *metrics;
-    output_record_t *queued; /* decided in the batch being applied */
-    size_t queued_count, queued_cap;
-    output_record_t *sealed; /* in the Redis step in flight */
-    size_t sealed_count, sealed_cap;
+    record_list_t queued; /* decided in the batch being applied */
+    record_list_t sealed; /* in the Redis step in flight */
     inflight_t **acked;
     size_t acked_count, acked_cap;
     store_alert_t *ids; /* scratch for removals */
@@ -84,9 +87,9 @@ static void free_record(output_record_t *r) {
     free(r->trace);
 }
 
-static void free_records(output_record_t *records, size_t *count) {
-    for (size_t i = 0; i < *count; i++) free_record(&records[i]);
-    *count = 0;
+static void free_records(record_list_t *list) {
+    for (size_t i = 0; i < list->count; i++) free_record(&list->items[i]);
+    list->count = 0;
 }
 
 static void free_acked(outbox_t *ob) {
@@ -96,11 +99,11 @@ static void free_acked(outbox_t *ob) {
 
 void outbox_destroy(outbox_t *ob) {
     if (!ob) return;
-    free_records(ob->queued, &ob->queued_count);
-    free_records(ob->sealed, &ob->sealed_count);
+    free_records(&ob->queued);
+    free_records(&ob->sealed);
     free_acked(ob);
-    free(ob->queued);
-    free(ob->sealed);
+    free(ob->queued.items);
+    free(ob->sealed.items);
     free(ob->acked);
     free(ob->ids);
     free(ob->steps);
@@ -120,14 +123,15 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id
     const trace_context_t *trace =
         origin->trace && origin->trace->traceparent[0] ? origin->trace : NULL;
     if (!json) goto oom;
-    if (ob->queued_count == ob->queued_cap) {
-        size_t cap = ob->queued_cap ? ob->queued_cap * 2 : 64;
-        output_record_t *grown = realloc(ob->queued, cap * sizeof(*grown));
+    record_list_t *queued = &ob->queued;
+    if (queued->count == queued->cap) {
+        size_t cap = queued->cap ? queued->cap * 2 : 64;
+        output_record_t *grown = realloc(queued->items, cap * sizeof(*grown));
         if (!grown) goto oom;
-        ob->queued = grown;
-        ob->queued_cap = cap;
+        queued->items = grown;
+        queued->cap = cap;
     }
-    output_record_t *r = &ob->queued[ob->queued_count];
+    output_record_t *r = &queued->items[queued->count];
     *r = (output_record_t){.kind = kind, .rule = kind == OUTPUT_ALERT ? rule : -1,
                            .partition = origin->partition, .offset = origin->offset,
                            .event_time_ms = origin->event_time_ms,
@@ -152,7 +156,7 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id
     memcpy(r->stored + head_len, json, json_len + 1);
     r->json = r->stored + head_len;
     free(json);
-    ob->queued_count++;
+    queued->count++;
     return 0;
 oom:
     free(json);
@@ -161,34 +165,29 @@ oom:
 }
 
 const output_record_t *outbox_queued(const outbox_t *ob, size_t *count) {
-    *count = ob->queued_count;
-    return ob->queued;
+    *count = ob->queued.count;
+    return ob->queued.items;
 }
 
-static void drop_records_of(output_record_t *records, size_t *count, int32_t partition) {
+static void drop_records_of(record_list_t *list, int32_t partition) {
     size_t kept = 0;
-    for (size_t i = 0; i < *count; i++) {
-        if (records[i].partition == partition) free_record(&records[i]);
-        else records[kept++] = records[i];
+    for (size_t i = 0; i < list->count; i++) {
+        if (list->items[i].partition == partition) free_record(&list->items[i]);
+        else list->items[kept++] = list->items[i];
     }
-    *count = kept;
+    list->count = kept;
 }
 
 void outbox_drop_partition(outbox_t *ob, int32_t partition) {
-    drop_records_of(ob->queued, &ob->queued_count, partition);
-    drop_records_of(ob->sealed, &ob->sealed_count, partition);
+    drop_records_of(&ob->queued, partition);
+    drop_records_of(&ob->sealed, partition);
 }
 
 void outbox_seal_queued(outbox_t *ob) {
-    free_records(ob->sealed, &ob->sealed_count); /* produced already, or refused */
-    output_record_t *list = ob->sealed;
-    size_t cap = ob->sealed_cap;
+    free_records(&ob->sealed); /* produced already, or refused */
+    record_list_t emptied = ob->sealed; /* swapped: both keep their memory */
     ob->sealed = ob->queued;
-    ob->sealed_cap = ob->queued_cap;
-    ob->sealed_count = ob->queued_count;
-    ob->queued = list;
-    ob->queued_cap = cap;
-    ob->queued_count = 0;
+    ob->queued = emptied;
 }
 
 /* What a record is to a CloudEvents reader: fraud.alert.<rule>,
@@ -261,10 +260,10 @@ void *outbox_dead_letter_ticket(outbox_t *ob, int32_t partition) {
     return a;
 }
 
-static int produce_records(outbox_t *ob, output_record_t *records, size_t *count) {
+static int produce_records(outbox_t *ob, record_list_t *list) {
     int rc = 0;
-    for (size_t i = 0; i < *count && rc == 0; i++) {
-        const output_record_t *r = &records[i];
+    for (size_t i = 0; i < list->count && rc == 0; i++) {
+        const output_record_t *r = &list->items[i];
         inflight_t *a = inflight_new(ob, r->kind, r->rule, r->partition, r->event_time_ms, r->id);
         if (!a) {
             log_error("alert", "out of memory producing an output record");
@@ -277,16 +276,16 @@ static int produce_records(outbox_t *ob, output_record_t *records, size_t *count
             rc = -1;
         }
     }
-    free_records(records, count);
+    free_records(list);
     return rc;
 }
 
 int outbox_produce_queued(outbox_t *ob) {
-    return produce_records(ob, ob->queued, &ob->queued_count);
+    return produce_records(ob, &ob->queued);
 }
 
 int outbox_produce_sealed(outbox_t *ob) {
-    return produce_records(ob, ob->sealed, &ob->sealed_count);
+    return produce_records(ob, &ob->sealed);
 }
 
 void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {

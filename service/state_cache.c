@@ -8,16 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef struct entry_list {
+    cache_entry_t **items;
+    size_t count, cap;
+} entry_list_t;
+
 struct state_cache {
     cache_entry_t **buckets;
     size_t bucket_count; /* power of two */
     size_t count;
     size_t max_entries;
     cache_entry_t *lru_head, *lru_tail; /* head = most recently used */
-    cache_entry_t **dirty;
-    size_t dirty_count, dirty_cap;
-    cache_entry_t **flying; /* launched, not landed; swapped with dirty */
-    size_t flying_count, flying_cap;
+    entry_list_t dirty;  /* changed since the last launch or flush */
+    entry_list_t flying; /* launched, not landed */
     state_cache_stats_t stats;
 };
 
@@ -60,16 +63,16 @@ void state_cache_clear(state_cache_t *cache) {
     memset(cache->buckets, 0, cache->bucket_count * sizeof(*cache->buckets));
     cache->lru_head = cache->lru_tail = NULL;
     cache->count = 0;
-    cache->dirty_count = 0;
-    cache->flying_count = 0;
+    cache->dirty.count = 0;
+    cache->flying.count = 0;
 }
 
 void state_cache_destroy(state_cache_t *cache) {
     if (!cache) return;
     state_cache_clear(cache);
     free(cache->buckets);
-    free(cache->dirty);
-    free(cache->flying);
+    free(cache->dirty.items);
+    free(cache->flying.items);
     free(cache);
 }
 
@@ -161,50 +164,45 @@ cache_entry_t *state_cache_put(state_cache_t *cache, const char *user, size_t le
 
 void state_cache_mark_dirty(state_cache_t *cache, cache_entry_t *entry) {
     if (entry->flags & CACHE_ENTRY_DIRTY) return;
-    if (cache->dirty_count == cache->dirty_cap) {
-        size_t cap = cache->dirty_cap ? cache->dirty_cap * 2 : 1024;
-        cache_entry_t **grown = realloc(cache->dirty, cap * sizeof(*grown));
+    entry_list_t *dirty = &cache->dirty;
+    if (dirty->count == dirty->cap) {
+        size_t cap = dirty->cap ? dirty->cap * 2 : 1024;
+        cache_entry_t **grown = realloc(dirty->items, cap * sizeof(*grown));
         /* Without room to track it the entry could be lost: abort loudly. */
         if (!grown) abort();
-        cache->dirty = grown;
-        cache->dirty_cap = cap;
+        dirty->items = grown;
+        dirty->cap = cap;
     }
-    cache->dirty[cache->dirty_count++] = entry;
+    dirty->items[dirty->count++] = entry;
     entry->flags |= CACHE_ENTRY_DIRTY;
 }
 
 cache_entry_t **state_cache_dirty(state_cache_t *cache, size_t *count) {
-    *count = cache->dirty_count;
-    return cache->dirty;
+    *count = cache->dirty.count;
+    return cache->dirty.items;
 }
 
 void state_cache_mark_all_clean(state_cache_t *cache) {
-    for (size_t i = 0; i < cache->dirty_count; i++)
-        cache->dirty[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
-    cache->dirty_count = 0;
+    for (size_t i = 0; i < cache->dirty.count; i++)
+        cache->dirty.items[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
+    cache->dirty.count = 0;
 }
 
 void state_cache_launch_dirty(state_cache_t *cache) {
     state_cache_landed(cache); /* one write in flight at a time */
-    for (size_t i = 0; i < cache->dirty_count; i++) {
-        cache->dirty[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
-        cache->dirty[i]->flags |= CACHE_ENTRY_IN_FLIGHT;
+    for (size_t i = 0; i < cache->dirty.count; i++) {
+        cache->dirty.items[i]->flags &= (uint8_t)~(CACHE_ENTRY_DIRTY | CACHE_ENTRY_ERASED);
+        cache->dirty.items[i]->flags |= CACHE_ENTRY_IN_FLIGHT;
     }
-    /* Swapping the lists keeps both allocations. */
-    cache_entry_t **list = cache->flying;
-    size_t cap = cache->flying_cap;
+    entry_list_t emptied = cache->flying; /* swapped: both keep their memory */
     cache->flying = cache->dirty;
-    cache->flying_cap = cache->dirty_cap;
-    cache->flying_count = cache->dirty_count;
-    cache->dirty = list;
-    cache->dirty_cap = cap;
-    cache->dirty_count = 0;
+    cache->dirty = emptied;
 }
 
 void state_cache_landed(state_cache_t *cache) {
-    for (size_t i = 0; i < cache->flying_count; i++)
-        cache->flying[i]->flags &= (uint8_t)~CACHE_ENTRY_IN_FLIGHT;
-    cache->flying_count = 0;
+    for (size_t i = 0; i < cache->flying.count; i++)
+        cache->flying.items[i]->flags &= (uint8_t)~CACHE_ENTRY_IN_FLIGHT;
+    cache->flying.count = 0;
 }
 
 static void remove_entry(state_cache_t *cache, cache_entry_t *e) {
@@ -233,17 +231,17 @@ size_t state_cache_evict(state_cache_t *cache) {
 }
 
 /* Keeps the entries of a list that are not of `partition`. */
-static size_t keep_other_partitions(cache_entry_t **list, size_t count, int32_t partition) {
+static void keep_other_partitions(entry_list_t *list, int32_t partition) {
     size_t kept = 0;
-    for (size_t i = 0; i < count; i++)
-        if (list[i]->partition != partition) list[kept++] = list[i];
-    return kept;
+    for (size_t i = 0; i < list->count; i++)
+        if (list->items[i]->partition != partition) list->items[kept++] = list->items[i];
+    list->count = kept;
 }
 
 size_t state_cache_drop_partition(state_cache_t *cache, int32_t partition) {
     size_t dropped = 0;
-    cache->dirty_count = keep_other_partitions(cache->dirty, cache->dirty_count, partition);
-    cache->flying_count = keep_other_partitions(cache->flying, cache->flying_count, partition);
+    keep_other_partitions(&cache->dirty, partition);
+    keep_other_partitions(&cache->flying, partition);
     cache_entry_t *e = cache->lru_head;
     while (e) {
         cache_entry_t *next = e->lru_next;
