@@ -163,6 +163,10 @@ static int finish_in_memory(pipeline_t *p) {
 static int process_batch(pipeline_t *p) {
     if (p->fatal) return -1;
     if (batch_count(p->batch) == 0) return land_step(p);
+    /* A step that is back already lands first: its records go out now,
+     * not after this batch is applied. */
+    if (p->flight && step_flight_ready(p->flight) && land_step(p) != 0) return -1;
+    if (batch_count(p->batch) == 0) return 0; /* all of it refused */
     int64_t started = clock_monotonic_ms();
     uint64_t failures_before = kafka_io_delivery_failures(p->io);
     long dead_letters = batch_apply(p->batch, &p->env, rule_control_rules(p->rules));

@@ -121,6 +121,13 @@ bool step_flight_busy(step_flight_t *f) {
     return busy;
 }
 
+bool step_flight_ready(step_flight_t *f) {
+    pthread_mutex_lock(&f->lock);
+    bool ready = f->state == FLIGHT_RAN;
+    pthread_mutex_unlock(&f->lock);
+    return ready;
+}
+
 static int run_again(void *arg, char *errstr, size_t errstr_size) {
     step_flight_t *f = arg;
     int rc = store_steps_run(f->steps, f->store, errstr, errstr_size);

@@ -38,6 +38,9 @@ int step_flight_launch(step_flight_t *f, const store_step_t *steps, size_t count
 /* True from a launch until step_flight_land() returns. */
 bool step_flight_busy(step_flight_t *f);
 
+/* True when the run in flight has finished: landing it will not wait. */
+bool step_flight_ready(step_flight_t *f);
+
 /* Waits for the run in flight; runs it again under retry while it fails.
  * Then the outcome, one per launched step in order, stays readable until
  * the next launch. 0, or -1 when a stop was requested first. */
