@@ -103,9 +103,11 @@ static int reserve(store_steps_t *ss, size_t count) {
     if (commands) {
         memset(commands + ss->cap, 0, (cap - ss->cap) * sizeof(*commands));
         ss->commands = commands;
-        ss->cap = cap;
     }
-    return steps && slots && replies && commands ? 0 : -1;
+    /* The capacity grows only once every array has it. */
+    if (!steps || !slots || !replies || !commands) return -1;
+    ss->cap = cap;
+    return 0;
 }
 
 static int add_partition_key(const store_steps_t *ss, redis_argv_t *b, int32_t partition,
