@@ -147,7 +147,10 @@ int step_flight_land(step_flight_t *f, const redis_retry_t *retry) {
     if (rc != 0) {
         /* The worker is idle now: the store and the steps are this
          * thread's until the next launch. */
-        log_debug("redis", "the step in flight failed (%s); running it again", f->run_error);
+        /* Warned, not debugged: a failure that the next attempt mends
+         * would otherwise leave no trace at the default level. */
+        log_warn("redis", "the batch's Redis step failed (%s); sending it again, nothing is "
+                 "committed until it lands", f->run_error);
         rc = redis_retry_run(retry, run_again, f, "writing user state");
     }
     pthread_mutex_lock(&f->lock);
