@@ -182,9 +182,17 @@ static int attach_user_state(batch_t *b, const batch_env_t *env) {
 }
 
 /* With Redis, the caller awaits dead letters before the atomic step; with
- * the memory backend, a ticket holds the payment's offset back instead. */
+ * the memory backend, a ticket holds the payment's offset back instead;
+ * with exactly_once, the dead letter waits in the outbox, for the batch's
+ * transaction. */
 static int dead_letter(batch_t *b, const batch_env_t *env, const batch_item_t *it) {
     void *ticket = NULL;
+    if (config_exactly_once(env->cfg)) {
+        if (outbox_queue_dead_letter(env->outbox, &it->msg, it->reason, it->reason_text) != 0)
+            return -1;
+        metrics_add(&env->metrics->events[EVENT_DEAD_LETTER], 1);
+        return 0;
+    }
     if (!env->store && !(ticket = outbox_dead_letter_ticket(env->outbox, it->msg.partition)))
         return -1;
     if (dead_letter_send(env->dead_letters, &it->msg, it->reason, it->reason_text, ticket) != 0) {

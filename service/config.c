@@ -401,6 +401,10 @@ int config_load_sources(config_t *cfg, const char *file, char *const *envp,
     return config_validate(cfg, errstr, errstr_size);
 }
 
+bool config_exactly_once(const config_t *cfg) {
+    return strcmp(cfg->output_guarantee, "exactly_once") == 0;
+}
+
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
     if (strcmp(cfg->input_topic, cfg->alert_topic) == 0 ||
         strcmp(cfg->input_topic, cfg->dlq_topic) == 0) {
@@ -418,6 +422,12 @@ int config_validate(const config_t *cfg, char *errstr, size_t errstr_size) {
                        "input.topic \"%s\"", cfg->input_topic);
             return -1;
         }
+    }
+    if (config_exactly_once(cfg) && strcmp(cfg->state_backend, "redis") != 0) {
+        errstr_set(errstr, errstr_size,
+                   "output.guarantee=exactly_once needs state.backend=redis: the Redis "
+                   "checkpoint and outbox are what a transaction is tied to");
+        return -1;
     }
     if (config_validate_rules(cfg, &cfg->rules, errstr, errstr_size) != 0) return -1;
     redis_url_t url;

@@ -56,6 +56,7 @@ typedef struct config {
     char *averages_topic;
     bool output_cloudevents;      /* CloudEvents binary-mode headers on outputs */
     char *output_cloudevents_source; /* ce_source; "": /fraud-detector/<group.id> */
+    char *output_guarantee;       /* "at_least_once" or "exactly_once" */
     char *log_level;
     char *log_format;
     char *http_listen;
@@ -93,6 +94,9 @@ int config_load_sources(config_t *cfg, const char *file, char *const *envp,
 
 /* Cross-key checks once all sources are in, e.g. distinct topics. */
 int config_validate(const config_t *cfg, char *errstr, size_t errstr_size);
+
+/* output.guarantee=exactly_once: outputs and offsets in Kafka transactions. */
+bool config_exactly_once(const config_t *cfg);
 
 /* Sets one rule.* key on a rule set alone, as config_set() would on the
  * config's own (for rule updates at run time). */

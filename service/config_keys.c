@@ -100,6 +100,11 @@ const key_def_t CONFIG_KEYS[] = {
      "JSON value stays the same."},
     {"output.cloudevents.source", KEY_STRING, "", 0, 0, NULL, FIELD(output_cloudevents_source),
      "The ce_source of those records (a URI reference); empty: /fraud-detector/<group.id>."},
+    {"output.guarantee", KEY_ENUM, "at_least_once", 0, 0, "at_least_once|exactly_once",
+     FIELD(output_guarantee),
+     "at_least_once: a crash may produce again records Kafka had acknowledged (same ids). "
+     "exactly_once: each batch's records and offsets go out in one Kafka transaction, so a "
+     "read_committed consumer sees every record once; needs state.backend=redis."},
     {"rules.topic", KEY_STRING, "", 0, 0, NULL, FIELD(rules_topic),
      "When set, every instance reads rule updates from this (compacted) topic, from its "
      "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "

@@ -14,6 +14,7 @@
 #define FRAUD_DEAD_LETTER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "decode.h"
 #include "kafka_io.h"
@@ -62,6 +63,23 @@ dead_letter_t *dead_letter_new(const char *topic, kafka_io_t *io, struct metrics
  * the producer refuses it; the opaque then stays the caller's. */
 int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reason_t reason,
                      const char *reason_text, void *record_opaque);
+
+/* output.guarantee=exactly_once, where a dead letter waits in the Redis
+ * outbox with the batch's other records and goes out in its transaction:
+ *
+ * dead_letter_count() counts and logs (sampled) one decided now;
+ * dead_letter_record_json() is what the outbox keeps of it: {"error",
+ * "key_hex" (null: no key), "value_hex"}, the bytes unchanged (the
+ * caller frees it; NULL when out of memory); dead_letter_send_record()
+ * produces it from that as dead_letter_send() would have produced the
+ * message at source_topic [partition] offset. -1 with a log line when the
+ * record is unreadable or the producer refuses it. */
+void dead_letter_count(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reason_t reason,
+                       const char *reason_text);
+char *dead_letter_record_json(const kafka_msg_t *msg, const char *reason_text);
+int dead_letter_send_record(dead_letter_t *dl, const char *json, const char *source_topic,
+                            int32_t partition, int64_t offset, int reason,
+                            const trace_context_t *trace);
 
 /* Logs how many lines the sampling left out, then frees. */
 void dead_letter_destroy(dead_letter_t *dl);

@@ -50,6 +50,7 @@ const void *kafka_msg_header(const kafka_msg_t *msg, const char *name, size_t *s
 typedef struct kafka_assigned {
     int32_t partition;
     int64_t committed; /* the group's committed offset; -1: none or unknown */
+    int committed_unknown; /* it could not be read (a transaction still open, say) */
     int64_t start;     /* set by on_assign: where to fetch; -1: the reset policy */
 } kafka_assigned_t;
 
@@ -107,8 +108,39 @@ int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t 
                      const void *value, size_t value_len, const char *const *headers,
                      void *record_opaque, char *errstr, size_t errstr_size);
 
+/* ---- transactions: output.guarantee=exactly_once -------------------------
+ * The producer is transactional. A transaction opens with the first record
+ * produced (or at the commit, for offsets alone); kafka_io_store_offsets()
+ * adds offsets to it instead of storing them for the auto-commit, and
+ * kafka_io_commit_transaction() sends them with the consumer's group
+ * metadata (KIP-447: a member that lost its partitions cannot commit) and
+ * commits. Without exactly_once every call here is a no-op that commits. */
+typedef enum {
+    KAFKA_TXN_COMMITTED = 0,
+    KAFKA_TXN_ABORTED,  /* aborted cleanly (or nothing was open); the producer is usable */
+    KAFKA_TXN_FAILED,   /* aborted, and no usable producer could be made */
+} kafka_txn_result_t;
+
+kafka_txn_result_t kafka_io_commit_transaction(kafka_io_t *io);
+
+/* After KAFKA_TXN_ABORTED or _FAILED: the partitions whose offsets the
+ * aborted transaction carried (borrowed, until the next commit). */
+const int32_t *kafka_io_aborted_partitions(const kafka_io_t *io, size_t *count);
+
+typedef struct kafka_txn_stats {
+    uint64_t committed, aborted, producer_restarts;
+} kafka_txn_stats_t;
+kafka_txn_stats_t kafka_io_txn_stats(const kafka_io_t *io);
+
+/* The group's committed offset of one partition of topic: -1 when it has
+ * none, -2 when it could not be read. */
+int64_t kafka_io_committed_offset(kafka_io_t *io, const char *topic, int32_t partition);
+
 /* Serves the delivery reports that have arrived, without waiting. */
 void kafka_io_serve_deliveries(kafka_io_t *io);
+
+/* Sends what the producer holds, waiting up to 10 s. */
+void kafka_io_flush(kafka_io_t *io);
 
 /* Records that have failed to be delivered since the start. */
 uint64_t kafka_io_delivery_failures(const kafka_io_t *io);

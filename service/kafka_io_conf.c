@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errstr.h"
 #include "log.h"
@@ -104,6 +105,11 @@ rd_kafka_conf_t *kafka_conf_consumer_new(const config_t *cfg, char *errstr,
     for (size_t i = 0; !failed && i < sizeof(CONSUMER_CHOICES) / sizeof(CONSUMER_CHOICES[0]); i++)
         failed = set_prop(conf, CONSUMER_CHOICES[i][0], CONSUMER_CHOICES[i][1], errstr,
                           errstr_size);
+    /* exactly_once: offsets are committed only inside transactions, and
+     * what this instance reads of its own outputs is committed data. */
+    if (!failed && config_exactly_once(cfg))
+        failed = set_prop(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
+                 set_prop(conf, "isolation.level", "read_committed", errstr, errstr_size);
     if (failed || apply_user_props(conf, cfg, 1, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -123,6 +129,34 @@ rd_kafka_conf_t *kafka_conf_consumer_new(const config_t *cfg, char *errstr,
     return conf;
 }
 
+/* The user's value of a kafka.* setting for one client, or NULL. */
+static const char *user_prop(const config_t *cfg, const char *client, const char *name) {
+    const char *found = NULL;
+    size_t client_len = strlen(client);
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        const char *n = cfg->kafka[i].name;
+        if (strncmp(n, client, client_len) == 0 && n[client_len] == '.') n += client_len + 1;
+        if (strcmp(n, name) == 0) found = cfg->kafka[i].value;
+    }
+    return found;
+}
+
+/* One transactional.id per instance: <group.id>-<group.instance.id> with
+ * static membership, so a restarted member fences its own former self;
+ * otherwise <group.id>-<host>-<pid>, unique to this process. Either way
+ * the group's generation (KIP-447) is what fences a member that lost its
+ * partitions. */
+static void default_transactional_id(const config_t *cfg, char *buf, size_t size) {
+    const char *instance = user_prop(cfg, "consumer", "group.instance.id");
+    if (instance && instance[0]) {
+        snprintf(buf, size, "%s-%s", cfg->group_id, instance);
+        return;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(buf, size, "%s-%s-%d", cfg->group_id, host, (int)getpid());
+}
+
 rd_kafka_conf_t *kafka_conf_producer_new(const config_t *cfg, char *errstr,
                                           size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -130,6 +164,16 @@ rd_kafka_conf_t *kafka_conf_producer_new(const config_t *cfg, char *errstr,
     for (size_t i = 0; !failed && i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
         failed = set_prop(conf, PRODUCER_CHOICES[i][0], PRODUCER_CHOICES[i][1], errstr,
                           errstr_size);
+    if (!failed && config_exactly_once(cfg)) {
+        char id[512];
+        default_transactional_id(cfg, id, sizeof(id));
+        /* A transaction holds one batch's records for as long as they take
+         * to send: seconds at most. The timeout bounds how long a crashed
+         * or paused instance's open transaction holds back read_committed
+         * readers and the partitions' next owner (librdkafka: 60 s). */
+        failed = set_prop(conf, "transactional.id", id, errstr, errstr_size) ||
+                 set_prop(conf, "transaction.timeout.ms", "10000", errstr, errstr_size);
+    }
     if (failed || apply_user_props(conf, cfg, 0, errstr, errstr_size)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -159,6 +203,11 @@ int kafka_io_dump_config(const config_t *cfg, FILE *out, char *errstr, size_t er
         dump_prop(out, "consumer", consumer, CONSUMER_CHOICES[i][0]);
     for (size_t i = 0; i < sizeof(PRODUCER_CHOICES) / sizeof(PRODUCER_CHOICES[0]); i++)
         dump_prop(out, "producer", producer, PRODUCER_CHOICES[i][0]);
+    if (config_exactly_once(cfg)) {
+        dump_prop(out, "consumer", consumer, "isolation.level");
+        dump_prop(out, "producer", producer, "transactional.id");
+        dump_prop(out, "producer", producer, "transaction.timeout.ms");
+    }
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         const char *name = cfg->kafka[i].name;
         int consumer_only = strncmp(name, "consumer.", 9) == 0;

@@ -206,6 +206,21 @@ char *metrics_render_new(const metrics_t *m) {
                    "Alerts produced again from a partition's outbox after a crash or handover.");
     append(&t, "fraud_alerts_redelivered_total %llu\n",
            (unsigned long long)load(&m->alerts_redelivered));
+    counter_header(&t, "fraud_transactions_total",
+                   "Kafka transactions (output.guarantee=exactly_once) by result.");
+    append(&t, "fraud_transactions_total{result=\"committed\"} %llu\n",
+           (unsigned long long)load(&m->transactions_committed));
+    append(&t, "fraud_transactions_total{result=\"aborted\"} %llu\n",
+           (unsigned long long)load(&m->transactions_aborted));
+    counter_header(&t, "fraud_producer_restarts_total",
+                   "Transactional producers replaced after a fatal error.");
+    append(&t, "fraud_producer_restarts_total %llu\n",
+           (unsigned long long)load(&m->producer_restarts));
+    counter_header(&t, "fraud_outboxes_cleared_total",
+                   "Outboxes found on assignment whose records a committed transaction had "
+                   "delivered: cleared without producing them again.");
+    append(&t, "fraud_outboxes_cleared_total %llu\n",
+           (unsigned long long)load(&m->outboxes_cleared));
     counter_header(&t, "fraud_redis_commands_total", "Redis commands sent by the consumer.");
     append(&t, "fraud_redis_commands_total %llu\n", (unsigned long long)load(&m->redis_commands));
     counter_header(&t, "fraud_redis_errors_total", "Failed Redis round trips (each is retried).");

@@ -45,6 +45,9 @@ typedef struct metrics {
     /* Rule changes: [source 0 SIGHUP, 1 rules.topic][0 applied, 1 rejected] */
     atomic_uint_least64_t rule_updates[2][2];
     atomic_uint_least64_t alerts_redelivered;
+    /* output.guarantee=exactly_once */
+    atomic_uint_least64_t transactions_committed, transactions_aborted, producer_restarts;
+    atomic_uint_least64_t outboxes_cleared; /* on assignment, already committed: not produced */
     atomic_int rule_enabled[RULE_COUNT]; /* the fixed rules in force: 1 on, 0 off */
     atomic_int rules_active[RULE_TYPE_COUNT]; /* instances in force and not paused */
     atomic_uint_least64_t aggregate_payments_dropped; /* past an instance's max.events */

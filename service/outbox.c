@@ -23,6 +23,7 @@
 /* The last part of a running total's id, where an alert's has its rule. */
 #define TOTALS_ID_SUFFIX "totals"
 #define LATE_ID_SUFFIX "late"
+#define DEAD_LETTER_ID_SUFFIX "dlq"
 
 /* An inflight_t's kind when it is a dead letter's ticket. */
 #define DEAD_LETTER_TICKET OUTPUT_KIND_COUNT
@@ -48,9 +49,12 @@ struct outbox {
     kafka_io_t *io;
     store_t *store;       /* NULL: memory backend */
     ack_watermark_t *acks; /* memory backend only */
+    dead_letter_t *dead_letters;
     metrics_t *metrics;
+    int transactional; /* output.guarantee=exactly_once */
     record_list_t queued; /* decided in the batch being applied */
     record_list_t sealed; /* in the Redis step in flight */
+    record_list_t committing; /* exactly_once: produced in the open transaction */
     inflight_t **acked;
     size_t acked_count, acked_cap;
     store_alert_t *ids; /* scratch for removals */
@@ -60,14 +64,16 @@ struct outbox {
 };
 
 outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_watermark_t *acks,
-                     metrics_t *metrics) {
+                     dead_letter_t *dead_letters, metrics_t *metrics) {
     outbox_t *ob = calloc(1, sizeof(*ob));
     if (!ob) return NULL;
     ob->cfg = cfg;
     ob->io = io;
     ob->store = store;
     ob->acks = acks;
+    ob->dead_letters = dead_letters;
     ob->metrics = metrics;
+    ob->transactional = config_exactly_once(cfg);
     if (cfg->output_cloudevents) {
         const char *source = cfg->output_cloudevents_source;
         size_t size = strlen(source) + strlen(cfg->group_id) + sizeof("/fraud-detector/");
@@ -101,9 +107,11 @@ void outbox_destroy(outbox_t *ob) {
     if (!ob) return;
     free_records(&ob->queued);
     free_records(&ob->sealed);
+    free_records(&ob->committing);
     free_acked(ob);
     free(ob->queued.items);
     free(ob->sealed.items);
+    free(ob->committing.items);
     free(ob->acked);
     free(ob->ids);
     free(ob->steps);
@@ -115,6 +123,7 @@ static const char *topic_of(const outbox_t *ob, output_kind_t kind) {
     if (kind == OUTPUT_TOTAL || kind == OUTPUT_TOTAL_ERASED) return ob->cfg->totals_topic;
     if (kind == OUTPUT_AVERAGE) return ob->cfg->averages_topic;
     if (kind == OUTPUT_LATE) return ob->cfg->late_topic;
+    if (kind == OUTPUT_DEAD_LETTER) return ob->cfg->dlq_topic;
     return ob->cfg->alert_topic;
 }
 
@@ -132,12 +141,14 @@ int outbox_queue(outbox_t *ob, output_kind_t kind, int rule, const char *rule_id
         queued->cap = cap;
     }
     output_record_t *r = &queued->items[queued->count];
-    *r = (output_record_t){.kind = kind, .rule = kind == OUTPUT_ALERT ? rule : -1,
+    *r = (output_record_t){.kind = kind,
+                           .rule = kind == OUTPUT_ALERT || kind == OUTPUT_DEAD_LETTER ? rule : -1,
                            .partition = origin->partition, .offset = origin->offset,
                            .event_time_ms = origin->event_time_ms,
                            .detected_at_ms = origin->detected_at_ms};
     const char *last = kind == OUTPUT_ALERT || kind == OUTPUT_AVERAGE ? rule_id
-                       : kind == OUTPUT_LATE    ? LATE_ID_SUFFIX
+                       : kind == OUTPUT_LATE                          ? LATE_ID_SUFFIX
+                       : kind == OUTPUT_DEAD_LETTER                   ? DEAD_LETTER_ID_SUFFIX
                                                 : TOTALS_ID_SUFFIX; /* totals, or their tombstone */
     alert_id_format(origin->topic, origin->partition, origin->offset, last, r->id,
                     sizeof(r->id));
@@ -162,6 +173,19 @@ oom:
     free(json);
     log_error("alert", "out of memory queueing an output record");
     return -1;
+}
+
+int outbox_queue_dead_letter(outbox_t *ob, const kafka_msg_t *m, dead_letter_reason_t reason,
+                             const char *reason_text) {
+    trace_context_t trace;
+    output_origin_t origin = {.topic = m->topic, .partition = m->partition, .offset = m->offset,
+                              .event_time_ms = -1, .detected_at_ms = -1,
+                              .trace = trace_context_of_msg(m, &trace) ? &trace : NULL};
+    if (outbox_queue(ob, OUTPUT_DEAD_LETTER, reason, NULL, &origin, "",
+                     dead_letter_record_json(m, reason_text)) != 0)
+        return -1;
+    dead_letter_count(ob->dead_letters, m, reason, reason_text);
+    return 0;
 }
 
 const output_record_t *outbox_queued(const outbox_t *ob, size_t *count) {
@@ -207,6 +231,9 @@ static void cloudevent_type(output_kind_t kind, int rule, char *buf, size_t size
 static int produce(outbox_t *ob, const output_record_t *r, inflight_t *inflight) {
     char errstr[512], type[CLOUDEVENTS_TYPE_MAX];
     const char *topic = topic_of(ob, r->kind);
+    if (r->kind == OUTPUT_DEAD_LETTER) /* exactly_once: no opaque, the commit tells */
+        return dead_letter_send_record(ob->dead_letters, r->json, ob->cfg->input_topic,
+                                       r->partition, r->offset, r->rule, r->trace);
     if (!topic[0]) {
         log_warn("alert", "%s: no topic configured for it any more; dropped", r->id);
         if (inflight && inflight->mark) ack_mark_settle(inflight->mark, 0); /* done with it */
@@ -284,8 +311,67 @@ int outbox_produce_queued(outbox_t *ob) {
     return produce_records(ob, &ob->queued);
 }
 
+/* exactly_once: the records go out in the open transaction, with no
+ * opaque (an abort purges them, and their reports say nothing the commit
+ * does not); they are kept until the transaction's outcome. */
+static int produce_in_transaction(outbox_t *ob, record_list_t *list) {
+    for (size_t i = 0; i < list->count; i++) {
+        const output_record_t *r = &list->items[i];
+        if (r->kind == OUTPUT_ALERT) metrics_add(&ob->metrics->alerts[r->rule], 1);
+        if (produce(ob, r, NULL) != 0) return -1;
+    }
+    record_list_t emptied = ob->committing; /* swapped: both keep their memory */
+    free_records(&emptied);
+    ob->committing = *list;
+    *list = emptied;
+    return 0;
+}
+
 int outbox_produce_sealed(outbox_t *ob) {
-    return produce_records(ob, &ob->sealed);
+    return ob->transactional ? produce_in_transaction(ob, &ob->sealed)
+                             : produce_records(ob, &ob->sealed);
+}
+
+/* What a delivery report counts, for a record whose delivery is known. */
+static void count_delivered(outbox_t *ob, int kind, int rule, int64_t event_time_ms) {
+    if (kind == OUTPUT_TOTAL || kind == OUTPUT_TOTAL_ERASED) {
+        metrics_add(&ob->metrics->totals_produced, 1);
+    } else if (kind == OUTPUT_AVERAGE) {
+        metrics_add(&ob->metrics->averages_produced, 1);
+    } else if (kind == OUTPUT_LATE) {
+        metrics_add(&ob->metrics->late_produced, 1);
+    } else if (kind == OUTPUT_ALERT) {
+        metrics_add(&ob->metrics->alerts_acknowledged[rule], 1);
+        metrics_observe(&ob->metrics->event_to_alert_seconds,
+                        (double)(clock_now_ms() - event_time_ms) / 1000.0);
+    }
+}
+
+/* Keeps a delivered record's id for the bulk removal from Redis. */
+static void remember_acked(outbox_t *ob, inflight_t *a) {
+    if (ob->acked_count == ob->acked_cap) {
+        size_t cap = ob->acked_cap ? ob->acked_cap * 2 : 256;
+        inflight_t **grown = realloc(ob->acked, cap * sizeof(*grown));
+        if (!grown) { /* it stays in the outbox: cleared or produced again on assignment */
+            free(a);
+            return;
+        }
+        ob->acked = grown;
+        ob->acked_cap = cap;
+    }
+    ob->acked[ob->acked_count++] = a;
+}
+
+size_t outbox_in_transaction(const outbox_t *ob) { return ob->committing.count; }
+
+void outbox_transaction_done(outbox_t *ob, int committed) {
+    for (size_t i = 0; committed && i < ob->committing.count; i++) {
+        const output_record_t *r = &ob->committing.items[i];
+        count_delivered(ob, r->kind, r->rule, r->event_time_ms);
+        inflight_t *a = inflight_new(ob, r->kind, r->rule, r->partition, r->event_time_ms, r->id);
+        if (a) remember_acked(ob, a);
+    }
+    free_records(&ob->committing); /* aborted: the Redis outbox keeps them */
 }
 
 void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
@@ -304,32 +390,12 @@ void outbox_on_delivery(outbox_t *ob, void *opaque, int failed) {
         free(a);
         return;
     }
-    if (a->kind == OUTPUT_TOTAL || a->kind == OUTPUT_TOTAL_ERASED) {
-        metrics_add(&ob->metrics->totals_produced, 1);
-    } else if (a->kind == OUTPUT_AVERAGE) {
-        metrics_add(&ob->metrics->averages_produced, 1);
-    } else if (a->kind == OUTPUT_LATE) {
-        metrics_add(&ob->metrics->late_produced, 1);
-    } else {
-        metrics_add(&ob->metrics->alerts_acknowledged[a->rule], 1);
-        metrics_observe(&ob->metrics->event_to_alert_seconds,
-                        (double)(clock_now_ms() - a->event_time_ms) / 1000.0);
-    }
+    count_delivered(ob, a->kind, a->rule, a->event_time_ms);
     if (!ob->store) { /* nothing to remove from Redis */
         free(a);
         return;
     }
-    if (ob->acked_count == ob->acked_cap) {
-        size_t cap = ob->acked_cap ? ob->acked_cap * 2 : 256;
-        inflight_t **grown = realloc(ob->acked, cap * sizeof(*grown));
-        if (!grown) { /* it stays in the outbox: a duplicate later, never a loss */
-            free(a);
-            return;
-        }
-        ob->acked = grown;
-        ob->acked_cap = cap;
-    }
-    ob->acked[ob->acked_count++] = a;
+    remember_acked(ob, a); /* or, out of memory, a duplicate later, never a loss */
 }
 
 int outbox_failed(const outbox_t *ob) { return ob->failed; }
@@ -386,20 +452,23 @@ static int by_offset(const void *a, const void *b) {
 
 /* Produces one stored record as it was first produced: same key, value and
  * headers (its time comes back from its JSON's detected_at). */
-static int produce_one_stored(outbox_t *ob, const outbox_stored_t *s) {
+static int produce_one_stored(outbox_t *ob, int32_t partition, const outbox_stored_t *s) {
     cJSON *json = cJSON_Parse(s->json);
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(json, "user_id");
     const cJSON *detected = cJSON_GetObjectItemCaseSensitive(json, "detected_at");
     trace_context_t trace;
     int has_trace = outbox_format_trace(s, &trace);
     output_record_t r = {
-        .kind = s->kind, .rule = s->rule, .json = s->json,
+        .kind = s->kind, .rule = s->rule, .json = s->json, .partition = partition,
+        .offset = s->offset,
         .detected_at_ms = s->kind != OUTPUT_TOTAL && s->kind != OUTPUT_TOTAL_ERASED &&
                                   cJSON_IsNumber(detected)
                               ? (int64_t)detected->valuedouble
                               : -1,
         .trace = has_trace ? &trace : NULL,
-        .user = cJSON_IsString(user) ? user->valuestring : NULL,
+        .user = cJSON_IsString(user)             ? user->valuestring
+                : s->kind == OUTPUT_DEAD_LETTER ? "" /* its key is in its json */
+                                                : NULL,
     };
     snprintf(r.id, sizeof(r.id), "%s", s->id);
     int rc = r.user ? produce(ob, &r, NULL) : -1;
@@ -408,10 +477,13 @@ static int produce_one_stored(outbox_t *ob, const outbox_stored_t *s) {
 }
 
 /* Offset order, so a user's running totals arrive oldest first and the
- * latest stays last in a compacted topic. */
-static int produce_stored(outbox_t *ob, const store_outbox_t *outbox) {
-    outbox_stored_t *records = calloc(outbox->count, sizeof(*records));
+ * latest stays last in a compacted topic. Only records of payments at or
+ * past from_offset go; *produced says how many did. */
+static int produce_stored(outbox_t *ob, int32_t partition, const store_outbox_t *outbox,
+                          int64_t from_offset, size_t *produced) {
+    outbox_stored_t *records = calloc(outbox->count ? outbox->count : 1, sizeof(*records));
     int rc = records ? 0 : -1;
+    *produced = 0;
     for (size_t i = 0; i < outbox->count && rc == 0; i++)
         if (outbox_format_parse(outbox->alerts[i].json, &records[i]) != 0) {
             log_error("alert", "%s: unreadable outbox record", outbox->alerts[i].id);
@@ -420,36 +492,95 @@ static int produce_stored(outbox_t *ob, const store_outbox_t *outbox) {
             records[i].id = outbox->alerts[i].id;
         }
     if (rc == 0) qsort(records, outbox->count, sizeof(*records), by_offset);
-    for (size_t i = 0; i < outbox->count && rc == 0; i++)
-        rc = produce_one_stored(ob, &records[i]);
+    for (size_t i = 0; i < outbox->count && rc == 0; i++) {
+        if (records[i].offset < from_offset) continue;
+        rc = produce_one_stored(ob, partition, &records[i]);
+        if (rc == 0) ++*produced;
+    }
     free(records);
     return rc;
 }
 
-int outbox_redeliver(outbox_t *ob, int32_t partition, char *errstr, size_t errstr_size) {
-    store_outbox_t outbox;
-    if (store_outbox_load(ob->store, partition, &outbox, errstr, errstr_size) != 0) return -1;
-    if (outbox.count == 0) {
-        store_outbox_free(&outbox);
-        return 0;
-    }
+static int remove_all(outbox_t *ob, int32_t partition, store_outbox_t *outbox, char *errstr,
+                      size_t errstr_size) {
+    store_step_t done = {.partition = partition, .alerts = outbox->alerts,
+                         .alert_count = outbox->count};
+    return store_outbox_remove(ob->store, &done, 1, errstr, errstr_size);
+}
+
+static void log_redelivered(const outbox_t *ob, int32_t partition, size_t count) {
+    metrics_add(&ob->metrics->alerts_redelivered, count);
+    log_info("alert", "%s [%d]: redelivered %zu record(s) left in the outbox",
+             ob->cfg->input_topic, (int)partition, count);
+}
+
+/* at_least_once: everything in the outbox goes again, and is removed once
+ * acknowledged. */
+static int redeliver_all(outbox_t *ob, int32_t partition, store_outbox_t *outbox, char *errstr,
+                         size_t errstr_size) {
     uint64_t failures_before = kafka_io_delivery_failures(ob->io);
-    int rc = produce_stored(ob, &outbox);
+    size_t produced;
+    int rc = produce_stored(ob, partition, outbox, INT64_MIN, &produced);
     if (rc != 0) snprintf(errstr, errstr_size, "producing the outbox of partition %d failed",
                           (int)partition);
     if (rc == 0 && (rc = kafka_io_await_deliveries(ob->io, failures_before)) != 0)
         snprintf(errstr, errstr_size, "the outbox of partition %d was not acknowledged",
                  (int)partition);
-    if (rc == 0) {
-        store_step_t done = {.partition = partition, .alerts = outbox.alerts,
-                             .alert_count = outbox.count};
-        rc = store_outbox_remove(ob->store, &done, 1, errstr, errstr_size);
+    if (rc == 0) rc = remove_all(ob, partition, outbox, errstr, errstr_size);
+    if (rc == 0) log_redelivered(ob, partition, outbox->count);
+    return rc;
+}
+
+/* exactly_once: the group's committed offset says which transaction got
+ * through. Records of payments below it were committed with it; the rest
+ * (the last transaction aborted, or never began) go again in a new one that
+ * commits the checkpoint as the partition's offset. */
+static int redeliver_uncommitted(outbox_t *ob, int32_t partition, int64_t committed,
+                                 int64_t checkpoint, store_outbox_t *outbox, char *errstr,
+                                 size_t errstr_size) {
+    if (committed < -1) {
+        snprintf(errstr, errstr_size, "the committed offset of partition %d is unknown",
+                 (int)partition);
+        return -1;
     }
-    if (rc == 0) {
-        metrics_add(&ob->metrics->alerts_redelivered, outbox.count);
-        log_info("alert", "%s [%d]: redelivered %zu alert(s) left in the outbox",
-                 ob->cfg->input_topic, (int)partition, outbox.count);
+    size_t produced = 0;
+    int rc = committed >= 0 && checkpoint >= 0 && committed >= checkpoint
+                 ? 0
+                 : produce_stored(ob, partition, outbox, committed, &produced);
+    if (rc != 0) snprintf(errstr, errstr_size, "producing the outbox of partition %d failed",
+                          (int)partition);
+    if (rc == 0 && produced > 0) {
+        if (checkpoint >= 0)
+            kafka_io_store_offsets(ob->io, ob->cfg->input_topic, &partition, &checkpoint, 1);
+        if (kafka_io_commit_transaction(ob->io) != KAFKA_TXN_COMMITTED) {
+            snprintf(errstr, errstr_size, "the transaction redelivering the outbox of "
+                     "partition %d aborted", (int)partition);
+            rc = -1;
+        }
     }
+    if (rc == 0) rc = remove_all(ob, partition, outbox, errstr, errstr_size);
+    if (rc != 0) return rc;
+    if (produced > 0) {
+        log_redelivered(ob, partition, produced);
+    } else {
+        metrics_add(&ob->metrics->outboxes_cleared, 1);
+        log_info("alert", "%s [%d]: committed offset %lld has reached the checkpoint's "
+                 "records: cleared %zu delivered record(s) from the outbox without producing "
+                 "them again", ob->cfg->input_topic, (int)partition, (long long)committed,
+                 outbox->count);
+    }
+    return 0;
+}
+
+int outbox_redeliver(outbox_t *ob, int32_t partition, int64_t committed, int64_t checkpoint,
+                     char *errstr, size_t errstr_size) {
+    store_outbox_t outbox;
+    if (store_outbox_load(ob->store, partition, &outbox, errstr, errstr_size) != 0) return -1;
+    int rc = outbox.count == 0 ? 0
+             : ob->transactional
+                 ? redeliver_uncommitted(ob, partition, committed, checkpoint, &outbox, errstr,
+                                         errstr_size)
+                 : redeliver_all(ob, partition, &outbox, errstr, errstr_size);
     store_outbox_free(&outbox);
     return rc;
 }

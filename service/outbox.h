@@ -31,6 +31,7 @@
 #include "ack_watermark.h"
 #include "alert.h"
 #include "config.h"
+#include "dead_letter.h"
 #include "kafka_io.h"
 #include "metrics.h"
 #include "outbox_format.h"
@@ -68,7 +69,7 @@ typedef struct outbox outbox_t;
 /* Exactly one of store and acks: the Redis backend's store, or the memory
  * backend's watermark. */
 outbox_t *outbox_new(const config_t *cfg, kafka_io_t *io, store_t *store, ack_watermark_t *acks,
-                     metrics_t *metrics);
+                     dead_letter_t *dead_letters, metrics_t *metrics);
 void outbox_destroy(outbox_t *ob);
 
 /* Queues a record; takes ownership of json (freed on failure too). rule is
@@ -90,9 +91,22 @@ void outbox_drop_partition(outbox_t *ob, int32_t partition);
 
 /* Count the alerts as raised and produce every sealed (Redis backend: the
  * step landed) or queued (memory backend: no step) record, without
- * waiting, then forget them. */
+ * waiting, then forget them. With exactly_once the sealed records go into
+ * the open transaction and are kept until outbox_transaction_done(). */
 int outbox_produce_sealed(outbox_t *ob);
 int outbox_produce_queued(outbox_t *ob);
+
+/* exactly_once: the transaction holding the produced records committed
+ * (they count as delivered and leave the Redis outbox in bulk later) or
+ * aborted (they stay in the Redis outbox, to go again). */
+void outbox_transaction_done(outbox_t *ob, int committed);
+/* exactly_once: records produced in the open transaction. */
+size_t outbox_in_transaction(const outbox_t *ob);
+
+/* exactly_once: a dead letter is queued like an output record, so that it
+ * goes out in its batch's transaction; it is counted and logged now. */
+int outbox_queue_dead_letter(outbox_t *ob, const kafka_msg_t *msg, dead_letter_reason_t reason,
+                             const char *reason_text);
 
 /* Memory backend: the opaque for a dead letter of an input partition's
  * payment, so that its report settles the partition's mark. NULL when out
@@ -112,9 +126,15 @@ int outbox_complete_deliveries(outbox_t *ob, const redis_retry_t *retry);
 /* Waits for every record in flight, then completes them. */
 int outbox_drain(outbox_t *ob, const redis_retry_t *retry);
 
-/* Produces whatever the partition's Redis outbox still holds, in offset
- * order, waits for the acknowledgements and removes them. */
-int outbox_redeliver(outbox_t *ob, int32_t partition, char *errstr, size_t errstr_size);
+/* What the partition's Redis outbox still holds, on assignment, in offset
+ * order. at_least_once: all of it is produced, acknowledged and removed.
+ * exactly_once: the records of payments below committed (the group's
+ * committed offset, -1: none) were committed by a transaction and are only
+ * removed; the others are produced in a new transaction that commits
+ * checkpoint (the Redis checkpoint) as the partition's offset, then
+ * removed. */
+int outbox_redeliver(outbox_t *ob, int32_t partition, int64_t committed, int64_t checkpoint,
+                     char *errstr, size_t errstr_size);
 
 /* True once a record could not be delivered: it stays in the Redis outbox,
  * and the service must stop without committing. */

@@ -9,7 +9,7 @@
 
 #include "rules.h"
 
-static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l', 'e'};
+static const char KIND_CODES[OUTPUT_KIND_COUNT] = {'a', 'v', 't', 'l', 'e', 'd'};
 
 int outbox_format_head(char *buf, size_t size, output_kind_t kind, int rule, int64_t offset,
                        const trace_context_t *trace) {
@@ -66,7 +66,10 @@ int outbox_format_parse(const char *value, outbox_stored_t *s) {
     if (!code || p[1] != ' ') return -1;
     s->kind = (output_kind_t)(code - KIND_CODES);
     long rule = strtol(p + 2, &end, 10);
-    if (*end != ' ' || rule < -1 || rule >= RULE_TYPE_COUNT) return -1;
+    /* A dead letter's reason is checked where it is produced. */
+    if (*end != ' ' || rule < -1 || (s->kind != OUTPUT_DEAD_LETTER && rule >= RULE_TYPE_COUNT) ||
+        rule > 1000)
+        return -1;
     s->rule = (int)rule;
     s->offset = strtoll(end + 1, &end, 10);
     if (*end != ' ') return -1;

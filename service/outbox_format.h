@@ -5,8 +5,10 @@
  *   "<kind> <rule> <offset> t<n>,<m> <traceparent><tracestate> <json>"
  *
  * kind is one letter (a alert, v average, t total, l late payment, e an
- * erased user's tombstone on totals.topic, whose json only names the key), rule
- * the rule_id_t of an alert (else -1), offset the payment's. The second
+ * erased user's tombstone on totals.topic, whose json only names the key,
+ * d a dead letter, with output.guarantee=exactly_once, whose json is
+ * dead_letter's), rule the rule_id_t of an alert, a dead letter's reason
+ * (else -1), offset the payment's. The second
  * form, for a payment that carried a W3C trace context, has the two
  * lengths n and m, so neither value needs escaping. A bare JSON object is
  * a record written before records were typed; its kind and offset are read
@@ -25,6 +27,7 @@ typedef enum {
     OUTPUT_TOTAL,
     OUTPUT_LATE,          /* a late payment, for late.topic */
     OUTPUT_TOTAL_ERASED,  /* a tombstone on totals.topic: the user was erased */
+    OUTPUT_DEAD_LETTER,   /* exactly_once: a dead letter waits in the outbox too */
     OUTPUT_KIND_COUNT
 } output_kind_t;
 
@@ -39,7 +42,8 @@ int outbox_format_head(char *buf, size_t size, output_kind_t kind, int rule, int
 /* A stored record, read in place: the pointers are into the value. */
 typedef struct outbox_stored {
     output_kind_t kind;
-    int rule; /* an alert's rule_id_t; -1: none, or unknown in an untyped alert */
+    int rule; /* an alert's rule_id_t, a dead letter's reason; -1: none, or unknown in an
+               * untyped alert */
     int64_t offset;
     const char *json;
     const char *trace; /* "<traceparent><tracestate>", not terminated; NULL: none */

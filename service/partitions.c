@@ -222,26 +222,48 @@ int partitions_launch_batch(partitions_t *ps, step_flight_t *flight, state_cache
     return 0;
 }
 
+/* Forgets what this instance holds of a partition beyond checkpoint (its
+ * cached users, queued and sealed records, its part of the batch being
+ * applied) and reads again from there. */
+static void start_over(partitions_t *ps, int32_t partition, int64_t checkpoint,
+                       state_cache_t *cache, outbox_t *outbox, kafka_io_t *io) {
+    state_cache_drop_partition(cache, partition);
+    outbox_drop_partition(outbox, partition);
+    for (size_t i = 0; i < ps->batch_count; i++)
+        if (ps->batch[i].partition == partition) {
+            ps->batch[i] = ps->batch[--ps->batch_count];
+            break;
+        }
+    size_t k = 0;
+    while (k < ps->refused_count && ps->refused[k] != partition) k++;
+    if (k == ps->refused_count && ps->refused_count < ps->batch_cap)
+        ps->refused[ps->refused_count++] = partition;
+    partitions_own(ps, partition, checkpoint);
+    if (checkpoint >= 0) kafka_io_seek(io, ps->topic, partition, checkpoint);
+}
+
 /* Another owner moved the partition on (we lost it, or a zombie wrote), or
  * Redis lost its last steps (a failover): forget our view of it, with what
  * the batch applied since, and read again from its checkpoint. */
 static void refuse(partitions_t *ps, batch_partition_t *bp, int64_t actual, state_cache_t *cache,
                    outbox_t *outbox, kafka_io_t *io) {
     bp->refused = true;
-    state_cache_drop_partition(cache, bp->partition);
-    outbox_drop_partition(outbox, bp->partition);
-    for (size_t i = 0; i < ps->batch_count; i++)
-        if (ps->batch[i].partition == bp->partition) {
-            ps->batch[i] = ps->batch[--ps->batch_count];
-            break;
-        }
-    ps->refused[ps->refused_count++] = bp->partition;
-    partitions_own(ps, bp->partition, actual);
     log_warn("state", "%s [%d]: checkpoint in Redis is %lld, not what this instance saw: "
              "another owner wrote it, or Redis lost its last steps; discarding this batch's "
              "work for the partition and reading again from there", ps->topic,
              (int)bp->partition, (long long)actual);
-    if (actual >= 0) kafka_io_seek(io, ps->topic, bp->partition, actual);
+    start_over(ps, bp->partition, actual, cache, outbox, io);
+}
+
+void partitions_start_over(partitions_t *ps, int32_t partition, state_cache_t *cache,
+                           outbox_t *outbox, kafka_io_t *io) {
+    const owned_partition_t *o = find_owned(ps, partition);
+    start_over(ps, partition, o ? o->checkpoint : -1, cache, outbox, io);
+}
+
+int64_t partitions_checkpoint(const partitions_t *ps, int32_t partition) {
+    const owned_partition_t *o = find_owned(ps, partition);
+    return o ? o->checkpoint : -1;
 }
 
 int partitions_land_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,

@@ -80,8 +80,19 @@ int partitions_launch_batch(partitions_t *ps, step_flight_t *flight, state_cache
 int partitions_land_batch(partitions_t *ps, step_flight_t *flight, state_cache_t *cache,
                           outbox_t *outbox, const redis_retry_t *retry, kafka_io_t *io);
 
-/* The partitions the last landing refused: the caller discards their
- * messages from the batch being applied. */
+/* exactly_once, after the transaction of a landed batch aborted: forgets
+ * what this instance holds of the partition past its checkpoint (its
+ * cached users, queued records, its part of the batch being applied),
+ * counts it with the refused ones and seeks to the checkpoint. The
+ * checkpoint's records are still in the Redis outbox. */
+void partitions_start_over(partitions_t *ps, int32_t partition, state_cache_t *cache,
+                           outbox_t *outbox, kafka_io_t *io);
+
+/* The checkpoint last seen for an owned partition; -1: none, or not owned. */
+int64_t partitions_checkpoint(const partitions_t *ps, int32_t partition);
+
+/* The partitions the last landing refused (or started over): the caller
+ * discards their messages from the batch being applied. */
 const int32_t *partitions_refused(const partitions_t *ps, size_t *count);
 
 /* Stores the next offsets of the landed batch's partitions that were not
