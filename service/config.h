@@ -57,6 +57,7 @@ typedef struct config {
     bool output_cloudevents;      /* CloudEvents binary-mode headers on outputs */
     char *output_cloudevents_source; /* ce_source; "": /fraud-detector/<group.id> */
     char *output_guarantee;       /* "at_least_once" or "exactly_once" */
+    int64_t output_transaction_interval_ms; /* exactly_once: commit at most this often */
     char *log_level;
     char *log_format;
     char *http_listen;

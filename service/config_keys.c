@@ -105,6 +105,11 @@ const key_def_t CONFIG_KEYS[] = {
      "at_least_once: a crash may produce again records Kafka had acknowledged (same ids). "
      "exactly_once: each batch's records and offsets go out in one Kafka transaction, so a "
      "read_committed consumer sees every record once; needs state.backend=redis."},
+    {"output.transaction.interval.ms", KEY_INT, "100", 0, 5000, NULL,
+     FIELD(output_transaction_interval_ms),
+     "exactly_once: how long a transaction gathers landed batches before it commits (as Kafka "
+     "Streams' commit.interval.ms); a read_committed consumer sees records up to this much "
+     "later. 0: one transaction per batch."},
     {"rules.topic", KEY_STRING, "", 0, 0, NULL, FIELD(rules_topic),
      "When set, every instance reads rule updates from this (compacted) topic, from its "
      "beginning: key = rule name, value = JSON such as {\"threshold\": \"5000\"}; an "

@@ -17,35 +17,11 @@
 #include "clock.h"
 #include "errstr.h"
 #include "kafka_io_conf.h"
+#include "kafka_io_private.h"
 #include "log.h"
 
-#define COMMITTED_TIMEOUT_MS 10000
 #define SEEK_TIMEOUT_MS 5000
 #define METADATA_TIMEOUT_MS 10000
-
-#define TXN_INIT_TIMEOUT_MS 60000
-#define TXN_ABORT_TIMEOUT_MS 30000
-#define TXN_RETRIES 3
-
-struct kafka_io {
-    rd_kafka_t *consumer;
-    rd_kafka_t *producer;
-    kafka_io_callbacks_t cb;
-    const config_t *cfg;
-    /* output.guarantee=exactly_once: the producer is transactional. */
-    int transactional;
-    int txn_open;
-    int txn_doomed; /* a produce failed inside it: it can only abort */
-    rd_kafka_topic_partition_list_t *txn_offsets; /* what the open one commits */
-    int32_t *aborted; /* the partitions whose offsets the last abort took back */
-    size_t aborted_count;
-    uint64_t txn_committed, txn_aborted, producer_restarts;
-    /* Written by the delivery report callback, which runs on the thread
-     * that polls or flushes the producer: the consumer's. */
-    uint64_t produced;
-    uint64_t delivered;
-    uint64_t delivery_failures;
-};
 
 struct kafka_reader {
     rd_kafka_t *rk;
@@ -184,30 +160,13 @@ static rd_kafka_t *new_consumer(const config_t *cfg, kafka_io_t *io, char *errst
     return kafka_conf_create_client(RD_KAFKA_CONSUMER, conf, "consumer", errstr, errstr_size);
 }
 
-static rd_kafka_t *new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
-                                size_t errstr_size) {
+rd_kafka_t *kafka_io_new_producer(const config_t *cfg, kafka_io_t *io, char *errstr,
+                                  size_t errstr_size) {
     rd_kafka_conf_t *conf = kafka_conf_producer_new(cfg, errstr, errstr_size);
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, delivery_report_cb);
     rd_kafka_conf_set_opaque(conf, io);
     return kafka_conf_create_client(RD_KAFKA_PRODUCER, conf, "producer", errstr, errstr_size);
-}
-
-/* A new producer; a transactional one has its transactions initialised,
- * which fences an older producer of the same transactional.id and aborts
- * what it left open. */
-static rd_kafka_t *start_producer(kafka_io_t *io, char *errstr, size_t errstr_size) {
-    rd_kafka_t *producer = new_producer(io->cfg, io, errstr, errstr_size);
-    if (!producer || !io->transactional) return producer;
-    rd_kafka_error_t *error = rd_kafka_init_transactions(producer, TXN_INIT_TIMEOUT_MS);
-    if (error) {
-        errstr_set(errstr, errstr_size, "kafka producer: initialising transactions: %s",
-                   rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
-        rd_kafka_destroy(producer);
-        return NULL;
-    }
-    return producer;
 }
 
 kafka_io_t *kafka_io_new(const config_t *cfg, const kafka_io_callbacks_t *callbacks,
@@ -221,7 +180,8 @@ kafka_io_t *kafka_io_new(const config_t *cfg, const kafka_io_callbacks_t *callba
     io->cfg = cfg;
     io->transactional = config_exactly_once(cfg);
     io->txn_offsets = rd_kafka_topic_partition_list_new(16);
-    io->producer = start_producer(io, errstr, errstr_size);
+    io->txn_since_ms = -1;
+    io->producer = kafka_io_start_producer(io, errstr, errstr_size);
     if (io->producer) io->consumer = new_consumer(cfg, io, errstr, errstr_size);
     if (!io->producer || !io->consumer) {
         if (io->producer) rd_kafka_destroy(io->producer);
@@ -244,144 +204,10 @@ int kafka_io_subscribe(kafka_io_t *io, const char *topic, char *errstr, size_t e
     return 0;
 }
 
-/* ---- transactions (output.guarantee=exactly_once) ----------------------- */
-
-static void txn_log_error(const char *what, const rd_kafka_error_t *error) {
-    log_warn("kafka", "transaction: %s: %s (%s)", what, rd_kafka_error_string(error),
-             rd_kafka_error_is_fatal(error)              ? "fatal"
-             : rd_kafka_error_txn_requires_abort(error)  ? "abortable"
-             : rd_kafka_error_is_retriable(error)        ? "retriable"
-                                                         : "not retriable");
-}
-
-static int txn_begin(kafka_io_t *io) {
-    if (io->txn_open) return 0;
-    rd_kafka_error_t *error = rd_kafka_begin_transaction(io->producer);
-    if (error) {
-        txn_log_error("begin", error);
-        rd_kafka_error_destroy(error);
-        return -1;
-    }
-    io->txn_open = 1;
-    io->txn_doomed = 0;
-    return 0;
-}
-
-/* A producer in a fatal state (fenced, or an idempotence failure) is of
- * no more use: a new one takes its place, with what was queued purged. */
-static int restart_producer(kafka_io_t *io) {
-    char reason[512], errstr[512];
-    rd_kafka_fatal_error(io->producer, reason, sizeof(reason));
-    log_error("kafka", "the transactional producer failed fatally (%s); starting a new one",
-              reason);
-    rd_kafka_purge(io->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    rd_kafka_poll(io->producer, 0); /* the purged records' reports */
-    rd_kafka_destroy(io->producer);
-    io->producer_restarts++;
-    io->txn_open = 0;
-    io->producer = start_producer(io, errstr, sizeof(errstr));
-    if (!io->producer) {
-        log_error("kafka", "%s", errstr);
-        return -1;
-    }
-    return 0;
-}
-
-/* Aborts the open transaction and hands back the partitions whose offsets
- * it carried. -1 when the producer could not be made usable again. */
-static int txn_abort(kafka_io_t *io) {
-    int rc = 0;
-    size_t count = (size_t)io->txn_offsets->cnt;
-    int32_t *aborted = realloc(io->aborted, (count ? count : 1) * sizeof(*aborted));
-    if (aborted) io->aborted = aborted;
-    io->aborted_count = aborted ? count : 0;
-    for (size_t i = 0; aborted && i < count; i++)
-        io->aborted[i] = io->txn_offsets->elems[i].partition;
-    rd_kafka_topic_partition_list_destroy(io->txn_offsets);
-    io->txn_offsets = rd_kafka_topic_partition_list_new(16);
-    if (io->txn_open) {
-        rd_kafka_error_t *error = rd_kafka_abort_transaction(io->producer, TXN_ABORT_TIMEOUT_MS);
-        if (error) {
-            txn_log_error("abort", error);
-            rc = rd_kafka_error_is_fatal(error) ? restart_producer(io) : -1;
-            rd_kafka_error_destroy(error);
-        }
-    } else if (rd_kafka_fatal_error(io->producer, NULL, 0)) {
-        rc = restart_producer(io);
-    }
-    io->txn_open = 0;
-    io->txn_aborted++;
-    return aborted ? rc : -1;
-}
-
-/* Runs one transactional call, again while librdkafka says it may. */
-static rd_kafka_error_t *txn_call(kafka_io_t *io, int commit) {
-    rd_kafka_error_t *error = NULL;
-    for (int attempt = 0; attempt < TXN_RETRIES; attempt++) {
-        if (error) rd_kafka_error_destroy(error);
-        if (commit) {
-            error = rd_kafka_commit_transaction(io->producer, -1);
-        } else {
-            rd_kafka_consumer_group_metadata_t *group =
-                rd_kafka_consumer_group_metadata(io->consumer);
-            error = rd_kafka_send_offsets_to_transaction(io->producer, io->txn_offsets, group,
-                                                         -1);
-            rd_kafka_consumer_group_metadata_destroy(group);
-        }
-        if (!error || !rd_kafka_error_is_retriable(error)) break;
-        txn_log_error(commit ? "commit (retrying)" : "sending offsets (retrying)", error);
-    }
-    return error;
-}
-
-kafka_txn_result_t kafka_io_commit_transaction(kafka_io_t *io) {
-    io->aborted_count = 0;
-    if (!io->transactional || (!io->txn_open && io->txn_offsets->cnt == 0))
-        return KAFKA_TXN_COMMITTED;
-    rd_kafka_error_t *error = NULL;
-    if (io->txn_doomed || txn_begin(io) != 0) {
-        log_warn("kafka", "transaction: a record could not be produced in it; aborting");
-    } else if (io->txn_offsets->cnt > 0 && (error = txn_call(io, 0)) != NULL) {
-        txn_log_error("sending offsets", error);
-    } else if ((error = txn_call(io, 1)) != NULL) {
-        txn_log_error("commit", error);
-    } else {
-        io->txn_open = 0;
-        io->txn_committed++;
-        rd_kafka_topic_partition_list_destroy(io->txn_offsets);
-        io->txn_offsets = rd_kafka_topic_partition_list_new(16);
-        return KAFKA_TXN_COMMITTED;
-    }
-    if (error) rd_kafka_error_destroy(error);
-    return txn_abort(io) == 0 ? KAFKA_TXN_ABORTED : KAFKA_TXN_FAILED;
-}
-
-const int32_t *kafka_io_aborted_partitions(const kafka_io_t *io, size_t *count) {
-    *count = io->aborted_count;
-    return io->aborted;
-}
-
-kafka_txn_stats_t kafka_io_txn_stats(const kafka_io_t *io) {
-    return (kafka_txn_stats_t){.committed = io->txn_committed, .aborted = io->txn_aborted,
-                               .producer_restarts = io->producer_restarts};
-}
-
-int64_t kafka_io_committed_offset(kafka_io_t *io, const char *topic, int32_t partition) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, topic, partition);
-    rd_kafka_resp_err_t err = rd_kafka_committed(io->consumer, list, COMMITTED_TIMEOUT_MS);
-    int64_t offset = err || list->elems[0].err ? -2 : list->elems[0].offset;
-    if (err || list->elems[0].err)
-        log_warn("kafka", "reading the committed offset of %s [%d]: %s", topic, (int)partition,
-                 rd_kafka_err2str(err ? err : list->elems[0].err));
-    rd_kafka_topic_partition_list_destroy(list);
-    return offset == -2 ? -2 : offset >= 0 ? offset : -1;
-}
-
 int kafka_io_produce(kafka_io_t *io, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const char *const *headers,
                      void *record_opaque, char *errstr, size_t errstr_size) {
-    if (io->transactional && !io->txn_doomed && txn_begin(io) != 0) io->txn_doomed = 1;
+    if (io->transactional && !io->txn_doomed && kafka_io_txn_begin(io) != 0) io->txn_doomed = 1;
     if (io->txn_doomed) return 0; /* the transaction aborts; what it held goes again */
     for (;;) {
         rd_kafka_headers_t *hdrs = NULL;
@@ -511,13 +337,7 @@ void kafka_io_store_offsets(kafka_io_t *io, const char *topic, const int32_t *pa
                             const int64_t *next_offsets, size_t count) {
     if (count == 0) return;
     if (io->transactional) { /* committed with the transaction's records */
-        for (size_t i = 0; i < count; i++) {
-            rd_kafka_topic_partition_t *tp =
-                rd_kafka_topic_partition_list_find(io->txn_offsets, topic, partitions[i]);
-            if (!tp) tp = rd_kafka_topic_partition_list_add(io->txn_offsets, topic,
-                                                             partitions[i]);
-            tp->offset = next_offsets[i];
-        }
+        kafka_io_txn_add_offsets(io, topic, partitions, next_offsets, count);
         return;
     }
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new((int)count);
@@ -571,13 +391,7 @@ void kafka_io_destroy(kafka_io_t *io) {
         if (err) log_warn("kafka", "consumer close: %s", rd_kafka_err2str(err));
         rd_kafka_destroy(io->consumer);
     }
-    if (io->producer && io->txn_open) { /* committed nothing: its outbox goes again */
-        rd_kafka_error_t *error = rd_kafka_abort_transaction(io->producer, TXN_ABORT_TIMEOUT_MS);
-        if (error) {
-            txn_log_error("abort at shutdown", error);
-            rd_kafka_error_destroy(error);
-        }
-    }
+    if (io->producer) kafka_io_txn_abort_at_exit(io);
     if (io->producer) {
         if (rd_kafka_flush(io->producer, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
             log_error("kafka", "%d records still undelivered at shutdown",

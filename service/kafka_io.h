@@ -123,6 +123,10 @@ typedef enum {
 
 kafka_txn_result_t kafka_io_commit_transaction(kafka_io_t *io);
 
+/* How long ago the first record or offset went into the transaction not
+ * yet committed; -1: nothing is waiting. */
+int64_t kafka_io_transaction_age_ms(const kafka_io_t *io);
+
 /* After KAFKA_TXN_ABORTED or _FAILED: the partitions whose offsets the
  * aborted transaction carried (borrowed, until the next commit). */
 const int32_t *kafka_io_aborted_partitions(const kafka_io_t *io, size_t *count);

@@ -136,6 +136,18 @@ int outbox_drain(outbox_t *ob, const redis_retry_t *retry);
 int outbox_redeliver(outbox_t *ob, int32_t partition, int64_t committed, int64_t checkpoint,
                      char *errstr, size_t errstr_size);
 
+/* outbox_redeliver() as a redis_retry step. exactly_once reads the
+ * committed offset as stable: while a transaction of the partition's
+ * former owner is open it is not known yet (committed -2), and the attempt
+ * waits (up to that transaction's timeout) or fails, to be retried. */
+typedef struct outbox_redelivery {
+    outbox_t *outbox;
+    int32_t partition;
+    int64_t committed;  /* the group's; -1: none; -2: read it first */
+    int64_t checkpoint; /* Redis's; -1: none */
+} outbox_redelivery_t;
+int outbox_redeliver_step(void *arg, char *errstr, size_t errstr_size);
+
 /* True once a record could not be delivered: it stays in the Redis outbox,
  * and the service must stop without committing. */
 int outbox_failed(const outbox_t *ob);

@@ -17,7 +17,6 @@
 #include "pipeline.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 #include "state_ttl.h"
 #include "step_flight.h"
 #include "store_redis.h"
+#include "txn_commit.h"
 
 #define POLL_TIMEOUT_MS 100
 #define EXPIRY_SCAN_MAX 1000 /* entries examined per cleanup pass */
@@ -51,6 +51,7 @@ struct pipeline {
     store_t *store;       /* NULL: memory backend */
     store_t *query_store; /* the HTTP thread's own connection */
     step_flight_t *flight; /* the atomic step's thread and connection; NULL: memory */
+    txn_commit_t *txn;     /* exactly_once's commits (a no-op otherwise) */
     ack_watermark_t *acks; /* memory backend only */
     kafka_io_t *io;
     dead_letter_t *dead_letters;
@@ -64,9 +65,6 @@ struct pipeline {
     batch_env_t env;
     int64_t next_cleanup_ms;
     int fatal;
-    const char *crash_point; /* FD_TEST_CRASH_POINT, a test hook; NULL: none */
-    const int32_t *losing;   /* inside a revoke of lost partitions: those */
-    size_t losing_count;
 
     pthread_mutex_t lock;
     atomic_int_least64_t heartbeat_ms;
@@ -132,92 +130,6 @@ static int seal_batch_offsets(pipeline_t *p) {
     return 0;
 }
 
-typedef struct redelivery {
-    outbox_t *outbox;
-    kafka_io_t *io;
-    const char *topic;
-    int32_t partition;
-    int64_t committed, checkpoint; /* committed -2: not read yet */
-} redelivery_t;
-
-/* exactly_once reads the committed offset as stable: while a transaction
- * of the partition's former owner is open, it is not known yet, and the
- * attempt waits (up to the transaction's timeout) or fails to be retried. */
-static int redeliver_step(void *arg, char *errstr, size_t errstr_size) {
-    redelivery_t *r = arg;
-    if (r->committed == -2 && r->io)
-        r->committed = kafka_io_committed_offset(r->io, r->topic, r->partition);
-    return outbox_redeliver(r->outbox, r->partition, r->committed, r->checkpoint, errstr,
-                            errstr_size);
-}
-
-static bool is_losing(const pipeline_t *p, int32_t partition) {
-    for (size_t i = 0; i < p->losing_count; i++)
-        if (p->losing[i] == partition) return true;
-    return false;
-}
-
-/* exactly_once: a landed batch's transaction aborted, so its records and
- * offsets did not go, though Redis holds its step. Each of its partitions
- * starts over from that checkpoint, with its outbox produced again in a
- * new transaction, as on assignment. A few attempts; past them (this
- * instance was fenced, or Kafka and Redis both fail) the service stops and
- * the partitions' next owner does the same. */
-static int start_over_aborted(pipeline_t *p) {
-    size_t count;
-    const int32_t *aborted = kafka_io_aborted_partitions(p->io, &count);
-    int32_t parts[64];
-    if (count > 64) count = 64; /* more than a batch can hold: cannot happen */
-    memcpy(parts, aborted, count * sizeof(*parts));
-    for (size_t i = 0; i < count; i++) {
-        if (is_losing(p, parts[i])) continue; /* its next owner delivers its outbox */
-        partitions_start_over(p->partitions, parts[i], p->cache, p->outbox, p->io);
-        redelivery_t r = {.outbox = p->outbox, .io = p->io, .topic = p->cfg->input_topic,
-                          .partition = parts[i],
-                          .checkpoint = partitions_checkpoint(p->partitions, parts[i])};
-        char errstr[512];
-        int rc = -1;
-        for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
-            if (attempt) clock_sleep_ms(1000 << attempt);
-            r.committed = -2;
-            if ((rc = redeliver_step(&r, errstr, sizeof(errstr))) != 0)
-                log_warn("pipeline", "%s [%d]: starting over after an aborted transaction: %s",
-                         p->cfg->input_topic, (int)parts[i], errstr);
-        }
-        if (rc != 0) {
-            log_error("pipeline", "%s [%d]: cannot deliver the outbox of an aborted "
-                      "transaction; stopping, its next owner delivers it",
-                      p->cfg->input_topic, (int)parts[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* A test hook: FD_TEST_CRASH_POINT=after_step (the batch's step is in
- * Redis and its records are in the open transaction) or after_commit (the
- * transaction committed, its records are still in the Redis outbox) makes
- * the process kill itself there, at the first batch with records, so that
- * the tests can prove each window of the exactly_once protocol. */
-static void crash_if_asked(const pipeline_t *p, const char *point) {
-    if (!p->crash_point || strcmp(p->crash_point, point) != 0 ||
-        outbox_in_transaction(p->outbox) == 0)
-        return;
-    log_warn("pipeline", "test hook: crashing %s", point);
-    kafka_io_flush(p->io); /* the records reach the broker, uncommitted */
-    raise(SIGKILL);
-}
-
-/* exactly_once: the landed batch's records and offsets commit together. */
-static int commit_landed(pipeline_t *p) {
-    crash_if_asked(p, "after_step");
-    kafka_txn_result_t result = kafka_io_commit_transaction(p->io);
-    if (result == KAFKA_TXN_COMMITTED) crash_if_asked(p, "after_commit");
-    outbox_transaction_done(p->outbox, result == KAFKA_TXN_COMMITTED);
-    if (result == KAFKA_TXN_COMMITTED) return 0;
-    return result == KAFKA_TXN_ABORTED ? start_over_aborted(p) : -1;
-}
-
 /* Lands the step in flight, if any: settles its partitions, produces the
  * records it wrote and stores its offsets (exactly_once: commits both in
  * one transaction). A refused partition, or one whose transaction aborted,
@@ -229,7 +141,7 @@ static int land_step(pipeline_t *p) {
         return fail(p);
     if (outbox_produce_sealed(p->outbox) != 0) return fail(p);
     partitions_store_offsets(p->partitions, p->io);
-    if (config_exactly_once(p->cfg) && commit_landed(p) != 0) return fail(p);
+    if (txn_commit_if_due(p->txn, false) != 0) return fail(p);
     size_t refused_count;
     const int32_t *refused = partitions_refused(p->partitions, &refused_count);
     size_t discarded = refused_count ? batch_discard_partitions(p->batch, refused,
@@ -292,8 +204,12 @@ static int process_batch(pipeline_t *p) {
 /* Everything gathered is processed, its step landed and its records
  * acknowledged: 1, or 0 when something failed. */
 static int finish_everything(pipeline_t *p) {
-    return process_batch(p) == 0 && land_step(p) == 0 &&
-           outbox_drain(p->outbox, &p->retry) == 0 && !outbox_failed(p->outbox);
+    if (process_batch(p) != 0 || land_step(p) != 0) return 0;
+    if (txn_commit_if_due(p->txn, true) != 0) {
+        fail(p);
+        return 0;
+    }
+    return outbox_drain(p->outbox, &p->retry) == 0 && !outbox_failed(p->outbox);
 }
 
 /* ---- rebalance (inside a poll of the consumer thread) -------------------- */
@@ -308,16 +224,15 @@ static void on_assign(void *ctx, kafka_assigned_t *parts, size_t count) {
             partitions_own(p->partitions, parts[i].partition, -1);
             continue;
         }
-        redelivery_t r = {.outbox = p->outbox, .topic = p->cfg->input_topic,
-                          .io = config_exactly_once(p->cfg) ? p->io : NULL,
-                          .partition = parts[i].partition,
-                          .committed = parts[i].committed_unknown ? -2 : parts[i].committed};
+        outbox_redelivery_t r = {.outbox = p->outbox, .partition = parts[i].partition,
+                                 .committed = parts[i].committed_unknown ? -2
+                                                                         : parts[i].committed};
         if (partitions_assign(p->partitions, p->store, &p->retry, &parts[i]) != 0) {
             fail(p);
             break;
         }
         r.checkpoint = partitions_checkpoint(p->partitions, parts[i].partition);
-        if (redis_retry_run(&p->retry, redeliver_step, &r, "redelivering the outbox") != 0)
+        if (redis_retry_run(&p->retry, outbox_redeliver_step, &r, "redelivering the outbox") != 0)
             fail(p);
     }
     publish_state_metrics(p);
@@ -333,12 +248,10 @@ static int on_revoke(void *ctx, const int32_t *partitions, size_t count, int los
     pthread_mutex_lock(&p->lock);
     if (lost) {
         batch_discard_partitions(p->batch, partitions, count);
-        p->losing = partitions;
-        p->losing_count = count;
+        txn_commit_set_losing(p->txn, partitions, count);
     }
     int done = finish_everything(p);
-    p->losing = NULL;
-    p->losing_count = 0;
+    txn_commit_set_losing(p->txn, NULL, 0);
     if (done) store_acknowledged_offsets(p);
     size_t dropped = 0;
     for (size_t i = 0; i < count; i++) {
@@ -403,11 +316,6 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
             fail(p);
             break;
         }
-        /* exactly_once: a rule record's dead letter goes in a transaction
-         * of its own (rules.topic is read whole again on every start). */
-        if (kafka_io_commit_transaction(p->io) != KAFKA_TXN_COMMITTED)
-            log_warn("dlq", "the transaction of a rules.topic dead letter aborted; it is "
-                     "produced again when the service next starts");
         /* With a step in flight, take only what is fetched already: when
          * nothing is, landing the step comes first. */
         bool flying = p->flight && step_flight_busy(p->flight);
@@ -415,6 +323,10 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
         kafka_io_serve_deliveries(p->io); /* stray delivery reports */
         pthread_mutex_lock(&p->lock);
         int rc = process_batch(p);
+        /* exactly_once: what has gathered long enough commits, busy or
+         * idle; with a step in flight, once it has landed. */
+        bool landed = !(p->flight && step_flight_busy(p->flight));
+        if (rc == 0 && landed && txn_commit_if_due(p->txn, false) != 0) rc = fail(p);
         /* Idle: removing what was acknowledged waits behind no step. */
         if (rc == 0 && !(p->flight && step_flight_busy(p->flight)))
             rc = outbox_complete_deliveries(p->outbox, &p->retry);
@@ -477,7 +389,10 @@ static int wire_modules(pipeline_t *p, char *errstr, size_t errstr_size) {
     p->outbox = outbox_new(cfg, p->io, p->store, p->acks, p->dead_letters, p->metrics);
     p->partitions = partitions_new(cfg->input_topic, (size_t)cfg->batch_max_messages);
     p->batch = batch_new(cfg);
-    if (!p->dead_letters || !p->outbox || !p->partitions || !p->batch) {
+    txn_commit_env_t txn_env = {.cfg = cfg, .io = p->io, .outbox = p->outbox,
+                                .partitions = p->partitions, .cache = p->cache};
+    p->txn = txn_commit_new(&txn_env);
+    if (!p->dead_letters || !p->outbox || !p->partitions || !p->batch || !p->txn) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
@@ -510,7 +425,6 @@ pipeline_t *pipeline_new(const config_t *cfg, char *errstr, size_t errstr_size) 
         return NULL;
     }
     p->cfg = cfg;
-    p->crash_point = getenv("FD_TEST_CRASH_POINT");
     pthread_mutex_init(&p->lock, NULL);
     atomic_init(&p->heartbeat_ms, clock_now_ms());
     atomic_init(&p->fatal_seen, 0);
@@ -546,6 +460,7 @@ void pipeline_destroy(pipeline_t *p) {
     rule_control_destroy(p->rules);
     ops_http_destroy(p->ops);
     batch_destroy(p->batch);
+    txn_commit_destroy(p->txn);
     partitions_destroy(p->partitions);
     outbox_destroy(p->outbox);
     ack_watermark_destroy(p->acks);

@@ -5,7 +5,8 @@
 #   ceiling      a bare consumer with the service's consumer settings
 #   redis/memory the service, first fetched payment to all state in Redis,
 #                and its CPU time per payment (user + system, whole run);
-#                the redis backend again with batch.overlap=false
+#                the redis backend again with batch.overlap=false, and with
+#                output.guarantee=exactly_once (Kafka transactions)
 #   latency      payment produce -> alert record's timestamp, as a curve over
 #                offered load (1k, 10k, 50% and 80% of the capacity), with the
 #                service pinned to one core and the broker, Redis and load
@@ -188,6 +189,9 @@ memory_cpu=$(fsummary "${cpu_us[@]}")
 # The engine's overlap against waiting for each step (batch.overlap=false).
 cpu_us=(); run_service_reps redis -X batch.overlap=false; sequential_tp=("${results[@]}")
 sequential_cpu=$(fsummary "${cpu_us[@]}")
+# Each batch's records and offsets in one Kafka transaction.
+cpu_us=(); run_service_reps redis -X output.guarantee=exactly_once; eos_tp=("${results[@]}")
+eos_cpu=$(fsummary "${cpu_us[@]}")
 
 # --- the clock of the window rules ----------------------------------------------------
 # small_then_large and velocity on, in event time (the default) and in
@@ -228,6 +232,7 @@ read -r c_med c_min c_max <<<"$(summary "${ceiling[@]}")"
 read -r r_med r_min r_max <<<"$(summary "${redis_tp[@]}")"
 read -r m_med m_min m_max <<<"$(summary "${memory_tp[@]}")"
 read -r q_med q_min q_max <<<"$(summary "${sequential_tp[@]}")"
+read -r x_med x_min x_max <<<"$(summary "${eos_tp[@]}")"
 
 # --- latency against offered load --------------------------------------------------
 # Capacity here is the pinned service's own (redis backend), so 50% and 80%
@@ -331,6 +336,7 @@ per_user=$(sed -n 3p "$out/cache_memory.jsonl" | sed -E 's/.*"bytes_per_user_exc
   echo "  \"redis_eps\": {\"median\": $r_med, \"min\": $r_min, \"max\": $r_max, \"ratio\": $ratio_r},"
   echo "  \"memory_eps\": {\"median\": $m_med, \"min\": $m_min, \"max\": $m_max, \"ratio\": $ratio_m},"
   echo "  \"redis_without_overlap_eps\": {\"median\": $q_med, \"min\": $q_min, \"max\": $q_max, \"cpu_us_per_payment\": $sequential_cpu},"
+  echo "  \"redis_exactly_once_eps\": {\"median\": $x_med, \"min\": $x_min, \"max\": $x_max, \"cpu_us_per_payment\": $eos_cpu},"
   echo "  \"cpu_us_per_payment\": {\"redis\": $redis_cpu, \"memory\": $memory_cpu},"
   echo "  \"window_rules_eps\": {\"event_time\": {\"median\": $ce_med, \"min\": $ce_min, \"max\": $ce_max}, \"processing_time\": {\"median\": $cp_med, \"min\": $cp_min, \"max\": $cp_max}},"
   echo "  \"two_aggregate_rules_eps\": {\"median\": $ag_med, \"min\": $ag_min, \"max\": $ag_max},"
@@ -351,6 +357,7 @@ cat <<TABLE
 | service, redis backend, events/s | $r_med | $r_min-$r_max |
 | service, memory backend, events/s | $m_med | $m_min-$m_max |
 | service, redis backend, batch.overlap=false, events/s | $q_med | $q_min-$q_max |
+| service, redis backend, output.guarantee=exactly_once, events/s | $x_med | $x_min-$x_max |
 | **ratio redis / ceiling** | **$ratio_r** | |
 | **ratio memory / ceiling** | **$ratio_m** | |
 | service CPU per payment, redis / memory | $redis_cpu / $memory_cpu us | |

@@ -237,7 +237,7 @@ START_TEST(test_outbox_left_by_a_crash_is_delivered_on_assignment) {
     ck_assert_str_eq(alerts.items[0].value, json);
     ck_assert_str_eq(alerts.items[0].key, "ghost");
     record_list_free(&alerts);
-    ck_assert(service_wait_log(&svc[0], "redelivered 1 alert(s)", 10000));
+    ck_assert(service_wait_log(&svc[0], "redelivered 1 record(s)", 10000));
     r = redisCommand(redis, "HLEN %s", "fraud:{payments/3}:outbox");
     ck_assert_int_eq(r->integer, 0);
     freeReplyObject(r);
@@ -272,7 +272,7 @@ START_TEST(test_outbox_record_with_trace_context_keeps_its_headers_when_redelive
     ck_assert_ptr_nonnull(strstr(h, "ce_type=fraud.alert.velocity\n"));
     ck_assert_ptr_nonnull(strstr(h, "ce_time=2023-11-14T22:13:20.012Z\n"));
     record_list_free(&alerts);
-    ck_assert(service_wait_log(&svc[0], "redelivered 1 alert(s)", 10000));
+    ck_assert(service_wait_log(&svc[0], "redelivered 1 record(s)", 10000));
     ck_assert_int_eq(service_stop(&svc[0]), 0);
 }
 END_TEST

@@ -27,6 +27,12 @@ static void setup(void) {
     fixture_start(&opts);
 }
 
+/* Redis that keeps what it acknowledged across a stop (AOF, fsync always). */
+static void setup_persistent(void) {
+    fixture_options_t opts = {.input_partitions = 6, .persistent_redis = true};
+    fixture_start(&opts);
+}
+
 /* Quick failure detection; static membership, so a restarted member keeps
  * its transactional.id and fences (aborts) what its former self left open. */
 static const char *const STATIC_MEMBER[] = {"output.guarantee=exactly_once",
@@ -219,6 +225,40 @@ START_TEST(test_faults_in_commit_and_send_offsets_lose_nothing) {
     fprintf(stderr, "transactional faults: %zu alerts seen again (the mock shows aborted "
             "records)\n", duplicates);
     ck_assert_int_eq(kill(svc[0].pid, 0), 0); /* still running */
+    ck_assert(service_log_has(&svc[0], "transaction: commit", NULL)); /* the faults hit */
+    ck_assert_int_eq(service_stop(&svc[0]), 0);
+    stream_free(&s);
+}
+END_TEST
+
+/* Redis away for longer than the transaction timeout while a transaction
+ * is open: the broker aborts it, the commit after Redis is back fails, and
+ * its partitions start over from their checkpoints in a new one. */
+START_TEST(test_a_redis_outage_longer_than_the_transaction_timeout_loses_nothing) {
+    stream_t s;
+    stream_make(&s, 20000, 300, 20, 36);
+    s.redecided_ok = kafka.mock != NULL; /* the mock shows the aborted records */
+    size_t half = s.events / 2;
+    const char *slow_commits[] = {"output.guarantee=exactly_once",
+                                  "output.transaction.interval.ms=5000", NULL};
+    service_start(&svc[0], &kafka, &redis_srv, slow_commits);
+    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
+    kafka_produce(&kafka, "payments", s.keys, s.values, half);
+    ck_assert(fixture_wait_applied((long long)half, 60000)); /* its transaction is open */
+    redisFree(redis);
+    redis_server_halt(&redis_srv);
+    kafka_produce(&kafka, "payments", s.keys + half, s.values + half, s.events - half);
+    sleep_ms(14000); /* past transaction.timeout.ms (10 s) */
+    ck_assert_int_eq(kill(svc[0].pid, 0), 0);
+    redis_server_resume(&redis_srv);
+    redis = redis_server_connect(&redis_srv);
+    size_t duplicates = 0;
+    stream_assert_outcome(&s, 120000, &duplicates);
+    fprintf(stderr, "redis outage: %zu duplicates; %s\n", duplicates,
+            service_log_has(&svc[0], "transaction: ", NULL)
+                ? "the open transaction was aborted and its partitions started over"
+                : "the open transaction outlived the outage");
+    if (!kafka.mock) ck_assert_int_eq(duplicates, 0);
     ck_assert_int_eq(service_stop(&svc[0]), 0);
     stream_free(&s);
 }
@@ -277,5 +317,11 @@ int main(void) {
     ADD(test_a_resumed_zombie_commits_nothing);
     ADD(test_sigkill_at_random_points_duplicates_no_alert);
     suite_add_tcase(s, tc);
+    TCase *outage = tcase_create("redis_outage");
+    tcase_set_timeout(outage, 900);
+    tcase_add_checked_fixture(outage, setup_persistent, fixture_teardown);
+    tc = outage;
+    ADD(test_a_redis_outage_longer_than_the_transaction_timeout_loses_nothing);
+    suite_add_tcase(s, outage);
     return run_suite(s, CK_NOFORK, CK_VERBOSE);
 }

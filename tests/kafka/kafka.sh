@@ -81,6 +81,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # Tests restart killed members with a short session.timeout.ms (the default minimum is 6 s).
 group.min.session.timeout.ms=1000
+# A transaction left open past its timeout is aborted within a second, not ten, so
+# the transactional tests see the abort while they wait for it.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 # Small segments, so retention and compaction act within a test.
 log.segment.bytes=16777216
 PROPS

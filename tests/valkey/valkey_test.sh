@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The integration suite against Valkey 8 instead of Redis, for users who move
-# to Valkey. Valkey 8 is in Debian's bookworm-backports; that suite is added
+# The integration suites that exercise Redis itself (the store and its Lua
+# step, outages, the exactly-once protocol and its outbox, erasure) against
+# Valkey 8 instead of Redis, for users who move to Valkey. Valkey 8 is in Debian's bookworm-backports; that suite is added
 # only here, in private apt directories (this machine's apt sources are not
 # touched), at the archive address this machine's apt already uses for
 # bookworm (tests/apt_archive_uri.sh). The valkey-server and valkey-tools
@@ -8,12 +9,12 @@
 # ~/.cache/fraud-detector/valkey-<version> (or $TEST_TOOLS_CACHE), and the
 # suite runs with redis-server and redis-cli on its PATH pointing at them.
 # Usage: tests/valkey/valkey_test.sh BUILD_DIR [ctest arguments...]
-#        (default: -L integration)
+#        (default: those suites; -L integration for every one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="$(cd "${1:-$root/build}" && pwd)"
 shift || true
-[ $# -gt 0 ] || set -- -L integration
+[ $# -gt 0 ] || set -- -R 'integration_(store|state|exactly_once|erasure)$'
 cache="${TEST_TOOLS_CACHE:-$HOME/.cache/fraud-detector}"
 apt_dir="$(mktemp -d /tmp/fraud-valkey-apt-XXXXXX)"
 trap 'rm -rf "$apt_dir"' EXIT
