@@ -56,8 +56,9 @@ size_t batch_count(const batch_t *b);
 
 /* Decodes, attaches state and applies every message. Returns how many dead
  * letters it produced (with Redis, their acknowledgement is the caller's to
- * await; the memory backend's watermark waits for them), or -1 on a
- * failure that must stop the service. */
+ * await; the memory backend's watermark waits for them; with exactly_once
+ * none: they wait in the outbox, counted there), or -1 on a failure that
+ * must stop the service. */
 long batch_apply(batch_t *b, const batch_env_t *env, const rule_set_t *rules);
 
 /* Drops the messages of partitions that were lost, or whose step was

@@ -188,7 +188,7 @@ char *dead_letter_record_json(const kafka_msg_t *m, const char *reason_text) {
 
 int dead_letter_send_record(dead_letter_t *dl, const char *json, const char *source_topic,
                             int32_t partition, int64_t offset, int reason,
-                            const trace_context_t *trace) {
+                            const trace_context_t *trace, void *record_opaque) {
     cJSON *root = cJSON_Parse(json);
     const cJSON *error = cJSON_GetObjectItemCaseSensitive(root, "error");
     const cJSON *key_hex = cJSON_GetObjectItemCaseSensitive(root, "key_hex");
@@ -208,7 +208,7 @@ int dead_letter_send_record(dead_letter_t *dl, const char *json, const char *sou
                          .key = key, .key_len = key_len, .value = value,
                          .value_len = value_len, .timestamp_ms = -1};
         dead_letter_headers_t headers = {0};
-        rc = produce_copy(dl, &m, reason, error->valuestring, trace, &headers, NULL);
+        rc = produce_copy(dl, &m, reason, error->valuestring, trace, &headers, record_opaque);
     }
     free(key);
     free(value);

@@ -72,14 +72,15 @@ int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reas
  * "key_hex" (null: no key), "value_hex"}, the bytes unchanged (the
  * caller frees it; NULL when out of memory); dead_letter_send_record()
  * produces it from that as dead_letter_send() would have produced the
- * message at source_topic [partition] offset. -1 with a log line when the
- * record is unreadable or the producer refuses it. */
+ * message at source_topic [partition] offset, with record_opaque as
+ * dead_letter_send() takes it. -1 with a log line when the record is
+ * unreadable or the producer refuses it (the opaque stays the caller's). */
 void dead_letter_count(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reason_t reason,
                        const char *reason_text);
 char *dead_letter_record_json(const kafka_msg_t *msg, const char *reason_text);
 int dead_letter_send_record(dead_letter_t *dl, const char *json, const char *source_topic,
                             int32_t partition, int64_t offset, int reason,
-                            const trace_context_t *trace);
+                            const trace_context_t *trace, void *record_opaque);
 
 /* Logs how many lines the sampling left out, then frees. */
 void dead_letter_destroy(dead_letter_t *dl);

@@ -1,9 +1,11 @@
 /* kafka_io: the service's only door to librdkafka.
  *
  * It owns the group consumer (cooperative-sticky, manual offset store,
- * auto-commit of what was stored), the idempotent producer and, for topics
- * that every instance reads whole (rules.topic), readers that join no group
- * and never commit. Nothing else in the service calls rd_kafka_*: the rest
+ * auto-commit of what was stored; with output.guarantee=exactly_once,
+ * read_committed and offsets committed only in transactions), the
+ * idempotent producer (transactional with exactly_once: kafka_io_txn.c)
+ * and, for topics that every instance reads whole (rules.topic), readers
+ * that join no group and never commit. Nothing else in the service calls rd_kafka_*: the rest
  * sees records as kafka_msg_t and partitions as numbers of the one input
  * topic.
  *

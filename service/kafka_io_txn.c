@@ -92,7 +92,13 @@ static int txn_abort(kafka_io_t *io) {
     io->txn_offsets = rd_kafka_topic_partition_list_new(16);
     io->txn_since_ms = -1;
     if (io->txn_open) {
-        rd_kafka_error_t *error = rd_kafka_abort_transaction(io->producer, TXN_ABORT_TIMEOUT_MS);
+        rd_kafka_error_t *error = NULL;
+        for (int attempt = 0; attempt < TXN_RETRIES; attempt++) {
+            if (error) rd_kafka_error_destroy(error);
+            error = rd_kafka_abort_transaction(io->producer, TXN_ABORT_TIMEOUT_MS);
+            if (!error || !rd_kafka_error_is_retriable(error)) break;
+            txn_log_error("abort (retrying)", error);
+        }
         if (error) {
             txn_log_error("abort", error);
             rc = rd_kafka_error_is_fatal(error) ? restart_producer(io) : -1;
@@ -174,7 +180,6 @@ int64_t kafka_io_committed_offset(kafka_io_t *io, const char *topic, int32_t par
     rd_kafka_topic_partition_list_destroy(list);
     return offset == -2 ? -2 : offset >= 0 ? offset : -1;
 }
-
 
 void kafka_io_txn_add_offsets(kafka_io_t *io, const char *topic, const int32_t *partitions,
                               const int64_t *next_offsets, size_t count) {

@@ -200,9 +200,9 @@ static void cloudevent_type(output_kind_t kind, int rule, char *buf, size_t size
 static int produce(outbox_t *ob, const output_record_t *r, inflight_t *inflight) {
     char errstr[512], type[CLOUDEVENTS_TYPE_MAX];
     const char *topic = topic_of(ob, r->kind);
-    if (r->kind == OUTPUT_DEAD_LETTER) /* exactly_once: no opaque, the commit tells */
+    if (r->kind == OUTPUT_DEAD_LETTER)
         return dead_letter_send_record(ob->dead_letters, r->json, ob->cfg->input_topic,
-                                       r->partition, r->offset, r->rule, r->trace);
+                                       r->partition, r->offset, r->rule, r->trace, inflight);
     if (!topic[0]) {
         log_warn("alert", "%s: no topic configured for it any more; dropped", r->id);
         if (inflight && inflight->mark) ack_mark_settle(inflight->mark, 0); /* done with it */

@@ -6,10 +6,12 @@
  * new checkpoint and its output records (to an outbox) all or nothing;
  * records are produced from it afterwards and removed once acknowledged;
  * offsets are stored last. The step runs on step_flight's thread while the
- * next batch is applied, and lands before that batch's step is launched. With the memory backend there is no step: the
- * batch's offsets are sealed in the acknowledgement watermark and stored
- * as its records' delivery reports come in, so the loop never waits for
- * them. See ARCHITECTURE.md.
+ * next batch is applied, and lands before that batch's step is launched.
+ * With output.guarantee=exactly_once the landed batches' records and
+ * offsets go out in Kafka transactions instead (txn_commit). With the
+ * memory backend there is no step: the batch's offsets are sealed in the
+ * acknowledgement watermark and stored as its records' delivery reports
+ * come in, so the loop never waits for them. See ARCHITECTURE.md.
  *
  * The lock guards what the HTTP thread's state query reads (the cache and
  * the owned partitions): the consumer thread holds it while it processes a
@@ -219,6 +221,10 @@ static int finish_everything(pipeline_t *p) {
 static void on_assign(void *ctx, kafka_assigned_t *parts, size_t count) {
     pipeline_t *p = ctx;
     pthread_mutex_lock(&p->lock);
+    /* exactly_once: a redelivery commits a transaction of its own, so
+     * what the open one holds commits (or starts over) first. */
+    if (config_exactly_once(p->cfg) && land_step(p) == 0 && txn_commit_if_due(p->txn, true) != 0)
+        fail(p);
     for (size_t i = 0; i < count && !p->fatal; i++) {
         if (!p->store) { /* no checkpoint: librdkafka's committed offset */
             partitions_own(p->partitions, parts[i].partition, -1);
@@ -328,8 +334,7 @@ int pipeline_run(pipeline_t *p, volatile sig_atomic_t *stop) {
         bool landed = !(p->flight && step_flight_busy(p->flight));
         if (rc == 0 && landed && txn_commit_if_due(p->txn, false) != 0) rc = fail(p);
         /* Idle: removing what was acknowledged waits behind no step. */
-        if (rc == 0 && !(p->flight && step_flight_busy(p->flight)))
-            rc = outbox_complete_deliveries(p->outbox, &p->retry);
+        if (rc == 0 && landed) rc = outbox_complete_deliveries(p->outbox, &p->retry);
         if (rc == 0) store_acknowledged_offsets(p);
         clean_up_expired_users(p);
         pthread_mutex_unlock(&p->lock);

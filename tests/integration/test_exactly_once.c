@@ -12,6 +12,7 @@
 
 #include "fixture.h"
 #include "reference_stream.h"
+#include "scenarios.h"
 #include "rules.h"
 
 static service_proc_t svc[3];
@@ -25,60 +26,14 @@ static void setup(void) {
 }
 
 START_TEST(test_sigkill_at_random_points_changes_each_user_exactly_once) {
-    stream_t s;
-    const int kills = 6;
-    stream_make(&s, 120000, 2000, 20, 11);
-    size_t chunk = s.events / (kills + 1);
-    uint64_t rng = (uint64_t)time(NULL) | 1;
-    fprintf(stderr, "sigkill test: seed %llu\n", (unsigned long long)rng);
-
-    int mid_stream = 0;
-    for (int k = 0; k < kills; k++) {
-        service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
-        ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-        kafka_produce(&kafka, "payments", s.keys + k * chunk, s.values + k * chunk, chunk);
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        sleep_ms((int)(rng % 250)); /* somewhere in the middle of the work */
-        service_kill(&svc[0]);
-        long long applied = fixture_applied_payments();
-        long long produced = (long long)((k + 1) * chunk);
-        fprintf(stderr, "kill %d: %lld of %lld payments applied\n", k + 1, applied, produced);
-        mid_stream += applied < produced;
-    }
-    /* Otherwise every kill hit an idle service and the test proved little. */
-    ck_assert_int_ge(mid_stream, 1);
-    service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
-    kafka_produce(&kafka, "payments", s.keys + kills * chunk, s.values + kills * chunk,
-                  s.events - kills * chunk);
-    size_t duplicates = 0;
-    stream_assert_outcome(&s, 180000, &duplicates);
-    fprintf(stderr, "sigkill test: %d kills, %zu payments, %zu alerts, %zu redelivered\n",
-            kills, s.events, s.alert_count, duplicates);
-    ck_assert_int_eq(service_stop(&svc[0]), 0);
-    stream_free(&s);
+    size_t repeated = scenario_sigkill(FAST_GROUP, 6, 120000, 11);
+    fprintf(stderr, "sigkill: %zu alerts redelivered (at_least_once)\n", repeated);
 }
 END_TEST
 
 START_TEST(test_three_instances_joining_and_leaving_keep_totals_exact) {
-    stream_t s;
-    stream_make(&s, 60000, 1000, 25, 12);
-    size_t third = s.events / 3;
-    service_start(&svc[0], &kafka, &redis_srv, NULL);
-    service_start(&svc[1], &kafka, &redis_srv, NULL);
-    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-    kafka_produce(&kafka, "payments", s.keys, s.values, third);
-    service_start(&svc[2], &kafka, &redis_srv, NULL); /* joins mid-stream */
-    kafka_produce(&kafka, "payments", s.keys + third, s.values + third, third);
-    ck_assert(service_wait_log(&svc[2], "assigned", 60000));
-    ck_assert_int_eq(service_stop(&svc[0]), 0); /* leaves mid-stream */
-    kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
-                  s.events - 2 * third);
-    size_t duplicates = 0;
-    stream_assert_outcome(&s, 180000, &duplicates);
-    ck_assert_int_eq(duplicates, 0); /* clean handovers redeliver nothing */
-    ck_assert_int_eq(service_stop(&svc[1]), 0);
-    ck_assert_int_eq(service_stop(&svc[2]), 0);
-    stream_free(&s);
+    /* Clean handovers redeliver nothing. */
+    ck_assert_int_eq(scenario_three_instances(NULL, 60000, 12), 0);
 }
 END_TEST
 
@@ -88,33 +43,8 @@ END_TEST
  * steps meet the newer checkpoints and are refused, with the batch applied
  * after them; nothing it did while it was a zombie counts. */
 START_TEST(test_a_resumed_zombie_is_refused_and_changes_nothing) {
-    stream_t s;
-    stream_make(&s, 150000, 3000, 20, 16);
-    s.redecided_ok = true; /* the zombie's last records may go out before its fence */
-    service_start(&svc[0], &kafka, &redis_srv, FAST_GROUP);
-    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-    kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
-    ck_assert(fixture_wait_applied(15000, 60000));
-    ck_assert_int_eq(kill(svc[0].pid, SIGSTOP), 0);
-    long long applied = fixture_applied_payments();
-    fprintf(stderr, "zombie: paused with %lld of %zu payments applied\n", applied, s.events);
-    ck_assert_int_lt(applied, (long long)s.events);
-    service_start(&svc[1], &kafka, &redis_srv, FAST_GROUP);
-    ck_assert(service_wait_log(&svc[1], "assigned", 60000)); /* after svc[0]'s session ended */
-    ck_assert(stream_totals_match(&s, 120000));
-    ck_assert_int_eq(kill(svc[0].pid, SIGCONT), 0);
-    ck_assert(service_wait_log(&svc[0], "not what this instance saw", 30000));
-    sleep_ms(2000); /* whatever the zombie does next, it must not count */
-    fprintf(stderr, "zombie: %s\n",
-            service_log_has(&svc[0], "applied after the refused step", NULL)
-                ? "a batch applied while the refused step was in flight was discarded"
-                : "nothing was applied while the refused step was in flight");
-    size_t duplicates = 0;
-    stream_assert_outcome(&s, 120000, &duplicates);
-    fprintf(stderr, "zombie: %zu alerts decided again\n", duplicates);
-    ck_assert_int_eq(service_stop(&svc[1]), 0);
-    service_kill(&svc[0]);
-    stream_free(&s);
+    size_t repeated = scenario_zombie(FAST_GROUP, 150000, 16, true);
+    fprintf(stderr, "zombie: %zu alerts decided again\n", repeated);
 }
 END_TEST
 

@@ -19,6 +19,7 @@
 
 #include "fixture.h"
 #include "reference_stream.h"
+#include "scenarios.h"
 
 static service_proc_t svc[3];
 
@@ -59,34 +60,7 @@ static void assert_no_duplicate(const stream_t *s, const char *what) {
 
 START_TEST(test_sigkill_at_random_points_duplicates_no_alert) {
     if (needs_real_broker("sigkill")) return;
-    stream_t s;
-    const int kills = 5;
-    stream_make(&s, 100000, 2000, 20, 31);
-    size_t chunk = s.events / (kills + 1);
-    uint64_t rng = (uint64_t)time(NULL) | 1;
-    fprintf(stderr, "transactions sigkill: seed %llu\n", (unsigned long long)rng);
-    int mid_stream = 0;
-    for (int k = 0; k < kills; k++) {
-        service_start(&svc[0], &kafka, &redis_srv, STATIC_MEMBER);
-        ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-        long long before = fixture_applied_payments();
-        kafka_produce(&kafka, "payments", s.keys + k * chunk, s.values + k * chunk, chunk);
-        ck_assert(fixture_wait_applied(before + 1, 60000)); /* it is at work */
-        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-        sleep_ms((int)(rng % 300)); /* somewhere in the middle of it */
-        service_kill(&svc[0]);
-        long long applied = fixture_applied_payments();
-        long long produced = (long long)((k + 1) * chunk);
-        fprintf(stderr, "kill %d: %lld of %lld payments applied\n", k + 1, applied, produced);
-        mid_stream += applied < produced;
-    }
-    ck_assert_int_ge(mid_stream, 1); /* otherwise every kill hit an idle service */
-    service_start(&svc[0], &kafka, &redis_srv, STATIC_MEMBER);
-    kafka_produce(&kafka, "payments", s.keys + kills * chunk, s.values + kills * chunk,
-                  s.events - kills * chunk);
-    assert_no_duplicate(&s, "transactions sigkill");
-    ck_assert_int_eq(service_stop(&svc[0]), 0);
-    stream_free(&s);
+    ck_assert_int_eq(scenario_sigkill(STATIC_MEMBER, 5, 100000, 31), 0);
 }
 END_TEST
 
@@ -125,23 +99,7 @@ END_TEST
 
 START_TEST(test_three_instances_rebalancing_duplicate_no_alert) {
     if (needs_real_broker("rebalance")) return;
-    stream_t s;
-    stream_make(&s, 60000, 1000, 25, 33);
-    size_t third = s.events / 3;
-    service_start(&svc[0], &kafka, &redis_srv, EXACTLY_ONCE);
-    service_start(&svc[1], &kafka, &redis_srv, EXACTLY_ONCE);
-    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-    kafka_produce(&kafka, "payments", s.keys, s.values, third);
-    service_start(&svc[2], &kafka, &redis_srv, EXACTLY_ONCE); /* joins mid-stream */
-    kafka_produce(&kafka, "payments", s.keys + third, s.values + third, third);
-    ck_assert(service_wait_log(&svc[2], "assigned", 60000));
-    ck_assert_int_eq(service_stop(&svc[0]), 0); /* leaves mid-stream */
-    kafka_produce(&kafka, "payments", s.keys + 2 * third, s.values + 2 * third,
-                  s.events - 2 * third);
-    assert_no_duplicate(&s, "transactions rebalance");
-    ck_assert_int_eq(service_stop(&svc[1]), 0);
-    ck_assert_int_eq(service_stop(&svc[2]), 0);
-    stream_free(&s);
+    ck_assert_int_eq(scenario_three_instances(EXACTLY_ONCE, 60000, 33), 0);
 }
 END_TEST
 
@@ -150,31 +108,7 @@ END_TEST
  * group's generation, so it commits nothing. */
 START_TEST(test_a_resumed_zombie_commits_nothing) {
     if (needs_real_broker("zombie")) return;
-    stream_t s;
-    stream_make(&s, 150000, 3000, 20, 34);
-    service_start(&svc[0], &kafka, &redis_srv, EXACTLY_ONCE_FAST);
-    ck_assert(service_wait_log(&svc[0], "assigned", 60000));
-    kafka_produce(&kafka, "payments", s.keys, s.values, s.events);
-    ck_assert(fixture_wait_applied(15000, 60000));
-    ck_assert_int_eq(kill(svc[0].pid, SIGSTOP), 0);
-    long long applied = fixture_applied_payments();
-    fprintf(stderr, "zombie: paused with %lld of %zu payments applied\n", applied, s.events);
-    ck_assert_int_lt(applied, (long long)s.events);
-    service_start(&svc[1], &kafka, &redis_srv, EXACTLY_ONCE_FAST);
-    ck_assert(service_wait_log(&svc[1], "assigned", 60000));
-    ck_assert(stream_totals_match(&s, 120000));
-    ck_assert_int_eq(kill(svc[0].pid, SIGCONT), 0);
-    sleep_ms(5000); /* whatever the zombie does next, it must not count */
-    fprintf(stderr, "zombie: %s\n",
-            service_log_has(&svc[0], "not what this instance saw", NULL)
-                ? "its step was refused by the Redis checkpoint"
-            : service_log_has(&svc[0], "transaction:", NULL)
-                ? "its transaction was fenced"
-                : "it had nothing in flight");
-    assert_no_duplicate(&s, "transactions zombie");
-    ck_assert_int_eq(service_stop(&svc[1]), 0);
-    service_kill(&svc[0]);
-    stream_free(&s);
+    ck_assert_int_eq(scenario_zombie(EXACTLY_ONCE_FAST, 150000, 34, false), 0);
 }
 END_TEST
 

@@ -60,6 +60,24 @@ START_TEST(test_a_record_with_trace_reads_back_with_its_context) {
 }
 END_TEST
 
+/* exactly_once keeps a dead letter in the outbox: its "rule" is its
+ * reason, which may be past the rule types. */
+START_TEST(test_a_dead_letter_keeps_its_reason) {
+    char value[256];
+    outbox_stored_t s;
+    store(value, sizeof(value), OUTPUT_DEAD_LETTER, RULE_TYPE_COUNT + 3, 12, NULL,
+          "{\"error\":\"x\",\"key_hex\":null,\"value_hex\":\"00ff\"}");
+    ck_assert_int_eq(value[0], 'd');
+    ck_assert_int_eq(outbox_format_parse(value, &s), 0);
+    ck_assert_int_eq(s.kind, OUTPUT_DEAD_LETTER);
+    ck_assert_int_eq(s.rule, RULE_TYPE_COUNT + 3);
+    ck_assert_int_eq(s.offset, 12);
+    /* An alert's rule stays bounded by the rule types. */
+    store(value, sizeof(value), OUTPUT_ALERT, RULE_TYPE_COUNT + 3, 12, NULL, "{}");
+    ck_assert_int_eq(outbox_format_parse(value, &s), -1);
+}
+END_TEST
+
 START_TEST(test_an_untyped_record_is_classified_by_its_fields) {
     outbox_stored_t s;
     ck_assert_int_eq(outbox_format_parse("{\"alert_id\":\"p/0/3/amount_jump\",\"rule\":\"amount_jump\","
@@ -90,6 +108,7 @@ int main(void) {
     TCase *tc = tcase_create("outbox_format");
     tcase_add_test(tc, test_a_record_without_trace_reads_back);
     tcase_add_test(tc, test_a_record_with_trace_reads_back_with_its_context);
+    tcase_add_test(tc, test_a_dead_letter_keeps_its_reason);
     tcase_add_test(tc, test_an_untyped_record_is_classified_by_its_fields);
     tcase_add_test(tc, test_damaged_records_are_refused);
     suite_add_tcase(s, tc);
