@@ -172,13 +172,15 @@ char *dead_letter_record_json(const kafka_msg_t *m, const char *reason_text) {
     snprintf(error, sizeof(error), "%s", reason_text);
     utf8_sanitize(error);
     char *key = m->key ? hex_encode(m->key, m->key_len) : NULL;
-    char *value = hex_encode(m->value ? m->value : "", m->value ? m->value_len : 0);
+    char *value = m->value ? hex_encode(m->value, m->value_len) : NULL;
     cJSON *root = cJSON_CreateObject();
     char *json = NULL;
-    if (root && value && (key || !m->key) && cJSON_AddStringToObject(root, "error", error) &&
+    if (root && (key || !m->key) && (value || !m->value) &&
+        cJSON_AddStringToObject(root, "error", error) &&
         (key ? cJSON_AddStringToObject(root, "key_hex", key) != NULL
              : cJSON_AddNullToObject(root, "key_hex") != NULL) &&
-        cJSON_AddStringToObject(root, "value_hex", value))
+        (value ? cJSON_AddStringToObject(root, "value_hex", value) != NULL
+               : cJSON_AddNullToObject(root, "value_hex") != NULL))
         json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     free(key);
@@ -199,7 +201,8 @@ int dead_letter_send_record(dead_letter_t *dl, const char *json, const char *sou
     unsigned char *value =
         cJSON_IsString(value_hex) ? hex_decode(value_hex->valuestring, &value_len) : NULL;
     int rc = -1;
-    if (!cJSON_IsString(error) || !value || (cJSON_IsString(key_hex) && !key) || reason < 0 ||
+    if (!cJSON_IsString(error) || (cJSON_IsString(key_hex) && !key) ||
+        (cJSON_IsString(value_hex) ? !value : !cJSON_IsNull(value_hex)) || reason < 0 ||
         reason >= DEAD_LETTER_REASON_COUNT) {
         log_error("dlq", "%s [%d] offset %lld: unreadable dead letter in the outbox",
                   source_topic, (int)partition, (long long)offset);

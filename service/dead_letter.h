@@ -69,7 +69,7 @@ int dead_letter_send(dead_letter_t *dl, const kafka_msg_t *msg, dead_letter_reas
  *
  * dead_letter_count() counts and logs (sampled) one decided now;
  * dead_letter_record_json() is what the outbox keeps of it: {"error",
- * "key_hex" (null: no key), "value_hex"}, the bytes unchanged (the
+ * "key_hex" and "value_hex" (null: none)}, the bytes unchanged (the
  * caller frees it; NULL when out of memory); dead_letter_send_record()
  * produces it from that as dead_letter_send() would have produced the
  * message at source_topic [partition] offset, with record_opaque as
