@@ -126,14 +126,13 @@ void store_destroy(store_t *store) {
     free(store);
 }
 
-/* The read of one user hash: HMGET of every field (even commands), then
- * PTTL (odd ones). */
+/* The read of one user hash: HGETALL (even commands), then PTTL (odd
+ * ones). */
 static int build_user_read(store_t *s, redis_argv_t *b, int32_t partition, const char *user,
                            size_t user_len, int pttl) {
     if (pttl)
         return redis_argv_add(b, "PTTL", 4) || add_user_key(s, b, partition, user, user_len);
-    return redis_argv_add(b, "HMGET", 5) || add_user_key(s, b, partition, user, user_len) ||
-           user_hash_add_field_names(b);
+    return redis_argv_add(b, "HGETALL", 7) || add_user_key(s, b, partition, user, user_len);
 }
 
 typedef struct load_job {
@@ -159,7 +158,7 @@ int store_load_users(store_t *s, cache_entry_t *const *entries, size_t count, in
     redisReply **replies = replies_for(s, 2 * count, errstr, errstr_size);
     load_job_t job = {s, entries};
     redis_pipeline_t p = {.count = 2 * count, .arg = &job, .slot_of = load_slot,
-                          .build = load_build, .what = "HMGET"};
+                          .build = load_build, .what = "HGETALL"};
     if (!replies || redis_cluster_run(s->redis, &p, replies, errstr, errstr_size) != 0)
         return -1;
     const cache_entry_t *corrupt_entry = NULL;

@@ -14,34 +14,58 @@
 #include "user_hash.h"
 
 /* KEYS: checkpoint, outbox, then the users. ARGV: expected checkpoint (""
- * for none), next offset, ttl ms, user count, then per user: a mode ("e":
- * the user was erased, so its key goes first; "p": its key may carry a TTL
- * that must go, with ttl 0; else "0"), how many field/value pairs to set,
- * the pairs, how many fields to delete, the fields; then alert id/json
- * pairs. With the TTL off, a PERSIST per user cost about a third of the
- * step's time at 100,000 users, so it is sent only for keys loaded with a
- * TTL. An erased user with no payment after the erasure sets nothing: its
- * key is simply gone. */
+ * for none), next offset, ttl ms, user count, the user hash's field names
+ * (their count first), then per user its shape and the values it sets
+ * (user_hash.h: which fields by bit, whether the key goes first, whether
+ * its TTL must go), then outbox id/json pairs. With the TTL off, a PERSIST
+ * per user cost about a third of the step's time at 100,000 users, so it
+ * is sent only for keys loaded with a TTL. The four fields every payment
+ * writes (shape 15) take a path of their own: it is nearly every user, and
+ * the general path's table costs Redis about a microsecond each. */
 const char STORE_STEP_SCRIPT[] =
     "local current = redis.call('GET', KEYS[1])\n"
     "if (current or '') ~= ARGV[1] then return {0, current or ''} end\n"
     "local n = tonumber(ARGV[4])\n"
     "local ttl = tonumber(ARGV[3])\n"
-    "local a = 5\n"
+    "local nf = tonumber(ARGV[5])\n"
+    "local F = {unpack(ARGV, 6, 5 + nf)}\n"
+    "local band, bit_of = bit.band, {}\n"
+    "for f = 1, nf do bit_of[f] = 2 ^ (f - 1) end\n"
+    "local sets_of, dels_of = 2 ^ nf - 1, (2 ^ nf - 1) * 2 ^ nf\n"
+    "local ERASE, PERSIST = 2 ^ 20, 2 ^ 21\n"
+    "local a = 6 + nf\n"
     "for i = 1, n do\n"
     "  local k = KEYS[2 + i]\n"
-    "  local mode = ARGV[a]\n"
-    "  if mode == 'e' then redis.call('DEL', k) end\n"
-    "  local sets = tonumber(ARGV[a + 1])\n"
-    "  a = a + 2\n"
-    "  if sets > 0 then redis.call('HSET', k, unpack(ARGV, a, a + 2 * sets - 1)) end\n"
-    "  a = a + 2 * sets\n"
-    "  local dels = tonumber(ARGV[a])\n"
-    "  if dels > 0 then redis.call('HDEL', k, unpack(ARGV, a + 1, a + dels)) end\n"
-    "  a = a + 1 + dels\n"
-    "  if sets > 0 then\n"
+    "  local shape = tonumber(ARGV[a])\n"
+    "  a = a + 1\n"
+    "  if shape == 15 then\n"
+    "    redis.call('HSET', k, F[1], ARGV[a], F[2], ARGV[a + 1], F[3], ARGV[a + 2], F[4],"
+    " ARGV[a + 3])\n"
+    "    a = a + 4\n"
+    "  else\n"
+    "    if band(shape, ERASE) ~= 0 then redis.call('DEL', k) end\n"
+    "    if band(shape, sets_of) ~= 0 then\n"
+    "      local args = {}\n"
+    "      for f = 1, nf do\n"
+    "        if band(shape, bit_of[f]) ~= 0 then\n"
+    "          args[#args + 1] = F[f]\n"
+    "          args[#args + 1] = ARGV[a]\n"
+    "          a = a + 1\n"
+    "        end\n"
+    "      end\n"
+    "      redis.call('HSET', k, unpack(args))\n"
+    "    end\n"
+    "    if band(shape, dels_of) ~= 0 then\n"
+    "      local args = {}\n"
+    "      for f = 1, nf do\n"
+    "        if band(shape, bit_of[f] * 2 ^ nf) ~= 0 then args[#args + 1] = F[f] end\n"
+    "      end\n"
+    "      redis.call('HDEL', k, unpack(args))\n"
+    "    end\n"
+    "  end\n"
+    "  if band(shape, sets_of) ~= 0 then\n"
     "    if ttl > 0 then redis.call('PEXPIRE', k, ttl)\n"
-    "    elseif mode == 'p' then redis.call('PERSIST', k) end\n"
+    "    elseif band(shape, PERSIST) ~= 0 then redis.call('PERSIST', k) end\n"
     "  end\n"
     "end\n"
     "while a < #ARGV do\n"
@@ -139,16 +163,13 @@ static int build_one(const store_steps_t *ss, redis_argv_t *b, const store_step_
     if ((st->expected_checkpoint >= 0 ? redis_argv_add_int(b, st->expected_checkpoint)
                                       : redis_argv_add(b, "", 0)) ||
         redis_argv_add_int(b, st->next_offset) || redis_argv_add_int(b, ttl_ms) ||
-        redis_argv_add_int(b, (int64_t)st->user_count))
+        redis_argv_add_int(b, (int64_t)st->user_count) ||
+        redis_argv_add_int(b, USER_HASH_FIELD_COUNT) || user_hash_add_field_names(b))
         return -1;
     for (size_t k = 0; k < st->user_count; k++) {
         cache_entry_t *e = st->users[k];
-        int erased = (e->flags & CACHE_ENTRY_ERASED) != 0;
-        int persist = ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
-        if (redis_argv_add(b, erased ? "e" : persist ? "p" : "0", 1) != 0) return -1;
-        if (erased && e->state.count == 0 ? redis_argv_add_int(b, 0) || redis_argv_add_int(b, 0)
-                                          : user_hash_add_fields(b, e) != 0)
-            return -1;
+        bool drop_ttl = ttl_ms <= 0 && (e->flags & CACHE_ENTRY_REDIS_TTL);
+        if (user_hash_add_fields(b, e, drop_ttl) != 0) return -1;
     }
     for (size_t k = 0; k < st->alert_count; k++)
         if (redis_argv_add(b, st->alerts[k].id, strlen(st->alerts[k].id)) ||

@@ -8,6 +8,8 @@
 
 enum { F_PREV, F_CUM, F_COUNT, F_ET, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, F_INST,
        USER_FIELD_COUNT };
+_Static_assert(USER_FIELD_COUNT == USER_HASH_FIELD_COUNT, "user_hash.h's count is the table's");
+_Static_assert((1 << (2 * USER_FIELD_COUNT)) <= USER_HASH_ERASE, "a shape's bits do not overlap");
 #define FIRST_RULE_FIELD F_CL
 static const char *const USER_FIELDS[USER_FIELD_COUNT] = {
     "prev", "cum", "count", "et", "cl", "stl", "avgn", "avgs", "vel", "inst"};
@@ -187,15 +189,33 @@ static int parse_instances(const redisReply *r, rule_state_t *rs) {
     return 0;
 }
 
+/* The field of the table that name is, or -1. */
+static int field_of(const char *name, size_t len) {
+    for (int f = 0; f < USER_FIELD_COUNT; f++)
+        if (strlen(USER_FIELDS[f]) == len && memcmp(USER_FIELDS[f], name, len) == 0) return f;
+    return -1;
+}
+
 int user_hash_parse(const redisReply *hash, const redisReply *pttl, stored_user_t *out) {
-    redisReply *const *f = hash->element;
+    static const redisReply nil = {.type = REDIS_REPLY_NIL};
+    const redisReply *f[USER_FIELD_COUNT];
     rule_state_t rs = {0};
     int64_t count = 0, average_n = 0;
     memset(out, 0, sizeof(*out));
     out->ttl_left_ms = pttl->type == REDIS_REPLY_INTEGER && pttl->integer >= 0 ? pttl->integer
                                                                              : -1;
-    int bad = hash->type != REDIS_REPLY_ARRAY || hash->elements != USER_FIELD_COUNT ||
+    int bad = hash->type != REDIS_REPLY_ARRAY || hash->elements % 2 != 0 ||
               pttl->type != REDIS_REPLY_INTEGER;
+    for (int i = 0; i < USER_FIELD_COUNT; i++) f[i] = &nil;
+    for (size_t i = 0; !bad && i < hash->elements; i += 2) {
+        const redisReply *name = hash->element[i];
+        if (name->type != REDIS_REPLY_STRING) {
+            bad = 1;
+            break;
+        }
+        int field = field_of(name->str, name->len);
+        if (field >= 0) f[field] = hash->element[i + 1];
+    }
     bad = bad || parse_decimal_field(f[F_PREV], &out->state.prev) ||
           parse_decimal_field(f[F_CUM], &out->state.cum) ||
           parse_int_field(f[F_COUNT], 0, INT64_MAX, &count) ||
@@ -328,48 +348,48 @@ static bool has_instances(const rule_state_t *rs) {
     return false;
 }
 
-static int add_field_name(redis_argv_t *b, int field) {
-    return redis_argv_add(b, USER_FIELDS[field], strlen(USER_FIELDS[field]));
-}
-
-int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e) {
+int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e, bool drop_ttl) {
     const user_state_t *state = &e->state;
     static const rule_state_t none;
     const rule_state_t *rs = state->rules ? state->rules : &none;
+    bool erased = (e->flags & CACHE_ENTRY_ERASED) != 0;
+    bool writes = !erased || state->count != 0;
     bool present[USER_FIELD_COUNT] = {
-        [F_PREV] = true, [F_CUM] = true, [F_COUNT] = true, [F_ET] = true,
-        [F_CL] = rs->cumulative_alerted != 0, [F_STL] = rs->small_at_ms != 0,
-        [F_AVGN] = rs->average_n != 0, [F_AVGS] = rs->average_n != 0,
-        [F_VEL] = rs->velocity_len != 0, [F_INST] = has_instances(rs),
+        [F_PREV] = writes, [F_CUM] = writes, [F_COUNT] = writes, [F_ET] = writes,
+        [F_CL] = writes && rs->cumulative_alerted != 0,
+        [F_STL] = writes && rs->small_at_ms != 0,
+        [F_AVGN] = writes && rs->average_n != 0, [F_AVGS] = writes && rs->average_n != 0,
+        [F_VEL] = writes && rs->velocity_len != 0, [F_INST] = writes && has_instances(rs),
     };
-    size_t sets = 0, dels = 0;
+    /* After an erasure the hash is gone: nothing is left to delete. */
+    bool may_hold = !erased && (e->flags & CACHE_ENTRY_RULE_FIELDS);
+    int32_t shape = (erased ? USER_HASH_ERASE : 0) | (drop_ttl && !erased ? USER_HASH_PERSIST : 0);
+    bool rule_fields = false;
     for (int f = 0; f < USER_FIELD_COUNT; f++) {
-        sets += present[f];
-        dels += !present[f] && (e->flags & CACHE_ENTRY_RULE_FIELDS);
+        if (present[f]) shape |= 1 << f;
+        else if (f >= FIRST_RULE_FIELD && may_hold) shape |= 1 << (USER_FIELD_COUNT + f);
+        rule_fields |= f >= FIRST_RULE_FIELD && present[f];
     }
-    if (redis_argv_add_int(b, (int64_t)sets)) return -1;
+    if (redis_argv_add_int(b, shape)) return -1;
     for (int f = 0; f < USER_FIELD_COUNT; f++) {
         if (!present[f]) continue;
-        int rc = add_field_name(b, f);
+        int rc = 0;
         switch (f) {
-        case F_PREV: rc = rc || redis_argv_add_decimal(b, state->prev); break;
-        case F_CUM: rc = rc || redis_argv_add_decimal(b, state->cum); break;
-        case F_COUNT: rc = rc || redis_argv_add_int(b, state->count); break;
-        case F_ET: rc = rc || redis_argv_add_int(b, state->event_ms); break;
-        case F_CL: rc = rc || redis_argv_add_decimal(b, rs->cumulative_alerted); break;
-        case F_STL: rc = rc || redis_argv_add_int(b, rs->small_at_ms); break;
-        case F_AVGN: rc = rc || redis_argv_add_int(b, rs->average_n); break;
-        case F_AVGS: rc = rc || redis_argv_add_decimal(b, rs->average_sum); break;
-        case F_VEL: rc = rc || add_velocity(b, rs); break;
-        case F_INST: rc = rc || add_instances(b, rs); break;
+        case F_PREV: rc = redis_argv_add_decimal(b, state->prev); break;
+        case F_CUM: rc = redis_argv_add_decimal(b, state->cum); break;
+        case F_COUNT: rc = redis_argv_add_int(b, state->count); break;
+        case F_ET: rc = redis_argv_add_int(b, state->event_ms); break;
+        case F_CL: rc = redis_argv_add_decimal(b, rs->cumulative_alerted); break;
+        case F_STL: rc = redis_argv_add_int(b, rs->small_at_ms); break;
+        case F_AVGN: rc = redis_argv_add_int(b, rs->average_n); break;
+        case F_AVGS: rc = redis_argv_add_decimal(b, rs->average_sum); break;
+        case F_VEL: rc = add_velocity(b, rs); break;
+        case F_INST: rc = add_instances(b, rs); break;
         }
         if (rc) return -1;
     }
-    if (redis_argv_add_int(b, (int64_t)dels)) return -1;
-    for (int f = FIRST_RULE_FIELD; f < USER_FIELD_COUNT && dels; f++)
-        if (!present[f] && add_field_name(b, f)) return -1;
     /* What is written now is all the hash will hold. */
-    if (sets > FIRST_RULE_FIELD) e->flags |= CACHE_ENTRY_RULE_FIELDS;
+    if (rule_fields) e->flags |= CACHE_ENTRY_RULE_FIELDS;
     else e->flags &= (uint8_t)~CACHE_ENTRY_RULE_FIELDS;
     return 0;
 }

@@ -23,14 +23,27 @@
 
 struct redisReply;
 
-/* The arguments of HMGET that reads every field, in table order. */
+/* How many fields the table has, and their names in table order: the
+ * commit script takes them once per step, so a user's write names its
+ * fields by bit rather than by name. */
+#define USER_HASH_FIELD_COUNT 10
 int user_hash_add_field_names(redis_argv_t *b);
 
-/* The entry's fields for the commit script: how many field/value pairs to
- * set, the pairs, how many fields to delete, their names. Deletes emptied
- * rule fields when the hash may hold them (CACHE_ENTRY_RULE_FIELDS), and
- * updates that flag to what is written. 0, or -1 when out of memory. */
-int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e);
+/* A user's write for the commit script: one shape, then the values of the
+ * fields it sets, in table order. The shape's bits: field i is set (bit
+ * i), field i is deleted (bit 10 + i), the hash goes first because the
+ * user was erased (USER_HASH_ERASE), the key's TTL must go
+ * (USER_HASH_PERSIST). Why bits: names and counts per user were most of a
+ * step's arguments, and reading them most of the script's time per user.
+ *
+ * Deletes emptied rule fields when the hash may hold them
+ * (CACHE_ENTRY_RULE_FIELDS), and updates that flag to what is written. An
+ * erased user (CACHE_ENTRY_ERASED) with no payment since sets nothing: its
+ * key simply goes. drop_ttl: the key may carry a TTL that must go (the
+ * caller knows the TTL in force). 0, or -1 when out of memory. */
+#define USER_HASH_ERASE (1 << 20)
+#define USER_HASH_PERSIST (1 << 21)
+int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e, bool drop_ttl);
 
 /* What one user hash holds. state.count 0: the user has no state. */
 typedef struct stored_user {
@@ -39,9 +52,12 @@ typedef struct stored_user {
     int64_t ttl_left_ms;  /* -1: no expiry, or no key */
 } stored_user_t;
 
-/* Reads the replies of the HMGET above and of PTTL on the same key. 0, or
- * -1 when Redis holds something this service did not write: state that
- * cannot be read must not be silently reset. */
+/* Reads the replies of HGETALL and of PTTL on the same key. Fields this
+ * service does not know are passed over. 0, or -1 when Redis holds
+ * something this service did not write: state that cannot be read must
+ * not be silently reset. HGETALL, not HMGET of the ten names: a miss costs
+ * Redis a third as much (0.8 against 2.1 us of its CPU per key, measured
+ * over 200,000 absent keys), and most loads at 10^6 users are misses. */
 int user_hash_parse(const struct redisReply *hmget, const struct redisReply *pttl,
                     stored_user_t *out);
 

@@ -187,25 +187,32 @@ END_TEST
  * back by user_hash_parse() through replies built here. */
 static char *inst_field_of(cache_entry_t *e, size_t *len) {
     redis_argv_t b = {0};
-    ck_assert_int_eq(user_hash_add_fields(&b, e), 0);
+    ck_assert_int_eq(user_hash_add_fields(&b, e, false), 0);
+    /* The shape, then the values of the fields it sets in table order:
+     * inst is the last field, so its value is the last argument. */
+    char shape_text[16] = {0};
+    ck_assert_uint_lt(b.lens[0], sizeof(shape_text));
+    memcpy(shape_text, b.arena + b.offsets[0], b.lens[0]);
+    long shape = strtol(shape_text, NULL, 10);
     char *text = NULL;
-    for (size_t i = 0; i + 1 < b.count; i++)
-        if (b.lens[i] == 4 && memcmp(b.arena + b.offsets[i], "inst", 4) == 0) {
-            *len = b.lens[i + 1];
-            text = malloc(*len + 1);
-            memcpy(text, b.arena + b.offsets[i + 1], *len);
-            text[*len] = '\0';
-        }
+    if (shape & (1 << (USER_HASH_FIELD_COUNT - 1))) {
+        size_t i = b.count - 1;
+        *len = b.lens[i];
+        text = malloc(*len + 1);
+        memcpy(text, b.arena + b.offsets[i], *len);
+        text[*len] = '\0';
+    }
     redis_argv_free(&b);
     return text;
 }
 
 static int parse_inst_field(const char *text, size_t len, stored_user_t *out) {
-    redisReply nil = {.type = REDIS_REPLY_NIL}, count = {.type = REDIS_REPLY_STRING, .str = "2",
-                                                         .len = 1};
+    redisReply count_name = {.type = REDIS_REPLY_STRING, .str = "count", .len = 5};
+    redisReply count = {.type = REDIS_REPLY_STRING, .str = "2", .len = 1};
+    redisReply inst_name = {.type = REDIS_REPLY_STRING, .str = "inst", .len = 4};
     redisReply inst = {.type = REDIS_REPLY_STRING, .str = (char *)text, .len = len};
-    redisReply *fields[] = {&nil, &nil, &count, &nil, &nil, &nil, &nil, &nil, &nil, &inst};
-    redisReply hash = {.type = REDIS_REPLY_ARRAY, .elements = 10, .element = fields};
+    redisReply *fields[] = {&count_name, &count, &inst_name, &inst};
+    redisReply hash = {.type = REDIS_REPLY_ARRAY, .elements = 4, .element = fields};
     redisReply pttl = {.type = REDIS_REPLY_INTEGER, .integer = -1};
     return user_hash_parse(&hash, &pttl, out);
 }
