@@ -10,6 +10,8 @@ enum { F_PREV, F_CUM, F_COUNT, F_ET, F_CL, F_STL, F_AVGN, F_AVGS, F_VEL, F_INST,
        USER_FIELD_COUNT };
 _Static_assert(USER_FIELD_COUNT == USER_HASH_FIELD_COUNT, "user_hash.h's count is the table's");
 _Static_assert((1 << (2 * USER_FIELD_COUNT)) <= USER_HASH_ERASE, "a shape's bits do not overlap");
+_Static_assert(USER_HASH_CORE_ONLY == (1 << F_PREV | 1 << F_CUM | 1 << F_COUNT | 1 << F_ET),
+               "the core fields are the table's first four");
 #define FIRST_RULE_FIELD F_CL
 static const char *const USER_FIELDS[USER_FIELD_COUNT] = {
     "prev", "cum", "count", "et", "cl", "stl", "avgn", "avgs", "vel", "inst"};
@@ -348,6 +350,10 @@ static bool has_instances(const rule_state_t *rs) {
     return false;
 }
 
+static int add_field_name(redis_argv_t *b, int field) {
+    return redis_argv_add(b, USER_FIELDS[field], strlen(USER_FIELDS[field]));
+}
+
 int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e, bool drop_ttl) {
     const user_state_t *state = &e->state;
     static const rule_state_t none;
@@ -370,23 +376,35 @@ int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e, bool drop_ttl) {
         else if (f >= FIRST_RULE_FIELD && may_hold) shape |= 1 << (USER_FIELD_COUNT + f);
         rule_fields |= f >= FIRST_RULE_FIELD && present[f];
     }
-    if (redis_argv_add_int(b, shape)) return -1;
+    bool core_only = shape == USER_HASH_CORE_ONLY;
+    size_t sets = 0, dels = 0;
+    for (int f = 0; f < USER_FIELD_COUNT; f++) {
+        sets += (shape >> f) & 1;
+        dels += (shape >> (USER_FIELD_COUNT + f)) & 1;
+    }
+    if (redis_argv_add_int(b, shape) || (!core_only && redis_argv_add_int(b, (int64_t)sets)))
+        return -1;
     for (int f = 0; f < USER_FIELD_COUNT; f++) {
         if (!present[f]) continue;
-        int rc = 0;
+        int rc = core_only ? 0 : add_field_name(b, f);
         switch (f) {
-        case F_PREV: rc = redis_argv_add_decimal(b, state->prev); break;
-        case F_CUM: rc = redis_argv_add_decimal(b, state->cum); break;
-        case F_COUNT: rc = redis_argv_add_int(b, state->count); break;
-        case F_ET: rc = redis_argv_add_int(b, state->event_ms); break;
-        case F_CL: rc = redis_argv_add_decimal(b, rs->cumulative_alerted); break;
-        case F_STL: rc = redis_argv_add_int(b, rs->small_at_ms); break;
-        case F_AVGN: rc = redis_argv_add_int(b, rs->average_n); break;
-        case F_AVGS: rc = redis_argv_add_decimal(b, rs->average_sum); break;
-        case F_VEL: rc = add_velocity(b, rs); break;
-        case F_INST: rc = add_instances(b, rs); break;
+        case F_PREV: rc = rc || redis_argv_add_decimal(b, state->prev); break;
+        case F_CUM: rc = rc || redis_argv_add_decimal(b, state->cum); break;
+        case F_COUNT: rc = rc || redis_argv_add_int(b, state->count); break;
+        case F_ET: rc = rc || redis_argv_add_int(b, state->event_ms); break;
+        case F_CL: rc = rc || redis_argv_add_decimal(b, rs->cumulative_alerted); break;
+        case F_STL: rc = rc || redis_argv_add_int(b, rs->small_at_ms); break;
+        case F_AVGN: rc = rc || redis_argv_add_int(b, rs->average_n); break;
+        case F_AVGS: rc = rc || redis_argv_add_decimal(b, rs->average_sum); break;
+        case F_VEL: rc = rc || add_velocity(b, rs); break;
+        case F_INST: rc = rc || add_instances(b, rs); break;
         }
         if (rc) return -1;
+    }
+    if (!core_only) {
+        if (redis_argv_add_int(b, (int64_t)dels)) return -1;
+        for (int f = FIRST_RULE_FIELD; f < USER_FIELD_COUNT; f++)
+            if (((shape >> (USER_FIELD_COUNT + f)) & 1) && add_field_name(b, f)) return -1;
     }
     /* What is written now is all the hash will hold. */
     if (rule_fields) e->flags |= CACHE_ENTRY_RULE_FIELDS;

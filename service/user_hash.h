@@ -29,18 +29,23 @@ struct redisReply;
 #define USER_HASH_FIELD_COUNT 10
 int user_hash_add_field_names(redis_argv_t *b);
 
-/* A user's write for the commit script: one shape, then the values of the
- * fields it sets, in table order. The shape's bits: field i is set (bit
- * i), field i is deleted (bit 10 + i), the hash goes first because the
- * user was erased (USER_HASH_ERASE), the key's TTL must go
- * (USER_HASH_PERSIST). Why bits: names and counts per user were most of a
- * step's arguments, and reading them most of the script's time per user.
+/* A user's write for the commit script. First its shape: field i is set
+ * (bit i), field i is deleted (bit 10 + i), the hash goes first because
+ * the user was erased (USER_HASH_ERASE), the key's TTL must go
+ * (USER_HASH_PERSIST). The shape USER_HASH_CORE_ONLY (the four core
+ * fields, nothing else: nearly every user under the default rules) is
+ * followed by their four values alone, since names and counts were most
+ * of a step's arguments. Any other shape is followed by how many
+ * field/value pairs to set, the pairs, how many fields to delete, and
+ * their names, so the script's general path sends slices of its arguments
+ * as they are.
  *
  * Deletes emptied rule fields when the hash may hold them
  * (CACHE_ENTRY_RULE_FIELDS), and updates that flag to what is written. An
  * erased user (CACHE_ENTRY_ERASED) with no payment since sets nothing: its
  * key simply goes. drop_ttl: the key may carry a TTL that must go (the
  * caller knows the TTL in force). 0, or -1 when out of memory. */
+#define USER_HASH_CORE_ONLY 15
 #define USER_HASH_ERASE (1 << 20)
 #define USER_HASH_PERSIST (1 << 21)
 int user_hash_add_fields(redis_argv_t *b, cache_entry_t *e, bool drop_ttl);

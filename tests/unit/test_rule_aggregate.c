@@ -188,20 +188,14 @@ END_TEST
 static char *inst_field_of(cache_entry_t *e, size_t *len) {
     redis_argv_t b = {0};
     ck_assert_int_eq(user_hash_add_fields(&b, e, false), 0);
-    /* The shape, then the values of the fields it sets in table order:
-     * inst is the last field, so its value is the last argument. */
-    char shape_text[16] = {0};
-    ck_assert_uint_lt(b.lens[0], sizeof(shape_text));
-    memcpy(shape_text, b.arena + b.offsets[0], b.lens[0]);
-    long shape = strtol(shape_text, NULL, 10);
     char *text = NULL;
-    if (shape & (1 << (USER_HASH_FIELD_COUNT - 1))) {
-        size_t i = b.count - 1;
-        *len = b.lens[i];
-        text = malloc(*len + 1);
-        memcpy(text, b.arena + b.offsets[i], *len);
-        text[*len] = '\0';
-    }
+    for (size_t i = 0; i + 1 < b.count; i++)
+        if (b.lens[i] == 4 && memcmp(b.arena + b.offsets[i], "inst", 4) == 0) {
+            *len = b.lens[i + 1];
+            text = malloc(*len + 1);
+            memcpy(text, b.arena + b.offsets[i + 1], *len);
+            text[*len] = '\0';
+        }
     redis_argv_free(&b);
     return text;
 }

@@ -40,10 +40,10 @@ static long shape_of(cache_entry_t *e, bool drop_ttl, redis_argv_t *b) {
     return strtol(arg(b, 0), NULL, 10);
 }
 
-START_TEST(test_a_plain_payment_sets_the_four_core_fields_in_table_order) {
+START_TEST(test_a_plain_payment_sends_the_four_core_values_alone) {
     cache_entry_t *e = entry();
     redis_argv_t b = {0};
-    ck_assert_int_eq(shape_of(e, false, &b), CORE);
+    ck_assert_int_eq(shape_of(e, false, &b), USER_HASH_CORE_ONLY);
     ck_assert_uint_eq(b.count, 5);
     ck_assert_str_eq(arg(&b, 1), "5");
     ck_assert_str_eq(arg(&b, 2), "12");
@@ -61,15 +61,24 @@ START_TEST(test_emptied_rule_fields_are_deleted_only_when_the_hash_may_hold_them
     rule_state_t rs = {.cumulative_alerted = D(100), .small_at_ms = 7};
     e->state.rules = rule_state_move_to_heap(&rs);
     ck_assert_int_eq(shape_of(e, false, &b), CORE | BIT_CL | BIT_STL);
-    ck_assert_uint_eq(b.count, 7);
-    ck_assert_str_eq(arg(&b, 5), "100");
-    ck_assert_str_eq(arg(&b, 6), "7");
+    /* shape, 6 pairs by name, no deletes */
+    ck_assert_uint_eq(b.count, 1 + 1 + 12 + 1);
+    ck_assert_str_eq(arg(&b, 1), "6");
+    ck_assert_str_eq(arg(&b, 2), "prev");
+    ck_assert_str_eq(arg(&b, 10), "cl");
+    ck_assert_str_eq(arg(&b, 11), "100");
+    ck_assert_str_eq(arg(&b, 12), "stl");
+    ck_assert_str_eq(arg(&b, 13), "7");
+    ck_assert_str_eq(arg(&b, 14), "0");
     ck_assert_int_ne(e->flags & CACHE_ENTRY_RULE_FIELDS, 0);
 
     e->state.rules->small_at_ms = 0; /* emptied: stl goes, and every other rule field */
     long shape = shape_of(e, false, &b);
     ck_assert_int_eq(shape & RULE_BITS, BIT_CL);
     ck_assert_int_eq(shape >> USER_HASH_FIELD_COUNT, RULE_BITS & ~BIT_CL);
+    ck_assert_str_eq(arg(&b, 1 + 1 + 10), "5");
+    ck_assert_str_eq(arg(&b, 1 + 1 + 10 + 1), "stl");
+    ck_assert_str_eq(arg(&b, b.count - 1), "inst");
 
     user_state_reset(&e->state);
     e->state = (user_state_t){.prev = D(1), .cum = D(1), .count = 1};
@@ -85,11 +94,15 @@ START_TEST(test_an_erased_user_is_deleted_first_and_persist_is_asked_only_of_a_k
     cache_entry_t *e = entry();
     redis_argv_t b = {0};
     ck_assert_int_eq(shape_of(e, true, &b), CORE | USER_HASH_PERSIST);
+    ck_assert_str_eq(arg(&b, 1), "4"); /* not the core path: counts and names */
+    ck_assert_str_eq(arg(&b, 2), "prev");
     e->flags |= CACHE_ENTRY_ERASED | CACHE_ENTRY_RULE_FIELDS;
     ck_assert_int_eq(shape_of(e, true, &b), CORE | USER_HASH_ERASE);
     user_state_reset(&e->state); /* erased, no payment since: the key only goes */
     ck_assert_int_eq(shape_of(e, true, &b), USER_HASH_ERASE);
-    ck_assert_uint_eq(b.count, 1);
+    ck_assert_uint_eq(b.count, 3);
+    ck_assert_str_eq(arg(&b, 1), "0");
+    ck_assert_str_eq(arg(&b, 2), "0");
     redis_argv_free(&b);
     free_entry(e);
 }
@@ -143,7 +156,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("user_hash");
     TCase *tc = tcase_create("user_hash");
-    tcase_add_test(tc, test_a_plain_payment_sets_the_four_core_fields_in_table_order);
+    tcase_add_test(tc, test_a_plain_payment_sends_the_four_core_values_alone);
     tcase_add_test(tc, test_emptied_rule_fields_are_deleted_only_when_the_hash_may_hold_them);
     tcase_add_test(tc,
                    test_an_erased_user_is_deleted_first_and_persist_is_asked_only_of_a_kept_key);
