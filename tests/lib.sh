@@ -9,12 +9,16 @@ fraud_init() { # sets WORK; installs the cleanup trap
   trap fraud_cleanup EXIT
 }
 
-fraud_cleanup() {
+fraud_stop_tracked() { # newest first; a script with a real broker calls it before stopping it
   local i
   for ((i = ${#FRAUD_PIDS[@]} - 1; i >= 0; i--)); do
     kill "${FRAUD_PIDS[i]}" 2>/dev/null || true
     wait "${FRAUD_PIDS[i]}" 2>/dev/null || true
   done
+}
+
+fraud_cleanup() {
+  fraud_stop_tracked
   [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 

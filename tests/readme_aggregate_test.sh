@@ -19,7 +19,9 @@ readme_block readme-aggregate >"$work/lines"
 topics=(payments:3 fraud-alerts:1 payments-dlq:1 fraud-rules:1)
 if [ "${KAFKA:-dev}" = real ]; then
   kafka_dir="$work/kafka"
-  trap '"$root/tests/kafka/kafka.sh" stop "$kafka_dir" >/dev/null 2>&1 || true; fraud_cleanup' EXIT
+  # The service first, while the broker is up: with the broker gone its
+  # commit on revoke waits about 45 s for a coordinator.
+  trap 'fraud_stop_tracked; "$root/tests/kafka/kafka.sh" stop "$kafka_dir" >/dev/null 2>&1 || true; fraud_cleanup' EXIT
   BROKER=$("$root/tests/kafka/kafka.sh" start "$kafka_dir" "${topics[@]}")
 else
   start_dev_broker "${topics[@]}"

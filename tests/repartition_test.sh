@@ -13,7 +13,9 @@ BUILD="$(cd "${1:-$root/build}" && pwd)"
 fraud_init repartition
 work=$WORK
 kafka_dir="$work/kafka"
-trap '"$root/tests/kafka/kafka.sh" stop "$kafka_dir" >/dev/null 2>&1 || true; fraud_cleanup' EXIT
+# The service first, while the broker is up: with the broker gone its
+# commit on revoke waits about 45 s for a coordinator.
+trap 'fraud_stop_tracked; "$root/tests/kafka/kafka.sh" stop "$kafka_dir" >/dev/null 2>&1 || true; fraud_cleanup' EXIT
 
 start_redis
 BROKER=$("$root/tests/kafka/kafka.sh" start "$kafka_dir" payments:3 fraud-alerts:1 payments-dlq:1)
