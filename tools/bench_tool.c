@@ -257,6 +257,12 @@ static int append_times_put(append_times_t *t, int32_t partition, int64_t offset
     return 0;
 }
 
+static void free_append_times(append_times_t *t) {
+    if (!t) return;
+    for (int i = 0; i < APPEND_PARTITIONS_MAX; i++) free(t->at[i]);
+    free(t);
+}
+
 static long long append_time_of(const append_times_t *t, double partition, double offset) {
     if (partition < 0 || partition >= APPEND_PARTITIONS_MAX || offset < 0 ||
         offset >= (double)t->len[(int)partition])
@@ -311,18 +317,17 @@ static void print_percentiles(const char *suffix, long long *lat, long n) {
 static int run_latency(const options_t *o) {
     append_times_t *appends = o->payments ? calloc(1, sizeof(*appends)) : NULL;
     if (o->payments && (!appends || read_append_times(o, appends) != 0)) {
-        free(appends);
-        return 1;
-    }
-    rd_kafka_t *rk = client(RD_KAFKA_CONSUMER, o);
-    if (subscribe(rk, o->topic) != 0) {
-        rd_kafka_destroy(rk);
+        free_append_times(appends);
         return 1;
     }
     long long *lat = calloc((size_t)o->events, sizeof(long long));
     long long *after = calloc((size_t)o->events, sizeof(long long));
-    if (!lat || !after) {
-        rd_kafka_destroy(rk);
+    rd_kafka_t *rk = lat && after ? client(RD_KAFKA_CONSUMER, o) : NULL;
+    if (!rk || subscribe(rk, o->topic) != 0) {
+        if (rk) rd_kafka_destroy(rk);
+        free(lat);
+        free(after);
+        free_append_times(appends);
         return 1;
     }
     long seen = 0, matched = 0;
@@ -354,9 +359,7 @@ static int run_latency(const options_t *o) {
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    if (appends)
-        for (int i = 0; i < APPEND_PARTITIONS_MAX; i++) free(appends->at[i]);
-    free(appends);
+    free_append_times(appends);
     if (seen == 0) {
         fprintf(stderr, "fraud-bench: no alerts read\n");
         free(lat);
