@@ -24,8 +24,8 @@
 struct redisReply;
 
 /* How many fields the table has, and their names in table order: the
- * commit script takes them once per step, so a user's write names its
- * fields by bit rather than by name. */
+ * commit script takes them once per step, so a write of the four core
+ * fields alone (USER_HASH_CORE_ONLY below) need not name them. */
 #define USER_HASH_FIELD_COUNT 10
 int user_hash_add_field_names(redis_argv_t *b);
 
