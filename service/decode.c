@@ -181,10 +181,34 @@ static decode_reason_t decode_bare_number(const char *key, size_t key_len, const
     return take_amount_text(text, len, out, errstr, errstr_size);
 }
 
-static decode_reason_t decode_optional_fields(const cJSON *root, payment_t *out,
+/* The members a payment reads, each the first of its name, as
+ * cJSON_GetObjectItemCaseSensitive would find it; one walk instead of one
+ * per name, whose string compares were a few percent of decoding. */
+typedef struct payment_fields {
+    const cJSON *user, *amount, *event_id, *timestamp;
+} payment_fields_t;
+
+static void find_fields(const cJSON *root, payment_fields_t *f) {
+    *f = (payment_fields_t){0};
+    for (const cJSON *m = root->child; m; m = m->next) {
+        const char *name = m->string;
+        const cJSON **slot = NULL;
+        if (!name) continue;
+        switch (name[0]) {
+        case 'u': slot = strcmp(name, "user_id") == 0 ? &f->user : NULL; break;
+        case 'a': slot = strcmp(name, "amount") == 0 ? &f->amount : NULL; break;
+        case 'e': slot = strcmp(name, "event_id") == 0 ? &f->event_id : NULL; break;
+        case 't': slot = strcmp(name, "timestamp") == 0 ? &f->timestamp : NULL; break;
+        default: break;
+        }
+        if (slot && !*slot) *slot = m;
+    }
+}
+
+static decode_reason_t decode_optional_fields(const payment_fields_t *f, payment_t *out,
                                               char *errstr, size_t errstr_size) {
-    const cJSON *event_id = cJSON_GetObjectItemCaseSensitive(root, "event_id");
-    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
+    const cJSON *event_id = f->event_id;
+    const cJSON *ts = f->timestamp;
 
     if (event_id && !cJSON_IsNull(event_id)) {
         if (cJSON_IsString(event_id)) {
@@ -218,8 +242,9 @@ static decode_reason_t decode_optional_fields(const cJSON *root, payment_t *out,
 static decode_reason_t decode_object(const char *key, size_t key_len, const cJSON *root,
                                      const decode_limits_t *limits, payment_t *out,
                                      char *errstr, size_t errstr_size) {
-    const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user_id");
-    const cJSON *amount = cJSON_GetObjectItemCaseSensitive(root, "amount");
+    payment_fields_t fields;
+    find_fields(root, &fields);
+    const cJSON *user = fields.user, *amount = fields.amount;
     decode_reason_t r;
 
     if (user && !cJSON_IsNull(user)) {
@@ -260,7 +285,7 @@ static decode_reason_t decode_object(const char *key, size_t key_len, const cJSO
                    "amount: expected a number or a numeric string");
     }
     if (r != DECODE_OK) return r;
-    return decode_optional_fields(root, out, errstr, errstr_size);
+    return decode_optional_fields(&fields, out, errstr, errstr_size);
 }
 
 /* What cJSON accepts but RFC 8259 does not, or what its NUL-terminated
@@ -272,35 +297,54 @@ static bool is_number_char(char c) {
     return (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.' || c == 'e' || c == 'E';
 }
 
+/* The bytes check_json_text() stops at; every other byte is passed over
+ * with one table look-up (the scan was about 7% of decoding, byte by byte
+ * with a test per case). */
+enum { STOP_IN_STRING = 1, STOP_OUTSIDE = 2 };
+static const unsigned char JSON_TEXT_STOPS[256] = {
+    ['\0'] = STOP_IN_STRING | STOP_OUTSIDE, ['"'] = STOP_IN_STRING | STOP_OUTSIDE,
+    ['\\'] = STOP_IN_STRING, ['-'] = STOP_OUTSIDE, ['0'] = STOP_OUTSIDE, ['1'] = STOP_OUTSIDE,
+    ['2'] = STOP_OUTSIDE, ['3'] = STOP_OUTSIDE, ['4'] = STOP_OUTSIDE, ['5'] = STOP_OUTSIDE,
+    ['6'] = STOP_OUTSIDE, ['7'] = STOP_OUTSIDE, ['8'] = STOP_OUTSIDE, ['9'] = STOP_OUTSIDE,
+};
+
+static size_t skip_to_stop(const char *text, size_t i, size_t len, unsigned char stops) {
+    while (i < len && !(JSON_TEXT_STOPS[(unsigned char)text[i]] & stops)) i++;
+    return i;
+}
+
 static decode_reason_t check_json_text(const char *text, size_t len, char *errstr,
                                        size_t errstr_size) {
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    while ((i = skip_to_stop(text, i, len, STOP_OUTSIDE)) < len) {
         char c = text[i];
         if (c == '\0')
             return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
                           "a raw NUL byte at byte %zu", i);
-        if (in_string) {
-            if (c == '"') {
-                in_string = false;
-            } else if (c == '\\') {
+        if (c == '"') {
+            for (i++; (i = skip_to_stop(text, i, len, STOP_IN_STRING)) < len;) {
+                c = text[i];
+                if (c == '\0')
+                    return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
+                                  "a raw NUL byte at byte %zu", i);
+                if (c == '"') break;
+                /* A backslash: \uXXXX's digits hold no backslash, and the
+                 * escaped character is never a string's end. */
                 if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
                     return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
                                   "a string holds an escaped NUL (\\u0000) at byte %zu", i);
-                i++; /* the escaped character; \uXXXX's digits hold no backslash */
+                i += 2;
             }
+            i++; /* past the closing quote */
             continue;
         }
-        if (c == '"') {
-            in_string = true;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t start = i;
-            while (i + 1 < len && is_number_char(text[i + 1])) i++;
-            if (!is_json_number(text + start, i + 1 - start))
-                return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
-                              "the number at byte %zu is not JSON (RFC 8259: no leading zeros, "
-                              "digits on both sides of the point)", start);
-        }
+        size_t start = i; /* '-' or a digit: a number */
+        while (i + 1 < len && is_number_char(text[i + 1])) i++;
+        if (!is_json_number(text + start, i + 1 - start))
+            return reject(DECODE_MALFORMED_JSON, errstr, errstr_size,
+                          "the number at byte %zu is not JSON (RFC 8259: no leading zeros, "
+                          "digits on both sides of the point)", start);
+        i++;
     }
     return DECODE_OK;
 }
@@ -361,7 +405,7 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
                                       errstr, errstr_size);
 
     const char *parse_end = NULL;
-    json_arena_begin(); /* the tree lives only until cJSON_Delete below */
+    json_arena_begin(); /* the tree lives only until json_arena_delete below */
     cJSON *root = cJSON_ParseWithLengthOpts(value, value_len, &parse_end, 0);
     if (!root) {
         json_arena_end();
@@ -383,7 +427,7 @@ decode_reason_t decode_payment(const void *key_ptr, size_t key_len, const void *
                    limits->max_json_depth);
     else if ((r = check_json_text(value, consumed, errstr, errstr_size)) == DECODE_OK)
         r = decode_object(key, key_len, root, limits, out, errstr, errstr_size);
-    cJSON_Delete(root);
+    json_arena_delete(root);
     json_arena_end();
     return r;
 }

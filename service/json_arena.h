@@ -18,7 +18,12 @@
 /* Points cJSON's hooks here. Once, before any other thread uses cJSON. */
 void json_arena_install(void);
 
+struct cJSON;
+
 void json_arena_begin(void);
+/* Frees a tree that cJSON parsed inside the current scope; outside a scope
+ * it is cJSON_Delete(). Call it before json_arena_end(). */
+void json_arena_delete(struct cJSON *tree);
 void json_arena_end(void);
 
 /* Frees the calling thread's block (at its end). */

@@ -31,6 +31,10 @@ static size_t sequence_length(const unsigned char *s, size_t len) {
 bool utf8_valid(const char *text, size_t len, size_t *bad_at) {
     const unsigned char *s = (const unsigned char *)text;
     for (size_t i = 0; i < len;) {
+        if (s[i] < 0x80) { /* ids and event ids are mostly ASCII */
+            i++;
+            continue;
+        }
         size_t n = sequence_length(s + i, len - i);
         if (n == 0) {
             if (bad_at) *bad_at = i;
