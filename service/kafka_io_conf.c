@@ -84,9 +84,14 @@ static const char *const CONSUMER_CHOICES[][2] = {
      * bound below decide instead, which doubled the rate on a backlog
      * (README, Performance). Users can lower either. */
     {"queued.min.messages", "1000000"},
-    /* The bound: 16 MB of payloads in the one consumer queue, plus what
-     * fetches in flight bring (fetch.message.max.bytes per partition). */
-    {"queued.max.messages.kbytes", "16384"},
+    /* The bound: 32 MB of payloads in the one consumer queue, plus what
+     * fetches in flight bring (fetch.message.max.bytes per partition).
+     * librdkafka 2.0 stops fetching for up to a second once the queue
+     * reaches it (fetch.queue.backoff.ms came in 2.2), so the queue must
+     * hold about a second of work: with 16 MB the consumer thread waited
+     * 100-300 ms at a time on an empty queue while a backlog waited in
+     * Kafka (README, Defaults and their trade-offs). */
+    {"queued.max.messages.kbytes", "32768"},
     /* Small requests must not wait for the peer's delayed ACK (40 ms). */
     {"socket.nagle.disable", "true"},
 };

@@ -93,7 +93,7 @@ static rd_kafka_t *client(rd_kafka_type_t type, const options_t *o) {
         rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
         rd_kafka_conf_set(conf, "enable.partition.eof", "false", NULL, 0);
         rd_kafka_conf_set(conf, "queued.min.messages", "1000000", NULL, 0);
-        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", NULL, 0);
+        rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "32768", NULL, 0);
     }
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof(errstr));
     if (!rk) {
