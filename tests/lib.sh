@@ -24,12 +24,12 @@ fraud_cleanup() {
 
 fraud_track() { FRAUD_PIDS+=("$1"); }
 
-free_port() { # a loopback port nobody answers on
-  local port
+free_port() { # [below] -> a loopback port nobody answers on, in 20000..below-1 (32000)
+  local port below=${1:-32000}
   for _ in $(seq 50); do
     # Below the ephemeral range (32768-), where client sockets of the same
     # machine could already hold the port.
-    port=$(( 20000 + RANDOM % 12000 ))
+    port=$(( 20000 + RANDOM % (below - 20000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
   done
   echo "no free port found" >&2
@@ -66,7 +66,11 @@ start_redis_cluster() { # masters -> sets CLUSTER_PORTS (array) and CLUSTER_URL
   local i port dir nodes=()
   CLUSTER_PORTS=()
   for ((i = 0; i < $1; i++)); do
-    port=$(free_port) # below 32000, so the bus port (+10000) is in range too
+    # Its cluster bus listens on port + 10000, which must stay below the
+    # ephemeral range too, where a client socket could hold it; and no two
+    # nodes on one port.
+    port=$(free_port 22768)
+    while [[ " ${CLUSTER_PORTS[*]} " == *" $port "* ]]; do port=$(free_port 22768); done
     dir="$WORK/cluster-$i"; mkdir -p "$dir"
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
       --cluster-enabled yes --cluster-node-timeout 2000 >"$dir/redis.log" 2>&1 &
