@@ -328,8 +328,8 @@ static decode_reason_t check_json_text(const char *text, size_t len, char *errst
                     return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
                                   "a raw NUL byte at byte %zu", i);
                 if (c == '"') break;
-                /* A backslash: \uXXXX's digits hold no backslash, and the
-                 * escaped character is never a string's end. */
+                /* A backslash: the four hex digits after \u hold none, and
+                 * the escaped character is never a string's end. */
                 if (i + 5 < len && text[i + 1] == 'u' && memcmp(text + i + 2, "0000", 4) == 0)
                     return reject(DECODE_NUL_CHARACTER, errstr, errstr_size,
                                   "a string holds an escaped NUL (\\u0000) at byte %zu", i);
